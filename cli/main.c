@@ -1,0 +1,314 @@
+/* main.c: the mvm executable, and the composition root: it turns options into a VM, attaches
+ * the devices in a visible order, runs the guest and maps how it stopped to an exit status. */
+#define pr_fmt(fmt) fmt
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "boot/boot.h"
+#include "console.h"
+#include "core/layout.h"
+#include "core/loop.h"
+#include "dev/legacy.h"
+#include "dev/uart8250.h"
+#include "file.h"
+#include "kvm/vm.h"
+#include "options.h"
+#include "term.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Everything one running machine owns, torn down in reverse order. */
+struct machine {
+	struct vm vm;
+	struct loop loop;
+	struct uart8250 uart;
+	struct console_fd_sink out;
+	struct console_input in;
+	struct i8042 i8042;
+	struct debug_exit debug_exit;
+	struct cmos cmos;
+	int console_fd;
+	int signal_fd;
+	struct signalfd_siginfo siginfo;
+	struct loop_op signal_op;
+};
+
+static void arm_signal(struct machine *m);
+
+static void signal_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct machine *m = container_of(op, struct machine, signal_op);
+
+	if (res == (int)sizeof(m->siginfo)) {
+		pr_info("stopping on signal %u", m->siginfo.ssi_signo);
+		stop_request(&m->vm.stop, STOP_SIGNAL, (int)m->siginfo.ssi_signo);
+		return;
+	}
+	arm_signal(m);
+}
+
+static void arm_signal(struct machine *m)
+{
+	struct io_uring_sqe *sqe = loop_sqe(&m->loop, &m->signal_op);
+
+	if (sqe)
+		io_uring_prep_read(sqe, m->signal_fd, &m->siginfo, sizeof(m->siginfo), 0);
+}
+
+/* Signals that stop the machine arrive on the I/O loop through a signalfd, so no thread is
+ * interrupted at a random point. Blocked before any thread starts, so every thread inherits
+ * the mask. */
+static int setup_signals(struct machine *m, sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+	if (pthread_sigmask(SIG_BLOCK, set, NULL))
+		return -EINVAL;
+	m->signal_fd = signalfd(-1, set, SFD_CLOEXEC);
+	if (m->signal_fd < 0) {
+		pr_err("signalfd: %s", strerror(errno));
+		return -errno;
+	}
+	/* A console whose reader went away must not kill mvm; the sink drops output instead. */
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static uint64_t host_ram_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : UINT64_MAX;
+}
+
+static int attach_devices(struct machine *m, const struct vm_config *cfg)
+{
+	struct vm *vm = &m->vm;
+	struct irq_line serial_irq = {.chip = &vm->irqchip, .gsi = LAYOUT_IRQ_SERIAL0};
+	int ret = 0;
+
+	m->console_fd = -1;
+	switch (cfg->console) {
+	case CONSOLE_STDIO:
+		console_fd_sink_init(&m->out, STDOUT_FILENO);
+		break;
+	case CONSOLE_FILE:
+		m->console_fd = open(cfg->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				     0644);
+		if (m->console_fd < 0) {
+			pr_err("console file '%s': %s", cfg->console_path, strerror(errno));
+			return -errno;
+		}
+		console_fd_sink_init(&m->out, m->console_fd);
+		break;
+	case CONSOLE_NONE:
+		break;
+	}
+	uart8250_init(&m->uart, serial_irq, cfg->console == CONSOLE_NONE ? NULL : &m->out.sink);
+	m->i8042.stop = &vm->stop;
+	m->debug_exit.stop = &vm->stop;
+	cmos_init(&m->cmos);
+
+	/* Port I/O map: the legacy PC devices Linux and the test guests touch. The PIC, PIT
+	 * and speaker port are KVM's in-kernel devices. */
+	ret |= bus_register(&vm->pio, 0x3f8, UART_PORTS, &uart8250_ops, &m->uart, "ttyS0");
+	ret |= bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &m->i8042, "i8042");
+	ret |= bus_register(&vm->pio, I8042_COMMAND_PORT, 1, &i8042_command_ops, &m->i8042,
+			    "i8042");
+	ret |= bus_register(&vm->pio, CMOS_PORT, 2, &cmos_ops, &m->cmos, "cmos");
+	ret |= bus_register(&vm->pio, POST_PORT, 1, &sink_ops, NULL, "post");
+	ret |= bus_register(&vm->pio, DEBUG_EXIT_PORT, 4, &debug_exit_ops, &m->debug_exit,
+			    "debug-exit");
+	if (ret) {
+		pr_err("device port ranges overlap");
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* Loads kernel and initrd into guest memory; (*cpu) receives the entry state. Every failure
+ * here is about the user's files. */
+static int load_guest(struct machine *m, const struct vm_config *cfg, struct boot_cpu *cpu)
+{
+	struct mapped_file kernel, initrd = {0};
+	struct boot_input in;
+	int ret;
+
+	ret = file_map(&kernel, cfg->kernel, "kernel", cfg->mem);
+	if (ret)
+		return ret;
+	if (cfg->initrd) {
+		ret = file_map(&initrd, cfg->initrd, "initrd", cfg->mem);
+		if (ret)
+			goto out;
+	}
+	in = (struct boot_input){
+		.kernel = kernel.data,
+		.kernel_len = kernel.len,
+		.initrd = initrd.data,
+		.initrd_len = initrd.len,
+		.cmdline = cfg->cmdline,
+		.map = &m->vm.map,
+		.ncpus = cfg->cpus,
+	};
+	ret = boot_load(&m->vm.mem, &in, cpu);
+out:
+	file_unmap(&initrd);
+	file_unmap(&kernel);
+	return ret;
+}
+
+/* How the machine stopped, as the process's exit status (options.h documents them). */
+static int exit_status(const struct machine *m)
+{
+	enum stop_reason r = stop_reason(&m->vm.stop);
+
+	switch (r) {
+	case STOP_GUEST_EXIT: return m->vm.stop.status;
+	case STOP_RESET:
+	case STOP_POWEROFF:
+	case STOP_USER: return MVM_EXIT_OK;
+	case STOP_SIGNAL: return 128 + m->vm.stop.status;
+	case STOP_CRASH: return MVM_EXIT_CRASH;
+	case STOP_UNHANDLED: return MVM_EXIT_UNHANDLED;
+	default: return MVM_EXIT_VMM;
+	}
+}
+
+/* Checks the input files before any VM exists, so a typo costs nothing. */
+static int check_inputs(const struct vm_config *cfg)
+{
+	struct mapped_file kernel;
+	enum boot_kind kind;
+	int ret;
+
+	if (cfg->mem > host_ram_bytes()) {
+		pr_err("--mem: %llu MiB is more than this host's %llu MiB of RAM",
+		       (unsigned long long)(cfg->mem >> 20),
+		       (unsigned long long)(host_ram_bytes() >> 20));
+		return -EINVAL;
+	}
+	ret = file_map(&kernel, cfg->kernel, "kernel", cfg->mem);
+	if (ret)
+		return ret;
+	ret = boot_detect(kernel.data, kernel.len, &kind);
+	if (ret)
+		pr_err("kernel '%s' is neither a Linux bzImage (no \"HdrS\" boot header) nor a "
+		       "PVH ELF (no ELF header with a Xen PHYS32_ENTRY note)", cfg->kernel);
+	file_unmap(&kernel);
+	if (!ret && cfg->initrd && access(cfg->initrd, R_OK) < 0) {
+		ret = -errno;
+		pr_err("initrd '%s': %s", cfg->initrd, strerror(errno));
+	}
+	return ret;
+}
+
+static int run(const struct vm_config *cfg)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	struct boot_cpu cpu;
+	sigset_t sigs;
+	int ret, status = MVM_EXIT_VMM;
+
+	if (!m)
+		return MVM_EXIT_VMM;
+	if (check_inputs(cfg)) {
+		free(m);
+		return MVM_EXIT_USAGE;
+	}
+	if (setup_signals(m, &sigs))
+		goto out_free;
+	if (vm_create(&m->vm, cfg->mem, cfg->cpus))
+		goto out_signal;
+	pr_info("KVM backend %s, %u vCPU(s), %llu MiB", kvm_backend_name(m->vm.backend), cfg->cpus,
+		(unsigned long long)(cfg->mem >> 20));
+	if (loop_init(&m->loop, 64))
+		goto out_vm;
+	ret = attach_devices(m, cfg);
+	if (ret) {
+		/* The only input-dependent failure here is the console file. */
+		status = cfg->console == CONSOLE_FILE && m->console_fd < 0 ? MVM_EXIT_USAGE
+									   : MVM_EXIT_VMM;
+		goto out_loop;
+	}
+	if (load_guest(m, cfg, &cpu)) {
+		status = MVM_EXIT_USAGE;
+		goto out_devices;
+	}
+	if (vm_set_boot_cpu(&m->vm, &cpu))
+		goto out_devices;
+	m->signal_op.done = signal_done;
+	arm_signal(m);
+	if (cfg->console == CONSOLE_STDIO) {
+		if (console_input_init(&m->in, &m->loop, &m->uart, &m->vm.stop, STDIN_FILENO))
+			goto out_devices;
+		if (term_raw(STDIN_FILENO))
+			pr_warn("cannot put the terminal in raw mode; input is line-buffered");
+	}
+	if (loop_start(&m->loop))
+		goto out_console;
+	vm_run(&m->vm);
+	loop_join(&m->loop);
+	term_restore();
+	status = exit_status(m);
+	if (stop_reason(&m->vm.stop) != STOP_GUEST_EXIT)
+		pr_info("guest stopped: %s", stop_reason_name(stop_reason(&m->vm.stop)));
+	if (m->vm.pio.unclaimed_reads || m->vm.pio.unclaimed_writes || m->vm.mmio.unclaimed_reads ||
+	    m->vm.mmio.unclaimed_writes)
+		pr_info("unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu reads, "
+			"%llu writes",
+			(unsigned long long)m->vm.pio.unclaimed_reads,
+			(unsigned long long)m->vm.pio.unclaimed_writes,
+			(unsigned long long)m->vm.mmio.unclaimed_reads,
+			(unsigned long long)m->vm.mmio.unclaimed_writes);
+out_console:
+	if (cfg->console == CONSOLE_STDIO)
+		console_input_fini(&m->in);
+out_devices:
+	uart8250_fini(&m->uart);
+	if (m->console_fd >= 0)
+		close(m->console_fd);
+out_loop:
+	loop_fini(&m->loop);
+out_vm:
+	vm_destroy(&m->vm);
+out_signal:
+	close(m->signal_fd);
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+out_free:
+	free(m);
+	term_restore();
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct vm_config cfg;
+	char err[256];
+
+	log_init_from_env();
+	if (options_parse(argc, argv, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "mvm: %s\nTry 'mvm --help' for more information.\n", err);
+		return MVM_EXIT_USAGE;
+	}
+	switch (cfg.command) {
+	case CMD_HELP:
+		fputs(options_usage, stdout);
+		return MVM_EXIT_OK;
+	case CMD_VERSION:
+		printf("mvm %s\n", MVM_VERSION);
+		return MVM_EXIT_OK;
+	case CMD_RUN:
+		break;
+	}
+	return run(&cfg);
+}

@@ -1,0 +1,159 @@
+/* options.c: parsing of the mvm command line (kvmtool's -k -i -p -m -c, QEMU's long names). */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/layout.h"
+#include "util/size.h"
+
+const char options_usage[] =
+	"Usage: mvm run -k KERNEL [options]\n"
+	"       mvm --help | --version\n"
+	"\n"
+	"Run a virtual machine on /dev/kvm until the guest exits, resets or powers off.\n"
+	"\n"
+	"  -k, --kernel FILE     kernel: Linux bzImage, or a PVH ELF (vmlinux, test guests)\n"
+	"  -i, --initrd FILE     initial ramdisk\n"
+	"  -p, --cmdline STR     kernel command line (also --append);\n"
+	"                        default \"" MVM_DEFAULT_CMDLINE "\"\n"
+	"  -m, --mem SIZE        guest RAM, with K/M/G suffix, bare number = MiB (default 256M)\n"
+	"  -c, --cpus N          number of vCPUs, 1-64 (default 1)\n"
+	"      --console KIND    stdio (default), none, or file:PATH for the serial console\n"
+	"  -h, --help            this text\n"
+	"  -V, --version         mvm's version\n"
+	"\n"
+	"With --console stdio on a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"\n"
+	"Exit status: the guest's value written to port 0xf4 (low 8 bits); 0 after a guest reset\n"
+	"or power-off; 64 usage error or bad input file; 70 VMM failure; 80 guest crashed\n"
+	"(triple fault); 81 guest stopped on an exit mvm cannot handle; 128+N on signal N.\n";
+
+static int fail(char *err, unsigned int errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, unsigned int errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int parse_console(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	if (!strcmp(arg, "stdio")) {
+		cfg->console = CONSOLE_STDIO;
+	} else if (!strcmp(arg, "none")) {
+		cfg->console = CONSOLE_NONE;
+	} else if (!strncmp(arg, "file:", 5) && arg[5]) {
+		cfg->console = CONSOLE_FILE;
+		cfg->console_path = arg + 5;
+	} else {
+		return fail(err, errlen, "--console: '%s' is not stdio, none or file:PATH", arg);
+	}
+	return 0;
+}
+
+static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	enum { OPT_CONSOLE = 256 };
+	static const struct option longopts[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'p'},
+		{"append", required_argument, NULL, 'p'},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"console", required_argument, NULL, OPT_CONSOLE},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	uint64_t v;
+	int c, ret;
+
+	/* '+': stop at the first non-option; ':': report a missing argument as ':'. */
+	while ((c = getopt_long(argc, argv, "+:k:i:p:m:c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			cfg->kernel = optarg;
+			break;
+		case 'i':
+			cfg->initrd = optarg;
+			break;
+		case 'p':
+			cfg->cmdline = optarg;
+			break;
+		case 'm':
+			ret = parse_size(optarg, &v);
+			if (ret)
+				return fail(err, errlen, "--mem: '%s' is not a size (e.g. 256M, 2G)",
+					    optarg);
+			if (v < LAYOUT_RAM_MIN || v > LAYOUT_RAM_MAX)
+				return fail(err, errlen, "--mem: %s is outside %lluM to %lluG", optarg,
+					    LAYOUT_RAM_MIN >> 20, LAYOUT_RAM_MAX >> 30);
+			if (v & 0xfff)
+				return fail(err, errlen, "--mem: %s is not a multiple of 4K", optarg);
+			cfg->mem = v;
+			break;
+		case 'c':
+			ret = parse_uint(optarg, MVM_MAX_CPUS, &v);
+			if (ret == -EINVAL)
+				return fail(err, errlen, "--cpus: '%s' is not a number", optarg);
+			if (ret || v < 1)
+				return fail(err, errlen, "--cpus: %s is outside 1 to %d", optarg,
+					    MVM_MAX_CPUS);
+			cfg->cpus = v;
+			break;
+		case OPT_CONSOLE:
+			ret = parse_console(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
+		case 'h':
+			cfg->command = CMD_HELP;
+			return 0;
+		case ':':
+			return fail(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+	if (!cfg->kernel)
+		return fail(err, errlen, "no kernel given (-k FILE)");
+	return 0;
+}
+
+int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	*cfg = (struct vm_config){
+		.command = CMD_RUN,
+		.cmdline = MVM_DEFAULT_CMDLINE,
+		.mem = MVM_DEFAULT_MEM,
+		.cpus = 1,
+		.console = CONSOLE_STDIO,
+	};
+	err[0] = 0;
+	optind = 0; /* full reset of getopt, so tests can parse many command lines */
+	opterr = 0;
+	if (argc < 2)
+		return fail(err, errlen, "no command given (try 'mvm --help')");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		cfg->command = CMD_HELP;
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		cfg->command = CMD_VERSION;
+		return 0;
+	}
+	if (strcmp(argv[1], "run"))
+		return fail(err, errlen, "unknown command '%s' (try 'mvm --help')", argv[1]);
+	return parse_run(argc - 1, argv + 1, cfg, err, errlen);
+}

@@ -1,0 +1,46 @@
+/* options.h: the mvm command line, parsed into a struct vm_config. Pure: no I/O besides the
+ * error text it returns, so every case is unit-tested. */
+#ifndef MVM_CLI_OPTIONS_H
+#define MVM_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit statuses of the mvm process. A guest that exits through the debug-exit port chooses its
+ * own status (0-255), which can coincide with these; use a reset or power-off (status 0) or
+ * check the log when that matters. */
+#define MVM_EXIT_OK	    0
+#define MVM_EXIT_USAGE	    64	/* bad option, or an input file that is missing or malformed */
+#define MVM_EXIT_VMM	    70	/* mvm or KVM failed */
+#define MVM_EXIT_CRASH	    80	/* the guest crashed: triple fault (registers are printed) */
+#define MVM_EXIT_UNHANDLED  81	/* the guest stopped on an exit mvm cannot finish */
+/* A signal that stops mvm gives 128 + its number, as a shell reports it. */
+
+#define MVM_DEFAULT_MEM	    (256ULL << 20)
+#define MVM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+#define MVM_MAX_CPUS	    64
+
+enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
+
+enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
+
+struct vm_config {
+	enum mvm_command command;
+	const char *kernel;	/* borrowed from argv */
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem;
+	unsigned int cpus;
+	enum console_kind console;
+	const char *console_path; /* CONSOLE_FILE */
+};
+
+/* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the
+ * offending option or value. Strings in (cfg) point into argv. Resets getopt's state, so it may
+ * be called repeatedly. */
+int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen);
+
+/* The --help text. */
+extern const char options_usage[];
+
+#endif

@@ -1,0 +1,67 @@
+"""mvmtest: a small harness for tests that run the mvm binary.
+
+Exit codes follow the rest of the suite: 0 pass, 1 fail, 77 skip. With MVM_REQUIRE_KVM=1 a test
+that would skip for want of /dev/kvm fails instead, so CI cannot pass by skipping.
+"""
+import os
+import subprocess
+import sys
+
+PASS, FAIL, SKIP = 0, 1, 77
+
+
+class Result:
+    def __init__(self, status, out, err, timed_out=False):
+        self.status, self.out, self.err, self.timed_out = status, out, err, timed_out
+
+    def __repr__(self):
+        return (f"status={self.status} timed_out={self.timed_out}\n--- stdout ---\n{self.out}"
+                f"\n--- stderr ---\n{self.err}")
+
+
+def skip(why):
+    if os.environ.get("MVM_REQUIRE_KVM") == "1":
+        print(f"FAIL (skip not allowed with MVM_REQUIRE_KVM=1): {why}")
+        sys.exit(FAIL)
+    print(f"SKIP: {why}")
+    sys.exit(SKIP)
+
+
+def require_kvm():
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as e:
+        skip(f"/dev/kvm: {e.strerror}")
+
+
+def run(mvm, args, stdin=b"", timeout=60):
+    """Runs mvm with args; stdin is fed and closed. Returns a Result (strings decoded)."""
+    try:
+        p = subprocess.run([mvm] + list(args), input=stdin, capture_output=True,
+                           timeout=timeout)
+        return Result(p.returncode, p.stdout.decode(errors="replace"),
+                      p.stderr.decode(errors="replace"))
+    except subprocess.TimeoutExpired as e:
+        return Result(None, (e.stdout or b"").decode(errors="replace"),
+                      (e.stderr or b"").decode(errors="replace"), timed_out=True)
+
+
+class Checker:
+    def __init__(self, name):
+        self.name, self.failures, self.checks = name, 0, 0
+
+    def check(self, cond, what, result=None):
+        self.checks += 1
+        if not cond:
+            self.failures += 1
+            print(f"FAIL {self.name}: {what}")
+            if result is not None:
+                print(result)
+        return cond
+
+    def done(self):
+        if self.checks == 0:
+            print("no checks ran")
+            sys.exit(FAIL)
+        print(f"{self.checks} checks, {self.failures} failed")
+        sys.exit(FAIL if self.failures else PASS)

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The freestanding test guests under `mvm run`, one case per CTest test.
+
+Usage: test_guests.py MVM GUEST_DIR CASE
+Each case checks the exit status mvm documents and the guest's own PASS/FAIL report.
+"""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mvmtest  # noqa: E402
+
+MVM_EXIT_CRASH = 80
+
+
+def guest(name):
+    return os.path.join(GUEST_DIR, f"{name}.elf")
+
+
+def guest_passed(c, r, what):
+    c.check(not r.timed_out, f"{what}: finished in time", r)
+    c.check(r.status == 0, f"{what}: exit status 0 (got {r.status})", r)
+    c.check("RESULT PASS" in r.out, f"{what}: guest printed RESULT PASS", r)
+    c.check(not re.search(r"^FAIL", r.out, re.M), f"{what}: no FAIL lines", r)
+
+
+def case_hello(c):
+    r = mvmtest.run(MVM, ["run", "-k", guest("hello")])
+    guest_passed(c, r, "hello")
+    c.check("Hello from the mvm test guest" in r.out, "greeting on the console", r)
+
+
+def case_exitcode(c):
+    for code in (0, 1, 42, 255):
+        r = mvmtest.run(MVM, ["run", "-k", guest("exitcode"), "-p", f"exit={code}"])
+        c.check(r.status == code, f"exit={code} gives status {code} (got {r.status})", r)
+
+
+def case_echo(c):
+    r = mvmtest.run(MVM, ["run", "-k", guest("echo")], stdin=b"hello mvm\n")
+    guest_passed(c, r, "echo")
+    c.check("ECHO: hello mvm" in r.out, "the line typed came back", r)
+    # More than the 16-byte FIFO at once: nothing may be lost.
+    line = "the quick brown fox jumps over the lazy dog 0123456789"
+    r = mvmtest.run(MVM, ["run", "-k", guest("echo")], stdin=(line + "\n").encode())
+    c.check(f"ECHO: {line}" in r.out, "a line longer than the FIFO arrives whole", r)
+
+
+def case_escape(c):
+    # Ctrl-A x quits even though the guest waits for a line that never comes.
+    r = mvmtest.run(MVM, ["run", "-k", guest("echo")], stdin=b"abc\x01x", timeout=30)
+    c.check(not r.timed_out and r.status == 0, "Ctrl-A x quits with status 0", r)
+    c.check("ECHO:" not in r.out, "the guest never got a full line", r)
+
+
+def case_unclaimed(c):
+    r = mvmtest.run(MVM, ["run", "-k", guest("unclaimed")])
+    guest_passed(c, r, "unclaimed")
+
+
+def case_timer(c):
+    r = mvmtest.run(MVM, ["run", "-k", guest("timer")])
+    guest_passed(c, r, "timer")
+
+
+def case_smp(c):
+    for n in (1, 2, 4):
+        r = mvmtest.run(MVM, ["run", "-k", guest("smp"), "-c", str(n), "-p", f"cpus={n}"])
+        guest_passed(c, r, f"smp -c {n}")
+        c.check(f"CPUS {n}" in r.out, f"{n} vCPUs reported in", r)
+
+
+def case_memsize(c):
+    for mib, top in ((64, 64 << 20), (256, 256 << 20), (4096, (4 << 30) + (1 << 30))):
+        r = mvmtest.run(MVM, ["run", "-k", guest("memsize"), "-m", f"{mib}M",
+                              "-p", f"mem={mib}"])
+        guest_passed(c, r, f"memsize -m {mib}M")
+        m = re.search(r"MEM-TOP (0x)?([0-9a-fA-F]+)", r.out)
+        c.check(m and int(m.group(2), 16) == top,
+                f"-m {mib}M: highest RAM ends at {top:#x}", r)
+
+
+def case_triplefault(c):
+    r = mvmtest.run(MVM, ["run", "-k", guest("triplefault")])
+    c.check(r.status == MVM_EXIT_CRASH, f"status {MVM_EXIT_CRASH} (got {r.status})", r)
+    c.check("TRIPLEFAULT-NOW" in r.out, "the guest got as far as the fault", r)
+    c.check("triple-faulted" in r.err and "rip=" in r.err, "a register dump on stderr", r)
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
+    mvmtest.require_kvm()
+    checker = mvmtest.Checker(CASE)
+    CASES[CASE](checker)
+    checker.done()

@@ -1,0 +1,108 @@
+/* test_guest_mem.c: gpa_to_hva bounds, overflow and region checks; the memory map. */
+#include "core/guest_mem.h"
+#include "core/layout.h"
+#include "core/memmap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "test.h"
+
+static void test_translation(void)
+{
+	struct guest_mem mem;
+	uint8_t *low = aligned_alloc(4096, 0x10000), *high = aligned_alloc(4096, 0x4000);
+
+	guest_mem_init(&mem);
+	CHECK_EQ(guest_mem_add(&mem, 0, 0x10000, low), 0);
+	CHECK_EQ(guest_mem_add(&mem, 0x100000, 0x4000, high), 0);
+	/* Overlapping, unaligned and wrapping regions are refused. */
+	CHECK_EQ(guest_mem_add(&mem, 0xf000, 0x2000, high), -EINVAL);
+	CHECK_EQ(guest_mem_add(&mem, 0x200001, 0x1000, high), -EINVAL);
+	CHECK_EQ(guest_mem_add(&mem, UINT64_MAX & ~0xfffULL, 0x2000, high), -EINVAL);
+	CHECK_EQ(guest_mem_add(&mem, 0x300000, 0, high), -EINVAL);
+
+	CHECK(gpa_to_hva(&mem, 0, 1) == low);
+	CHECK(gpa_to_hva(&mem, 0xffff, 1) == low + 0xffff);
+	CHECK(gpa_to_hva(&mem, 0, 0x10000) == low);
+	CHECK(gpa_to_hva(&mem, 0, 0x10001) == NULL);	/* one past the end */
+	CHECK(gpa_to_hva(&mem, 0xfff0, 0x20) == NULL);	/* straddles the end */
+	CHECK(gpa_to_hva(&mem, 0x10000, 1) == NULL);	/* the gap */
+	CHECK(gpa_to_hva(&mem, 0xfffff, 2) == NULL);	/* straddles into the next region */
+	CHECK(gpa_to_hva(&mem, 0x100000, 0x4000) == high);
+	CHECK(gpa_to_hva(&mem, 0x103fff, 1) == high + 0x3fff);
+	/* Lengths and addresses that would wrap. */
+	CHECK(gpa_to_hva(&mem, 0x10, UINT64_MAX) == NULL);
+	CHECK(gpa_to_hva(&mem, UINT64_MAX, 2) == NULL);
+	CHECK(gpa_to_hva(&mem, UINT64_MAX - 0xf, 0x20) == NULL);
+	CHECK(gpa_to_hva(&mem, 0x100000 + 0x3000, UINT64_MAX - 0x10) == NULL);
+	/* Length 0 means the byte at gpa must exist. */
+	CHECK(gpa_to_hva(&mem, 0x10000, 0) == NULL);
+	CHECK(gpa_to_hva(&mem, 0x0, 0) == low);
+
+	uint32_t v = 0x12345678, r = 0;
+	CHECK_EQ(guest_mem_write(&mem, 0xfffc, &v, 4), 0);
+	CHECK_EQ(guest_mem_read(&mem, 0xfffc, &r, 4), 0);
+	CHECK_EQ(r, v);
+	CHECK_EQ(guest_mem_write(&mem, 0xfffe, &v, 4), -EFAULT);
+	guest_mem_fini(&mem);
+	free(low);
+	free(high);
+}
+
+static void test_alloc(void)
+{
+	struct guest_mem mem;
+
+	guest_mem_init(&mem);
+	CHECK_EQ(guest_mem_alloc(&mem, 0, 1 << 20), 0);
+	uint8_t *p = gpa_to_hva(&mem, 0x1000, 8);
+	CHECK(p != NULL);
+	if (p)
+		CHECK_EQ(p[0], 0); /* anonymous memory reads as zero */
+	guest_mem_fini(&mem);
+	CHECK_EQ(mem.n, 0);
+}
+
+static void test_memmap(void)
+{
+	struct memmap map;
+	uint64_t ram = 0;
+
+	CHECK_EQ(memmap_build(0, &map), -EINVAL);
+	CHECK_EQ(memmap_build(LAYOUT_RAM_MIN - 4096, &map), -EINVAL);
+	CHECK_EQ(memmap_build(LAYOUT_RAM_MAX + 4096, &map), -EINVAL);
+	CHECK_EQ(memmap_build((256 << 20) + 1, &map), -EINVAL);
+
+	CHECK_EQ(memmap_build(256 << 20, &map), 0);
+	CHECK_EQ(map.low_ram_end, 256 << 20);
+	CHECK_EQ(map.e[0].gpa, 0);
+	CHECK_EQ(map.e[0].size, LAYOUT_EBDA);
+	CHECK_EQ(map.e[1].type, MEMMAP_RESERVED);
+	CHECK_EQ(map.e[2].gpa, 0x100000);
+	CHECK_EQ(map.e[2].gpa + map.e[2].size, 256 << 20);
+	for (unsigned int i = 0; i < map.n; i++) {
+		if (map.e[i].type == MEMMAP_RAM)
+			ram += map.e[i].size;
+		if (i)
+			CHECK(map.e[i].gpa >= map.e[i - 1].gpa + map.e[i - 1].size);
+	}
+	/* All RAM but the reserved EBDA/legacy area is usable. */
+	CHECK_EQ(ram, (256 << 20) - (0x100000 - LAYOUT_EBDA));
+
+	/* 4 GiB: 3 GiB below the hole, 1 GiB above 4 GiB. */
+	CHECK_EQ(memmap_build(4ULL << 30, &map), 0);
+	CHECK_EQ(map.low_ram_end, LAYOUT_MMIO_HOLE);
+	CHECK_EQ(map.e[map.n - 1].gpa, 4ULL << 30);
+	CHECK_EQ(map.e[map.n - 1].size, 1ULL << 30);
+	CHECK_EQ(map.e[map.n - 2].type, MEMMAP_RESERVED);
+	CHECK_EQ(map.e[map.n - 2].gpa, LAYOUT_MMIO_HOLE);
+}
+
+int main(void)
+{
+	test_translation();
+	test_alloc();
+	test_memmap();
+	return t_done();
+}

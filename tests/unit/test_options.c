@@ -1,0 +1,122 @@
+/* test_options.c: the command line, good and bad, and size parsing. */
+#include "options.h"
+
+#include <errno.h>
+#include <stdarg.h>
+
+#include "test.h"
+#include "util/size.h"
+
+static int parse(struct vm_config *cfg, char *err, const char *a0, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = "mvm";
+	va_start(ap, a0);
+	for (const char *a = a0; a; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return options_parse(argc, argv, cfg, err, 256);
+}
+
+#define P(...) parse(&cfg, err, __VA_ARGS__, NULL)
+
+int main(void)
+{
+	struct vm_config cfg;
+	char err[256];
+	uint64_t v;
+
+	/* Defaults. */
+	CHECK_EQ(P("run", "-k", "vmlinux"), 0);
+	CHECK_EQ(cfg.command, CMD_RUN);
+	CHECK_STR(cfg.kernel, "vmlinux");
+	CHECK_EQ(cfg.mem, 256ULL << 20);
+	CHECK_EQ(cfg.cpus, 1);
+	CHECK_EQ(cfg.console, CONSOLE_STDIO);
+	CHECK_STR(cfg.cmdline, MVM_DEFAULT_CMDLINE);
+	CHECK(cfg.initrd == NULL);
+
+	/* Short and long forms, QEMU's --append. */
+	CHECK_EQ(P("run", "-k", "k", "-i", "i", "-p", "console=ttyS0", "-m", "1G", "-c", "4",
+		   "--console", "none"), 0);
+	CHECK_STR(cfg.initrd, "i");
+	CHECK_STR(cfg.cmdline, "console=ttyS0");
+	CHECK_EQ(cfg.mem, 1ULL << 30);
+	CHECK_EQ(cfg.cpus, 4);
+	CHECK_EQ(cfg.console, CONSOLE_NONE);
+	CHECK_EQ(P("run", "--kernel=k", "--initrd", "i", "--append", "x y", "--mem", "512",
+		   "--cpus=2", "--console=file:/tmp/out"), 0);
+	CHECK_STR(cfg.cmdline, "x y");
+	CHECK_EQ(cfg.mem, 512ULL << 20);
+	CHECK_EQ(cfg.console, CONSOLE_FILE);
+	CHECK_STR(cfg.console_path, "/tmp/out");
+	CHECK_EQ(P("run", "-k", "k", "--cmdline", ""), 0);
+	CHECK_STR(cfg.cmdline, "");
+
+	/* Help and version. */
+	CHECK_EQ(P("--help"), 0);
+	CHECK_EQ(cfg.command, CMD_HELP);
+	CHECK_EQ(P("--version"), 0);
+	CHECK_EQ(cfg.command, CMD_VERSION);
+	CHECK_EQ(P("run", "--help"), 0);
+	CHECK_EQ(cfg.command, CMD_HELP);
+
+	/* Bad input: each gets -EINVAL and a message naming the problem. */
+	CHECK_EQ(parse(&cfg, err, NULL), -EINVAL);
+	CHECK(strstr(err, "no command"));
+	CHECK_EQ(P("start"), -EINVAL);
+	CHECK(strstr(err, "start"));
+	CHECK_EQ(P("run"), -EINVAL);
+	CHECK(strstr(err, "no kernel"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "0"), -EINVAL);
+	CHECK(strstr(err, "--mem"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "1T"), -EINVAL);
+	CHECK(strstr(err, "outside"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "lots"), -EINVAL);
+	CHECK(strstr(err, "not a size"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "1000000000000000000000G"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-m", "17000001B"), -EINVAL);
+	CHECK(strstr(err, "4K"));
+	CHECK_EQ(P("run", "-k", "k", "-c", "0"), -EINVAL);
+	CHECK(strstr(err, "--cpus"));
+	CHECK_EQ(P("run", "-k", "k", "-c", "1000"), -EINVAL);
+	CHECK(strstr(err, "outside"));
+	CHECK_EQ(P("run", "-k", "k", "-c", "-1"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-c", "two"), -EINVAL);
+	CHECK(strstr(err, "not a number"));
+	CHECK_EQ(P("run", "-k", "k", "--frobnicate"), -EINVAL);
+	CHECK(strstr(err, "--frobnicate"));
+	CHECK_EQ(P("run", "-k", "k", "-z"), -EINVAL);
+	CHECK(strstr(err, "unknown option"));
+	CHECK_EQ(P("run", "-k"), -EINVAL);
+	CHECK(strstr(err, "needs a value"));
+	CHECK_EQ(P("run", "-k", "k", "--console", "tty"), -EINVAL);
+	CHECK(strstr(err, "--console"));
+	CHECK_EQ(P("run", "-k", "k", "--console", "file:"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "extra"), -EINVAL);
+	CHECK(strstr(err, "extra"));
+
+	/* Sizes. */
+	CHECK_EQ(parse_size("256M", &v), 0);
+	CHECK_EQ(v, 256ULL << 20);
+	CHECK_EQ(parse_size("2g", &v), 0);
+	CHECK_EQ(v, 2ULL << 30);
+	CHECK_EQ(parse_size("64", &v), 0);
+	CHECK_EQ(v, 64ULL << 20);
+	CHECK_EQ(parse_size("4096B", &v), 0);
+	CHECK_EQ(v, 4096);
+	CHECK_EQ(parse_size("1GiB", &v), 0);
+	CHECK_EQ(v, 1ULL << 30);
+	CHECK_EQ(parse_size("", &v), -EINVAL);
+	CHECK_EQ(parse_size("M", &v), -EINVAL);
+	CHECK_EQ(parse_size("1.5G", &v), -EINVAL);
+	CHECK_EQ(parse_size("12Q", &v), -EINVAL);
+	CHECK_EQ(parse_size("1Mx", &v), -EINVAL);
+	CHECK_EQ(parse_size("99999999999T", &v), -ERANGE);
+	CHECK_EQ(parse_uint("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+	return t_done();
+}

@@ -1,0 +1,49 @@
+/* guest_mem.h: guest RAM regions and the one checked way to reach them from the host. */
+#ifndef MVM_CORE_GUEST_MEM_H
+#define MVM_CORE_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t gpa_t;
+
+#define GUEST_MEM_MAX_REGIONS 4
+
+struct guest_mem_region {
+	gpa_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+	bool owned; /* mapped by guest_mem_alloc(), unmapped by guest_mem_fini() */
+};
+
+struct guest_mem {
+	struct guest_mem_region r[GUEST_MEM_MAX_REGIONS];
+	unsigned int n;
+};
+
+/* Starts an empty memory (no regions). */
+void guest_mem_init(struct guest_mem *mem);
+
+/* Maps (size) bytes of anonymous, MAP_NORESERVE memory for guest range [gpa, gpa+size).
+ * Regions must not overlap and must be 4 KiB aligned. Returns 0, -EINVAL, -ENOSPC (too many
+ * regions) or the mmap error. */
+int guest_mem_alloc(struct guest_mem *mem, gpa_t gpa, uint64_t size);
+
+/* Adds a region backed by caller memory (borrowed: the caller keeps it alive and frees it).
+ * Used by unit tests to build fake guest memory. Same checks and returns as guest_mem_alloc(). */
+int guest_mem_add(struct guest_mem *mem, gpa_t gpa, uint64_t size, void *hva);
+
+/* Unmaps the regions this memory mapped. */
+void guest_mem_fini(struct guest_mem *mem);
+
+/* Host address of [gpa, gpa+len) if the whole range lies inside one region, else NULL.
+ * Overflow-safe for any (gpa, len); len 0 is treated as 1. Every guest-supplied address goes
+ * through here. Safe from any thread once setup is over (regions never change). */
+void *gpa_to_hva(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
+
+/* Copies between host buffers and guest memory; -EFAULT unless the whole range is in RAM. */
+int guest_mem_write(const struct guest_mem *mem, gpa_t gpa, const void *src, uint64_t len);
+int guest_mem_read(const struct guest_mem *mem, gpa_t gpa, void *dst, uint64_t len);
+
+#endif

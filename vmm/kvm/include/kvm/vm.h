@@ -1,0 +1,60 @@
+/* vm.h: a KVM virtual machine: /dev/kvm, the VM fd, guest RAM slots, the in-kernel irqchip and
+ * PIT, the buses its vCPUs dispatch to, and the vCPU threads. The only layer that issues KVM
+ * ioctls (with vcpu.c, cpuid.c and msr.c beside it). */
+#ifndef MVM_KVM_VM_H
+#define MVM_KVM_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/boot.h"
+#include "core/bus.h"
+#include "core/guest_mem.h"
+#include "core/irq.h"
+#include "core/memmap.h"
+#include "core/stop.h"
+
+struct vcpu;
+struct kvm_cpuid2;
+
+enum kvm_backend { KVM_BACKEND_UNKNOWN, KVM_BACKEND_VMX, KVM_BACKEND_SVM, KVM_BACKEND_PVM };
+
+#define VM_MAX_CPUS 64
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size;			/* mmap size of struct kvm_run */
+	enum kvm_backend backend;
+	struct memmap map;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct irq_chip irqchip;	/* KVM_IRQ_LINE on the in-kernel PIC/IOAPIC */
+	struct stop_ctl stop;
+	struct kvm_cpuid2 *cpuid;	/* the policy applied to every vCPU (apic ids aside) */
+	unsigned int ncpus;
+	struct vcpu *vcpus;		/* ncpus entries */
+	bool tsc_deadline;
+};
+
+/* Opens /dev/kvm, checks the API version and every capability mvm needs (one message per
+ * missing one), creates the VM with (ram_size) bytes of RAM laid out by memmap_build(), the
+ * in-kernel irqchip and PIT, and (ncpus) vCPUs with the CPUID policy and boot MSRs.
+ * Returns 0 or -errno after logging what failed. On failure nothing is left to destroy. */
+int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus);
+void vm_destroy(struct vm *vm);
+
+/* Sets the boot vCPU's registers to (cpu). The other vCPUs wait for INIT/SIPI. */
+int vm_set_boot_cpu(struct vm *vm, const struct boot_cpu *cpu);
+
+/* Runs one thread per vCPU until a stop is requested, then stops and joins them all.
+ * Returns 0 or -errno if a thread could not be started (the machine is stopped then). */
+int vm_run(struct vm *vm);
+
+/* Kicks every vCPU out of KVM_RUN. Any thread. Used as the stop_ctl kick. */
+void vm_kick_all(struct vm *vm);
+
+const char *kvm_backend_name(enum kvm_backend b);
+
+#endif

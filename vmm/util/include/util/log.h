@@ -1,0 +1,39 @@
+/* log.h: leveled, format-checked logging to stderr with a per-subsystem prefix. */
+#ifndef MVM_UTIL_LOG_H
+#define MVM_UTIL_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Messages above this level are dropped. Default LOG_WARN; MVM_LOG=debug|info|warn|err or
+ * log_set_level() change it at run time. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Reads MVM_LOG from the environment (unknown values are ignored). */
+void log_init_from_env(void);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifndef pr_fmt
+#define pr_fmt(fmt) fmt
+#endif
+
+#define pr_err(fmt, ...)   log_msg(LOG_ERR, pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_warn(fmt, ...)  log_msg(LOG_WARN, pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_info(fmt, ...)  log_msg(LOG_INFO, pr_fmt(fmt), ##__VA_ARGS__)
+#define pr_debug(fmt, ...)                                                                         \
+	do {                                                                                       \
+		if (log_get_level() >= LOG_DEBUG)                                                  \
+			log_msg(LOG_DEBUG, pr_fmt(fmt), ##__VA_ARGS__);                            \
+	} while (0)
+
+/* Logs only the first time this call site is reached: for anything a guest can trigger. */
+#define pr_warn_once(fmt, ...)                                                                     \
+	do {                                                                                       \
+		static _Atomic bool warned_;                                                       \
+		if (!__atomic_exchange_n(&warned_, true, __ATOMIC_RELAXED))                        \
+			log_msg(LOG_WARN, pr_fmt(fmt), ##__VA_ARGS__);                             \
+	} while (0)
+
+#endif

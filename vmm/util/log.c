@@ -1,0 +1,54 @@
+/* log.c: leveled logging to stderr. */
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic int current_level = LOG_WARN;
+
+void log_set_level(enum log_level level)
+{
+	atomic_store_explicit(&current_level, level, memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+	return atomic_load_explicit(&current_level, memory_order_relaxed);
+}
+
+void log_init_from_env(void)
+{
+	static const char *const names[] = {"err", "warn", "info", "debug"};
+	const char *v = getenv("MVM_LOG");
+
+	if (!v)
+		return;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(v, names[i]))
+			log_set_level(i);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const char *const tags[] = {"error", "warning", "info", "debug"};
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	if (level > log_get_level())
+		return;
+	/* One write per message, so lines from vCPU threads do not interleave. */
+	n = snprintf(buf, sizeof(buf), "mvm: %s: ", tags[level]);
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	va_end(ap);
+	n = strlen(buf);
+	if (n && buf[n - 1] != '\n') {
+		buf[n++] = '\n';
+		buf[n] = 0;
+	}
+	fputs(buf, stderr);
+}
