@@ -113,8 +113,8 @@ int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct b
 			return ret;
 		}
 		if (ret) {
-			pr_err("kernel: not a Linux bzImage (no \"HdrS\" magic at offset 0x202) and "
-			       "not a PVH ELF (%s)",
+			pr_err("kernel: not a Linux bzImage (no \"HdrS\" magic at offset 0x202)"
+			       " and not a PVH ELF (%s)",
 			       why);
 			return -ENOEXEC;
 		}

@@ -19,13 +19,13 @@
 #define BOOT_PAGE_SIZE 4096ULL
 
 /* Control register and EFER bits (Intel SDM vol. 3A, 2.5 and 2.2.1). */
-#define X86_CR0_PE	(1ULL << 0)
-#define X86_CR0_ET	(1ULL << 4)
-#define X86_CR0_PG	(1ULL << 31)
-#define X86_CR4_PAE	(1ULL << 5)
-#define X86_EFER_LME	(1ULL << 8)
-#define X86_EFER_LMA	(1ULL << 10)
-#define X86_RFLAGS_FIXED 0x2ULL	/* bit 1 always reads as one; IF, TF and VM clear */
+#define X86_CR0_PE	 (1ULL << 0)
+#define X86_CR0_ET	 (1ULL << 4)
+#define X86_CR0_PG	 (1ULL << 31)
+#define X86_CR4_PAE	 (1ULL << 5)
+#define X86_EFER_LME	 (1ULL << 8)
+#define X86_EFER_LMA	 (1ULL << 10)
+#define X86_RFLAGS_FIXED 0x2ULL /* bit 1 always reads as one; IF, TF and VM clear */
 
 /* bzimage.c. True when (data) carries the "HdrS" setup header magic at 0x202. */
 bool bzimage_probe(const uint8_t *data, size_t len);

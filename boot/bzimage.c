@@ -16,43 +16,43 @@
  * "The Real-Mode Kernel Header"). Only the fields up to init_size (protocol 2.10) are read;
  * the rest is copied as the kernel wrote it. */
 struct setup_header {
-	uint8_t setup_sects;		/* 0x1f1: 0 means 4 */
+	uint8_t setup_sects; /* 0x1f1: 0 means 4 */
 	uint16_t root_flags;
-	uint32_t syssize;		/* 0x1f4: protected-mode size in 16-byte units */
+	uint32_t syssize; /* 0x1f4: protected-mode size in 16-byte units */
 	uint16_t ram_size;
 	uint16_t vid_mode;
 	uint16_t root_dev;
-	uint16_t boot_flag;		/* 0x1fe: 0xaa55 */
-	uint16_t jump;			/* 0x200: jmp; the byte at 0x201 gives the header's end */
-	uint32_t header;		/* 0x202: "HdrS" */
-	uint16_t version;		/* 0x206 */
+	uint16_t boot_flag; /* 0x1fe: 0xaa55 */
+	uint16_t jump;	    /* 0x200: jmp; the byte at 0x201 gives the header's end */
+	uint32_t header;    /* 0x202: "HdrS" */
+	uint16_t version;   /* 0x206 */
 	uint32_t realmode_swtch;
 	uint16_t start_sys_seg;
 	uint16_t kernel_version;
-	uint8_t type_of_loader;		/* 0x210 */
-	uint8_t loadflags;		/* 0x211 */
+	uint8_t type_of_loader; /* 0x210 */
+	uint8_t loadflags;	/* 0x211 */
 	uint16_t setup_move_size;
 	uint32_t code32_start;
-	uint32_t ramdisk_image;		/* 0x218 */
-	uint32_t ramdisk_size;		/* 0x21c */
+	uint32_t ramdisk_image; /* 0x218 */
+	uint32_t ramdisk_size;	/* 0x21c */
 	uint32_t bootsect_kludge;
 	uint16_t heap_end_ptr;
 	uint8_t ext_loader_ver;
 	uint8_t ext_loader_type;
-	uint32_t cmd_line_ptr;		/* 0x228 */
-	uint32_t initrd_addr_max;	/* 0x22c */
-	uint32_t kernel_alignment;	/* 0x230 */
-	uint8_t relocatable_kernel;	/* 0x234 */
+	uint32_t cmd_line_ptr;	    /* 0x228 */
+	uint32_t initrd_addr_max;   /* 0x22c */
+	uint32_t kernel_alignment;  /* 0x230 */
+	uint8_t relocatable_kernel; /* 0x234 */
 	uint8_t min_alignment;
-	uint16_t xloadflags;		/* 0x236 */
-	uint32_t cmdline_size;		/* 0x238 */
+	uint16_t xloadflags;   /* 0x236 */
+	uint32_t cmdline_size; /* 0x238 */
 	uint32_t hardware_subarch;
 	uint64_t hardware_subarch_data;
 	uint32_t payload_offset;
 	uint32_t payload_length;
 	uint64_t setup_data;
-	uint64_t pref_address;		/* 0x258 */
-	uint32_t init_size;		/* 0x260 */
+	uint64_t pref_address; /* 0x258 */
+	uint32_t init_size;    /* 0x260 */
 } __attribute__((packed));
 
 #define HDR_OFF(f) (0x1f1 + offsetof(struct setup_header, f))
@@ -79,10 +79,10 @@ _Static_assert(sizeof(struct e820_entry) == 20, "e820 entry");
 /* struct boot_params, the zero page (Documentation/arch/x86/zero-page.rst): only what we fill. */
 struct boot_params {
 	uint8_t pad0[0x1e8];
-	uint8_t e820_entries;		/* 0x1e8 */
+	uint8_t e820_entries; /* 0x1e8 */
 	uint8_t pad1[0x1f1 - 0x1e9];
 	union {
-		struct setup_header hdr; /* 0x1f1 */
+		struct setup_header hdr;	 /* 0x1f1 */
 		uint8_t hdr_area[0x290 - 0x1f1]; /* the header may grow up to edd_mbr_sig_buffer */
 	};
 	uint8_t pad2[0x2d0 - 0x290];
@@ -106,10 +106,10 @@ _Static_assert(offsetof(struct boot_params, e820_table) == 0x2d0, "e820_table");
 
 /* What the checks decide, so that the write pass only copies. */
 struct bz_plan {
-	struct setup_header hdr;	/* read once from the file */
-	size_t hdr_end;			/* file offset where the setup header ends */
-	size_t pm_off, pm_size;		/* protected-mode part in the file */
-	uint64_t kernel_end;		/* end of what the kernel uses, decompression included */
+	struct setup_header hdr; /* read once from the file */
+	size_t hdr_end;		 /* file offset where the setup header ends */
+	size_t pm_off, pm_size;	 /* protected-mode part in the file */
+	uint64_t kernel_end;	 /* end of what the kernel uses, decompression included */
 	size_t cmdline_len;
 	gpa_t initrd_gpa;
 };
@@ -262,9 +262,10 @@ static void fill_zero_page(struct boot_params *bp, const struct boot_input *in,
 	bp->hdr = p->hdr;
 	bp->hdr.type_of_loader = LOADER_UNDEFINED;
 	bp->hdr.cmd_line_ptr = LAYOUT_CMDLINE;
-	bp->hdr.ramdisk_image = in->initrd_len ? p->initrd_gpa : 0;
-	bp->hdr.ramdisk_size = in->initrd_len;
-	bp->e820_entries = in->map->n;
+	/* All below 4 GiB and 128: plan() checked initrd_addr_max, the size and the map. */
+	bp->hdr.ramdisk_image = in->initrd_len ? (uint32_t)p->initrd_gpa : 0;
+	bp->hdr.ramdisk_size = (uint32_t)in->initrd_len;
+	bp->e820_entries = (uint8_t)in->map->n;
 	for (unsigned int i = 0; i < in->map->n; i++) {
 		bp->e820_table[i].addr = in->map->e[i].gpa;
 		bp->e820_table[i].size = in->map->e[i].size;

@@ -15,7 +15,7 @@
 /* Busy TSS (type 0xb), base 0, limit 0x67: what the PVH ABI asks for TR. In long mode the
  * descriptor takes 16 bytes; the upper half (base 63:32) is zero, which in 32-bit mode reads
  * as a null descriptor. Nothing here ever reads the TSS: the guest loads its own TR. */
-#define GDT_TSS	   0x00008b0000000067ULL
+#define GDT_TSS 0x00008b0000000067ULL
 
 _Static_assert(BOOT_SEL_CODE32 / 8 == 1 && BOOT_SEL_CODE64 / 8 == 2 && BOOT_SEL_DATA / 8 == 3 &&
 		       BOOT_SEL_TSS / 8 == 4 && BOOT_GDT_ENTRIES == 6,

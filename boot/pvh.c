@@ -96,15 +96,19 @@ static void read_phdr(const uint8_t *p, bool is64, struct elf_phdr *ph)
 		Elf64_Phdr e;
 
 		memcpy(&e, p, sizeof(e));
-		*ph = (struct elf_phdr){.type = e.p_type, .offset = e.p_offset,
-					.paddr = e.p_paddr, .filesz = e.p_filesz,
+		*ph = (struct elf_phdr){.type = e.p_type,
+					.offset = e.p_offset,
+					.paddr = e.p_paddr,
+					.filesz = e.p_filesz,
 					.memsz = e.p_memsz};
 	} else {
 		Elf32_Phdr e;
 
 		memcpy(&e, p, sizeof(e));
-		*ph = (struct elf_phdr){.type = e.p_type, .offset = e.p_offset,
-					.paddr = e.p_paddr, .filesz = e.p_filesz,
+		*ph = (struct elf_phdr){.type = e.p_type,
+					.offset = e.p_offset,
+					.paddr = e.p_paddr,
+					.filesz = e.p_filesz,
 					.memsz = e.p_memsz};
 	}
 }
@@ -137,7 +141,8 @@ static int find_entry_note(const uint8_t *n, uint64_t size, bool *found, uint32_
 			*why = "an ELF note runs past the end of its PT_NOTE segment";
 			return -EINVAL;
 		}
-		if (w[2] == XEN_ELFNOTE_PHYS32_ENTRY && w[0] == 4 && !memcmp(n + name_off, "Xen", 4)) {
+		if (w[2] == XEN_ELFNOTE_PHYS32_ENTRY && w[0] == 4 &&
+		    !memcmp(n + name_off, "Xen", 4)) {
 			if (w[1] == 4) {
 				memcpy(entry, n + desc_off, 4);
 			} else if (w[1] == 8) {
@@ -145,10 +150,11 @@ static int find_entry_note(const uint8_t *n, uint64_t size, bool *found, uint32_
 
 				memcpy(&e, n + desc_off, 8);
 				if (e > UINT32_MAX) {
-					*why = "the XEN_ELFNOTE_PHYS32_ENTRY address is above 4 GiB";
+					*why = "the XEN_ELFNOTE_PHYS32_ENTRY address is above 4 "
+					       "GiB";
 					return -EINVAL;
 				}
-				*entry = e;
+				*entry = (uint32_t)e;
 			} else {
 				*why = "the XEN_ELFNOTE_PHYS32_ENTRY note is neither 4 nor 8 bytes";
 				return -EINVAL;
@@ -182,8 +188,10 @@ static int read_ehdr(const uint8_t *d, size_t len, bool *is64, struct elf_hdr *h
 		if (len < sizeof(e))
 			goto truncated;
 		memcpy(&e, d, sizeof(e));
-		*h = (struct elf_hdr){.type = e.e_type, .machine = e.e_machine,
-				      .phentsize = e.e_phentsize, .phnum = e.e_phnum,
+		*h = (struct elf_hdr){.type = e.e_type,
+				      .machine = e.e_machine,
+				      .phentsize = e.e_phentsize,
+				      .phnum = e.e_phnum,
 				      .phoff = e.e_phoff};
 	} else {
 		Elf32_Ehdr e;
@@ -191,8 +199,10 @@ static int read_ehdr(const uint8_t *d, size_t len, bool *is64, struct elf_hdr *h
 		if (len < sizeof(e))
 			goto truncated;
 		memcpy(&e, d, sizeof(e));
-		*h = (struct elf_hdr){.type = e.e_type, .machine = e.e_machine,
-				      .phentsize = e.e_phentsize, .phnum = e.e_phnum,
+		*h = (struct elf_hdr){.type = e.e_type,
+				      .machine = e.e_machine,
+				      .phentsize = e.e_phentsize,
+				      .phnum = e.e_phnum,
 				      .phoff = e.e_phoff};
 	}
 	if (h->machine != EM_X86_64 && h->machine != EM_386) {
@@ -209,8 +219,7 @@ truncated:
 	return -EINVAL;
 }
 
-static int add_load(struct pvh_image *img, const struct elf_phdr *ph, size_t len,
-		    const char **why)
+static int add_load(struct pvh_image *img, const struct elf_phdr *ph, size_t len, const char **why)
 {
 	uint64_t end;
 
@@ -232,8 +241,8 @@ static int add_load(struct pvh_image *img, const struct elf_phdr *ph, size_t len
 		*why = "more than 16 PT_LOAD segments";
 		return -EINVAL;
 	}
-	img->seg[img->nseg++] = (struct elf_seg){.paddr = ph->paddr, .offset = ph->offset,
-						 .filesz = ph->filesz, .memsz = ph->memsz};
+	img->seg[img->nseg++] = (struct elf_seg){
+		.paddr = ph->paddr, .offset = ph->offset, .filesz = ph->filesz, .memsz = ph->memsz};
 	return 0;
 }
 

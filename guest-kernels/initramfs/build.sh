@@ -17,7 +17,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 busybox=/bin/busybox
-pkg=busybox-static
+pkg='busybox-static'
 cache_root=$(realpath -m -- "${MVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mvm}")
 
 # Applets linked into /bin. Each symlink costs guest kernel work at unpack

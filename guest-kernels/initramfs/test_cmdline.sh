@@ -18,6 +18,7 @@ expect() {
 	local cmdline=$1 want=$2 got status=0
 	# /proc/cmdline ends with a newline; keep that in the fake.
 	printf '%s\n' "$cmdline" >"$tmp/cmdline"
+	# shellcheck disable=SC2016 # $1 is expanded by the inner busybox sh
 	got=$(MVM_CMDLINE_FILE=$tmp/cmdline MVM_INIT_NO_MAIN=1 "$busybox" sh -c \
 		'. "$1" && mvm_cmdline_get mvm.run' sh "$here/init") || status=$?
 	if ((status == 1)); then

@@ -68,7 +68,7 @@ print_paths() {
 
 # Collect every missing tool so the user gets one apt-get line, not a loop.
 preflight() {
-	local missing=() tool pkgname
+	local missing=() tool
 	for tool in make:make gcc:gcc ld:binutils flex:flex bison:bison bc:bc \
 		perl:perl tar:tar xz:xz-utils lz4:lz4 sha256sum:coreutils \
 		flock:util-linux dpkg-query:dpkg; do
@@ -143,6 +143,7 @@ extract_source() {
 	log "extracting $tarball (once per package version)"
 	tar -xJf "$tarball" -C "$tmp" --strip-components=1 ||
 		die "extracting $tarball failed (disk full?)"
+	chmod 0755 "$tmp" # mktemp made it private
 	touch "$tmp/.mvm-extracted"
 	rm -rf "$src"
 	mv "$tmp" "$src"
@@ -181,7 +182,9 @@ check_config() {
 # The PVH entry point is advertised by the XEN_ELFNOTE_PHYS32_ENTRY note
 # (type 18); without it a PVH loader cannot boot vmlinux.
 check_pvh_note() {
-	readelf -n "$1" | grep -q 'Xen.*0x00000012\|XEN_ELFNOTE_PHYS32_ENTRY' ||
+	local notes
+	notes=$(LC_ALL=C readelf -n "$1")
+	grep -q 'Xen.*0x00000012\|XEN_ELFNOTE_PHYS32_ENTRY' <<<"$notes" ||
 		die "$1 has no Xen PHYS32_ENTRY (PVH) ELF note; is CONFIG_PVH set?"
 }
 
@@ -199,7 +202,7 @@ main() {
 	if ((print_only)); then
 		key=$(compute_key) || exit 1
 		out=$cache_root/linux-$key
-		[[ -e $out/.complete ]] || exit 1
+		[[ -e $out/.complete && -f $out/bzImage && -f $out/vmlinux ]] || exit 1
 		print_paths
 		exit 0
 	fi
@@ -242,7 +245,7 @@ main() {
 	check_config "$obj/.config"
 	log "config check passed (${#must_have[@]} required options)"
 
-	run_logged "compile: vmlinux bzImage (-j$(nproc), ~10 min on 2 cores)" \
+	run_logged "compile: vmlinux bzImage (-j$(nproc), ~2.5 min on 2 cores)" \
 		"${kmake[@]}" -j"$(nproc)" vmlinux bzImage
 
 	log "install: $out"

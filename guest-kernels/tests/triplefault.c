@@ -13,7 +13,7 @@ void guest_main(const struct hvm_start_info *si)
 	static const struct __attribute__((packed)) {
 		uint16_t limit;
 		uint64_t base;
-	} empty = { 0, 0 };
+	} empty = {0, 0};
 	char how[8] = "ud2";
 
 	(void)si;

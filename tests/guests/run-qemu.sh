@@ -21,9 +21,9 @@
 set -u
 
 qemu=${QEMU:-qemu-system-x86_64}
-want_exit=0 shutdown=0 need_result=1 stdin_text= have_stdin=0 append= smp=1 mem=128
+want_exit=0 shutdown=0 need_result=1 stdin_text='' have_stdin=0 append='' smp=1 mem=128
 timeout_s=30 accel=tcg
-expects= rejects=
+expects='' rejects=''
 nl='
 '
 

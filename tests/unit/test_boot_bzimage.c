@@ -92,24 +92,24 @@ static void build(uint8_t *img)
 	memset(img, 0, IMG_SZ);
 	for (int i = HDR_END; i < SETUP_SZ; i++)
 		img[i] = 0xee;
-	img[0x1f1] = 1;			     /* setup_sects */
-	wr(img + 0x1f4, PM_SZ / 16, 4);	     /* syssize */
-	wr(img + 0x1fa, 0xffff, 2);	     /* vid_mode: normal */
-	wr(img + 0x1fe, 0xaa55, 2);	     /* boot_flag */
-	img[0x200] = 0xeb;		     /* jmp */
-	img[0x201] = HDR_END - 0x202;	     /* header length */
+	img[0x1f1] = 1;			/* setup_sects */
+	wr(img + 0x1f4, PM_SZ / 16, 4); /* syssize */
+	wr(img + 0x1fa, 0xffff, 2);	/* vid_mode: normal */
+	wr(img + 0x1fe, 0xaa55, 2);	/* boot_flag */
+	img[0x200] = 0xeb;		/* jmp */
+	img[0x201] = HDR_END - 0x202;	/* header length */
 	memcpy(img + 0x202, "HdrS", 4);
-	wr(img + 0x206, 0x020f, 2);	     /* version 2.15 */
-	img[0x211] = 0x01;		     /* loadflags: LOADED_HIGH */
-	wr(img + 0x214, 0x100000, 4);	     /* code32_start */
-	wr(img + 0x22c, 0x7fffffff, 4);	     /* initrd_addr_max */
-	wr(img + 0x230, 0x200000, 4);	     /* kernel_alignment */
-	img[0x234] = 1;			     /* relocatable_kernel */
-	wr(img + 0x236, 0x3, 2);	     /* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
-	wr(img + 0x238, CMDLINE_SZ, 4);	     /* cmdline_size */
-	wr(img + 0x258, PREF_ADDR, 8);	     /* pref_address */
-	wr(img + 0x260, INIT_SIZE, 4);	     /* init_size */
-	wr(img + 0x268, 0x12345678, 4);	     /* kernel_info_offset: copied as is */
+	wr(img + 0x206, 0x020f, 2);	/* version 2.15 */
+	img[0x211] = 0x01;		/* loadflags: LOADED_HIGH */
+	wr(img + 0x214, 0x100000, 4);	/* code32_start */
+	wr(img + 0x22c, 0x7fffffff, 4); /* initrd_addr_max */
+	wr(img + 0x230, 0x200000, 4);	/* kernel_alignment */
+	img[0x234] = 1;			/* relocatable_kernel */
+	wr(img + 0x236, 0x3, 2);	/* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
+	wr(img + 0x238, CMDLINE_SZ, 4); /* cmdline_size */
+	wr(img + 0x258, PREF_ADDR, 8);	/* pref_address */
+	wr(img + 0x260, INIT_SIZE, 4);	/* init_size */
+	wr(img + 0x268, 0x12345678, 4); /* kernel_info_offset: copied as is */
 	for (int i = 0; i < PM_SZ; i++)
 		img[SETUP_SZ + i] = (uint8_t)(i * 7 + 3);
 }
@@ -117,8 +117,12 @@ static void build(uint8_t *img)
 static void input(struct boot_input *in, const uint8_t *img, size_t len, const uint8_t *initrd,
 		  size_t initrd_len, const char *cmdline)
 {
-	*in = (struct boot_input){.kernel = img, .kernel_len = len, .initrd = initrd,
-				  .initrd_len = initrd_len, .cmdline = cmdline, .map = &map,
+	*in = (struct boot_input){.kernel = img,
+				  .kernel_len = len,
+				  .initrd = initrd,
+				  .initrd_len = initrd_len,
+				  .cmdline = cmdline,
+				  .map = &map,
 				  .ncpus = 2};
 }
 
@@ -209,16 +213,16 @@ static void test_good(void)
 	CHECK_EQ(rd(zp + 0x1fe, 2), 0xaa55);
 	CHECK(!memcmp(zp + 0x202, "HdrS", 4));
 	CHECK_EQ(rd(zp + 0x206, 2), 0x020f);
-	CHECK_EQ(zp[0x210], 0xff);				/* type_of_loader */
-	CHECK_EQ(zp[0x211], 0x01);				/* loadflags */
-	CHECK_EQ(rd(zp + 0x228, 4), LAYOUT_CMDLINE);		/* cmd_line_ptr */
+	CHECK_EQ(zp[0x210], 0xff);		     /* type_of_loader */
+	CHECK_EQ(zp[0x211], 0x01);		     /* loadflags */
+	CHECK_EQ(rd(zp + 0x228, 4), LAYOUT_CMDLINE); /* cmd_line_ptr */
 	CHECK_EQ(rd(zp + 0x230, 4), 0x200000);
 	CHECK_EQ(rd(zp + 0x236, 2), 3);
 	CHECK_EQ(rd(zp + 0x258, 8), PREF_ADDR);
 	CHECK_EQ(rd(zp + 0x260, 4), INIT_SIZE);
 	CHECK_EQ(rd(zp + 0x268, 4), 0x12345678);
 	for (int i = HDR_END; i < 0x2d0; i++)
-		CHECK_EQ(zp[i], 0); /* the 0xee after the header end was not copied */
+		CHECK_EQ(zp[i], 0);	/* the 0xee after the header end was not copied */
 	CHECK_EQ(rd(zp + 0x0c0, 4), 0); /* ext_ramdisk_image */
 	CHECK_EQ(rd(zp + 0x0c8, 4), 0); /* ext_cmd_line_ptr */
 
@@ -259,8 +263,8 @@ static void test_good(void)
 		if (e != ((i << 21) | 0x83))
 			CHECK_EQ(e, (i << 21) | 0x83);
 	}
-	CHECK_EQ(rd(pt + 0x2000 + 8 * 8, 8), 0x1000083);	  /* 16 MiB */
-	CHECK_EQ(rd(pt + 0x5ff8, 8), 0xffe00083);		  /* the last 2 MiB below 4 GiB */
+	CHECK_EQ(rd(pt + 0x2000 + 8 * 8, 8), 0x1000083); /* 16 MiB */
+	CHECK_EQ(rd(pt + 0x5ff8, 8), 0xffe00083);	 /* the last 2 MiB below 4 GiB */
 
 	/* The MP table came along. */
 	CHECK(!memcmp(ram + LAYOUT_EBDA, "_MP_", 4));
@@ -455,9 +459,10 @@ static void test_not_a_kernel(void)
 
 	memset(ram, 0x3c, RAM_SIZE);
 	input(&in, (const uint8_t *)text, sizeof(text) - 1, NULL, 0, "");
-	EXPECT_FAIL(&in, -ENOEXEC, "not a Linux bzImage (no \"HdrS\" magic at offset 0x202) and "
-				   "not a PVH ELF (not an ELF64/ELF32 x86 file with a "
-				   "XEN_ELFNOTE_PHYS32_ENTRY note)");
+	EXPECT_FAIL(&in, -ENOEXEC,
+		    "not a Linux bzImage (no \"HdrS\" magic at offset 0x202) and "
+		    "not a PVH ELF (not an ELF64/ELF32 x86 file with a "
+		    "XEN_ELFNOTE_PHYS32_ENTRY note)");
 	CHECK_EQ(boot_detect((const uint8_t *)text, sizeof(text) - 1, &kind), -ENOEXEC);
 	input(&in, (const uint8_t *)text, 0, NULL, 0, "");
 	EXPECT_FAIL(&in, -ENOEXEC, "HdrS");

@@ -23,12 +23,12 @@
 #include "core/memmap.h"
 #include "test.h"
 
-#define RAM_SIZE   (32ULL << 20)
-#define SEG_PADDR  0x100000ULL
-#define SEG_FILESZ 64
-#define SEG_MEMSZ  0x3000ULL
-#define ENTRY	   (SEG_PADDR + 0x10)
-#define IMG_MAX	   512
+#define RAM_SIZE	      (32ULL << 20)
+#define SEG_PADDR	      0x100000ULL
+#define SEG_FILESZ	      64
+#define SEG_MEMSZ	      0x3000ULL
+#define ENTRY		      (SEG_PADDR + 0x10)
+#define IMG_MAX		      512
 #define XEN_NOTE_PHYS32_ENTRY 18 /* Xen public/elfnote.h */
 
 static uint8_t *ram;
@@ -92,8 +92,8 @@ struct img {
 	size_t len;
 	bool is64;
 	size_t phoff, phentsize;
-	size_t note_xen;	/* offset of the Xen note's namesz */
-	size_t data;		/* offset of the segment data */
+	size_t note_xen; /* offset of the Xen note's namesz */
+	size_t data;	 /* offset of the segment data */
 };
 
 /* ELF header, PT_LOAD, PT_NOTE; a "Linux" note (odd sizes, exercising the padding), the Xen
@@ -101,8 +101,8 @@ struct img {
  * something the loader needs. */
 static void build(struct img *m, bool is64)
 {
-	static const uint8_t linux_note[] = {6, 0, 0, 0, 3, 0, 0, 0, 1, 1, 0, 0, 'L', 'i', 'n',
-					     'u', 'x', 0,  0, 0, 7, 7, 7, 0};
+	static const uint8_t linux_note[] = {6,	  0,   0,   0,	 3,   0, 0, 0, 1, 1, 0, 0,
+					     'L', 'i', 'n', 'u', 'x', 0, 0, 0, 7, 7, 7, 0};
 	size_t ehsize = is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 	size_t notes, xen_len = is64 ? 24 : 20;
 
@@ -125,15 +125,28 @@ static void build(struct img *m, bool is64)
 		m->b[m->data + i] = (uint8_t)(0x90 + i);
 
 	if (is64) {
-		Elf64_Ehdr e = {.e_type = ET_EXEC, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
-				.e_entry = 0xffffffff81000000ULL, .e_phoff = m->phoff,
-				.e_ehsize = ehsize, .e_phentsize = m->phentsize, .e_phnum = 2};
+		Elf64_Ehdr e = {.e_type = ET_EXEC,
+				.e_machine = EM_X86_64,
+				.e_version = EV_CURRENT,
+				.e_entry = 0xffffffff81000000ULL,
+				.e_phoff = m->phoff,
+				.e_ehsize = ehsize,
+				.e_phentsize = m->phentsize,
+				.e_phnum = 2};
 		Elf64_Phdr ph[2] = {
-			{.p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = m->data,
-			 .p_vaddr = 0xffffffff81000000ULL, .p_paddr = SEG_PADDR,
-			 .p_filesz = SEG_FILESZ, .p_memsz = SEG_MEMSZ, .p_align = 4096},
-			{.p_type = PT_NOTE, .p_offset = notes, .p_filesz = m->data - notes,
-			 .p_memsz = m->data - notes, .p_align = 4},
+			{.p_type = PT_LOAD,
+			 .p_flags = PF_R | PF_X,
+			 .p_offset = m->data,
+			 .p_vaddr = 0xffffffff81000000ULL,
+			 .p_paddr = SEG_PADDR,
+			 .p_filesz = SEG_FILESZ,
+			 .p_memsz = SEG_MEMSZ,
+			 .p_align = 4096},
+			{.p_type = PT_NOTE,
+			 .p_offset = notes,
+			 .p_filesz = m->data - notes,
+			 .p_memsz = m->data - notes,
+			 .p_align = 4},
 		};
 
 		memcpy(e.e_ident, ELFMAG, SELFMAG);
@@ -143,15 +156,28 @@ static void build(struct img *m, bool is64)
 		memcpy(m->b, &e, sizeof(e));
 		memcpy(m->b + m->phoff, ph, sizeof(ph));
 	} else {
-		Elf32_Ehdr e = {.e_type = ET_EXEC, .e_machine = EM_386, .e_version = EV_CURRENT,
-				.e_entry = ENTRY, .e_phoff = m->phoff, .e_ehsize = ehsize,
-				.e_phentsize = m->phentsize, .e_phnum = 2};
+		Elf32_Ehdr e = {.e_type = ET_EXEC,
+				.e_machine = EM_386,
+				.e_version = EV_CURRENT,
+				.e_entry = ENTRY,
+				.e_phoff = m->phoff,
+				.e_ehsize = ehsize,
+				.e_phentsize = m->phentsize,
+				.e_phnum = 2};
 		Elf32_Phdr ph[2] = {
-			{.p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = m->data,
-			 .p_vaddr = SEG_PADDR, .p_paddr = SEG_PADDR, .p_filesz = SEG_FILESZ,
-			 .p_memsz = SEG_MEMSZ, .p_align = 4096},
-			{.p_type = PT_NOTE, .p_offset = notes, .p_filesz = m->data - notes,
-			 .p_memsz = m->data - notes, .p_align = 4},
+			{.p_type = PT_LOAD,
+			 .p_flags = PF_R | PF_X,
+			 .p_offset = m->data,
+			 .p_vaddr = SEG_PADDR,
+			 .p_paddr = SEG_PADDR,
+			 .p_filesz = SEG_FILESZ,
+			 .p_memsz = SEG_MEMSZ,
+			 .p_align = 4096},
+			{.p_type = PT_NOTE,
+			 .p_offset = notes,
+			 .p_filesz = m->data - notes,
+			 .p_memsz = m->data - notes,
+			 .p_align = 4},
 		};
 
 		memcpy(e.e_ident, ELFMAG, SELFMAG);
@@ -186,11 +212,22 @@ static void build(struct img *m, bool is64)
 			   sizeof(((Elf32_Ehdr *)0)->field));                                      \
 	} while (0)
 
+/* Moves the PT_LOAD segment and the entry point with it, so that only placement is wrong. */
+static void move_segment(struct img *m, uint64_t paddr)
+{
+	PH_SET(m, 0, p_paddr, paddr);
+	wr(m->b + m->note_xen + 16, paddr + (ENTRY - SEG_PADDR), m->is64 ? 8 : 4);
+}
+
 static void input(struct boot_input *in, const uint8_t *k, size_t len, const uint8_t *initrd,
 		  size_t initrd_len, const char *cmdline)
 {
-	*in = (struct boot_input){.kernel = k, .kernel_len = len, .initrd = initrd,
-				  .initrd_len = initrd_len, .cmdline = cmdline, .map = &map,
+	*in = (struct boot_input){.kernel = k,
+				  .kernel_len = len,
+				  .initrd = initrd,
+				  .initrd_len = initrd_len,
+				  .cmdline = cmdline,
+				  .map = &map,
 				  .ncpus = 4};
 }
 
@@ -413,27 +450,30 @@ static void test_malformed(bool is64)
 	PH_SET(&m, 0, p_memsz, SEG_FILESZ - 1);
 	EXPECT_FAIL(&m, -EINVAL, "p_filesz larger than p_memsz");
 	build(&m, is64);
-	PH_SET(&m, 0, p_paddr, big - 0x1000); /* paddr + memsz wraps */
-	EXPECT_FAIL(&m, -EINVAL, "wraps around");
+	move_segment(&m, big - 0x1000); /* paddr + memsz wraps (in 64 bits) */
+	if (is64)
+		EXPECT_FAIL(&m, -EINVAL, "wraps around");
+	else
+		EXPECT_FAIL(&m, -E2BIG, "outside guest RAM");
 
 	/* Segments against guest RAM. */
 	build(&m, is64);
-	PH_SET(&m, 0, p_paddr, RAM_SIZE - 0x1000); /* runs off the end of RAM */
+	move_segment(&m, RAM_SIZE - 0x1000); /* runs off the end of RAM */
 	EXPECT_FAIL(&m, -E2BIG, "outside guest RAM");
 	build(&m, is64);
-	PH_SET(&m, 0, p_paddr, LAYOUT_MMIO_HOLE);
+	move_segment(&m, LAYOUT_MMIO_HOLE);
 	EXPECT_FAIL(&m, -E2BIG, "outside guest RAM");
 	build(&m, is64);
 	PH_SET(&m, 0, p_memsz, RAM_SIZE);
 	EXPECT_FAIL(&m, -E2BIG, "outside guest RAM");
 	build(&m, is64);
-	PH_SET(&m, 0, p_paddr, 0x90000); /* below 1 MiB */
+	move_segment(&m, 0x90000); /* below 1 MiB */
 	EXPECT_FAIL(&m, -EINVAL, "below 1 MiB");
 	build(&m, is64);
-	PH_SET(&m, 0, p_paddr, 0);
+	move_segment(&m, 0);
 	EXPECT_FAIL(&m, -EINVAL, "below 1 MiB");
 	build(&m, is64);
-	PH_SET(&m, 0, p_paddr, LAYOUT_LEGACY_HOLE_END - SEG_MEMSZ); /* ends right at 1 MiB */
+	move_segment(&m, LAYOUT_LEGACY_HOLE_END - SEG_MEMSZ); /* ends right at 1 MiB */
 	EXPECT_FAIL(&m, -EINVAL, "below 1 MiB");
 
 	/* Notes. */
@@ -468,7 +508,7 @@ static void test_malformed(bool is64)
 	PH_SET(&m, 1, p_filesz, m.note_xen - (m.phoff + 2 * m.phentsize) + 11); /* cut header */
 	EXPECT_FAIL(&m, -ENOEXEC, "no XEN_ELFNOTE_PHYS32_ENTRY note");
 	build(&m, is64);
-	wr(m.b + m.note_xen + 4, 6, 4); /* descsz neither 4 nor 8 */
+	wr(m.b + m.note_xen + 4, 2, 4); /* descsz neither 4 nor 8 */
 	EXPECT_FAIL(&m, -EINVAL, "neither 4 nor 8 bytes");
 	if (is64) {
 		build(&m, is64);
@@ -565,6 +605,30 @@ static void test_bad_inputs(void)
 	CHECK(!memcmp(snap, ram, RAM_SIZE));
 }
 
+/* RAM with a hole exactly where the MP table goes: the load must fail before writing
+ * anything, although every other area it writes is RAM. */
+static void test_no_ebda(void)
+{
+	struct guest_mem holed;
+	struct boot_input in;
+	struct boot_cpu cpu;
+	struct img m;
+
+	guest_mem_init(&holed);
+	CHECK_EQ(guest_mem_add(&holed, 0, 0x9f000, ram), 0);
+	CHECK_EQ(guest_mem_add(&holed, LAYOUT_LEGACY_HOLE_END, RAM_SIZE - LAYOUT_LEGACY_HOLE_END,
+			       ram + LAYOUT_LEGACY_HOLE_END),
+		 0);
+	build(&m, true);
+	memset(ram, 0x3c, RAM_SIZE);
+	memcpy(snap, ram, RAM_SIZE);
+	input(&in, m.b, m.len, NULL, 0, "");
+	quiet_begin();
+	CHECK_EQ(boot_load(&holed, &in, &cpu), -EFAULT);
+	CHECK(strstr(quiet_end(), "MP table") != NULL);
+	CHECK(!memcmp(snap, ram, RAM_SIZE));
+}
+
 /* Every prefix of a valid image fails cleanly, with exact-size copies (ASan) and read-only
  * guest RAM (any write faults). */
 static void test_truncations(bool is64)
@@ -598,14 +662,19 @@ static void test_truncations(bool is64)
 }
 
 /* Random corruption of the headers and notes: whatever the result, no crash (ASan/UBSan
- * watch), only the documented errors, and a failure leaves RAM read-only-clean. */
+ * watch), only the documented errors, and a failing load writes nothing. Guest RAM is only the
+ * low 2 MiB here (the memory map still says 32 MiB) so that toggling it read-only is cheap. */
+#define SMALL_RAM (2ULL << 20)
 static void test_corruption(bool is64)
 {
+	struct guest_mem small;
 	struct boot_input in;
 	struct boot_cpu cpu;
-	unsigned int seed = 12345, fails = 0;
+	unsigned int seed = 12345, fails = 0, oks = 0;
 	struct img m;
 
+	guest_mem_init(&small);
+	CHECK_EQ(guest_mem_add(&small, 0, SMALL_RAM, ram), 0);
 	for (int iter = 0; iter < 4000; iter++) {
 		uint8_t *p;
 		int ret;
@@ -616,23 +685,25 @@ static void test_corruption(bool is64)
 		for (int n = 1 + rand_r(&seed) % 4; n; n--)
 			p[rand_r(&seed) % m.data] = (uint8_t)rand_r(&seed);
 		input(&in, p, m.len, NULL, 0, "");
-		/* Read-only RAM: a failing load must not write; a succeeding one faults, so first
-		 * learn the outcome with RAM writable, then repeat failures read-only. */
+		/* Learn the outcome with RAM writable, then repeat a failure read-only. */
 		quiet_begin();
-		ret = boot_load(&mem, &in, &cpu);
+		ret = boot_load(&small, &in, &cpu);
 		quiet_end();
 		CHECK(ret == 0 || ret == -EINVAL || ret == -ENOEXEC || ret == -E2BIG);
 		if (ret) {
 			fails++;
-			CHECK_EQ(mprotect(ram, RAM_SIZE, PROT_READ), 0);
+			CHECK_EQ(mprotect(ram, SMALL_RAM, PROT_READ), 0);
 			quiet_begin();
-			CHECK_EQ(boot_load(&mem, &in, &cpu), ret);
+			CHECK_EQ(boot_load(&small, &in, &cpu), ret);
 			quiet_end();
-			CHECK_EQ(mprotect(ram, RAM_SIZE, PROT_READ | PROT_WRITE), 0);
+			CHECK_EQ(mprotect(ram, SMALL_RAM, PROT_READ | PROT_WRITE), 0);
+		} else {
+			oks++;
 		}
 		free(p);
 	}
 	CHECK(fails > 100);
+	CHECK(oks > 100);
 }
 
 int main(void)
@@ -654,6 +725,7 @@ int main(void)
 	test_short_desc();
 	test_two_segments();
 	test_bad_inputs();
+	test_no_ebda();
 
 	munmap(ram, RAM_SIZE);
 	free(snap);

@@ -138,12 +138,12 @@ static void check_table(unsigned int ncpus)
 			e += 8;
 			break;
 		case 3:
-			CHECK_EQ(e[1], 0);	       /* INT */
-			CHECK_EQ(rd(e + 2, 2), 0);     /* conforms to bus */
-			CHECK_EQ(e[4], 0);	       /* ISA */
-			CHECK_EQ(e[5], nint);	       /* IRQ */
-			CHECK_EQ(e[6], ncpus);	       /* IOAPIC ID */
-			CHECK_EQ(e[7], nint);	       /* pin */
+			CHECK_EQ(e[1], 0);	   /* INT */
+			CHECK_EQ(rd(e + 2, 2), 0); /* conforms to bus */
+			CHECK_EQ(e[4], 0);	   /* ISA */
+			CHECK_EQ(e[5], nint);	   /* IRQ */
+			CHECK_EQ(e[6], ncpus);	   /* IOAPIC ID */
+			CHECK_EQ(e[7], nint);	   /* pin */
 			nint++;
 			e += 8;
 			break;

@@ -28,7 +28,7 @@ void lapic_init(void)
 	lapic_write(LAPIC_LVT_LINT0, LAPIC_LVT_MASKED);
 	lapic_write(LAPIC_LVT_LINT1, LAPIC_LVT_MASKED);
 	lapic_write(LAPIC_LVT_ERROR, VEC_LAPIC_ERROR);
-	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS);	/* APIC software enable */
+	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS); /* APIC software enable */
 }
 
 unsigned int lapic_id(void)
@@ -44,7 +44,7 @@ void lapic_eoi(void)
 void lapic_timer_start(unsigned int vector, unsigned int divide, uint32_t count, bool periodic)
 {
 	/* Divide configuration register: bits 0,1,3 encode 2^(n+1); 0b1011 is divide by 1. */
-	static const uint8_t div_code[8] = { 0xb, 0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xa };
+	static const uint8_t div_code[8] = {0xb, 0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xa};
 	unsigned int log2 = 0;
 
 	while ((1u << log2) < divide && log2 < 7)

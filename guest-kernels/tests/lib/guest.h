@@ -25,7 +25,7 @@ struct hvm_start_info {
 	uint64_t modlist_paddr;
 	uint64_t cmdline_paddr;
 	uint64_t rsdp_paddr;
-	uint64_t memmap_paddr;	/* version >= 1 */
+	uint64_t memmap_paddr;	 /* version >= 1 */
 	uint32_t memmap_entries; /* version >= 1 */
 	uint32_t reserved;
 };
@@ -151,10 +151,10 @@ int strncmp(const char *a, const char *b, size_t n);
 /* ---- serial.c: 8250 UART at 0x3f8, polled ---- */
 #define SERIAL_BASE 0x3f8
 void serial_init(void);
-void serial_putc(char c);	/* "\n" goes out as "\r\n" */
+void serial_putc(char c); /* "\n" goes out as "\r\n" */
 void serial_puts(const char *s);
-int serial_getc_nowait(void);	/* a received byte, or -1 when LSR.DR is clear */
-int serial_getc(void);		/* polls LSR.DR until a byte arrives */
+int serial_getc_nowait(void); /* a received byte, or -1 when LSR.DR is clear */
+int serial_getc(void);	      /* polls LSR.DR until a byte arrives */
 
 /* ---- printf.c: %d %i %u %x %X %p %s %c %%, flags '0' '-', width, l/ll/z ---- */
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -177,13 +177,13 @@ void finish(void) __attribute__((noreturn));
 /* Exit codes. */
 #define EXIT_PASS      0
 #define EXIT_FAIL      1
-#define EXIT_BAD_BOOT  2	/* start_info missing or malformed */
-#define EXIT_EXCEPTION 3	/* unexpected CPU exception */
+#define EXIT_BAD_BOOT  2 /* start_info missing or malformed */
+#define EXIT_EXCEPTION 3 /* unexpected CPU exception */
 
 /* ---- start_info.c ---- */
 extern const struct hvm_start_info *start_info;
-bool start_info_valid(void);		/* magic and version >= 1 */
-const char *cmdline(void);		/* "" when there is none */
+bool start_info_valid(void); /* magic and version >= 1 */
+const char *cmdline(void);   /* "" when there is none */
 /* Copies the value of "key=value" from the command line into (buf, size), NUL-terminated.
  * A bare "key" gives "". Returns false when the key is absent. */
 bool cmdline_get(const char *key, char *buf, size_t size);
@@ -204,39 +204,39 @@ struct trap_frame {
 	uint64_t rip, cs, rflags, rsp, ss;
 };
 typedef void (*irq_handler_fn)(struct trap_frame *f);
-void idt_init(void);		/* builds the IDT; done by the runtime */
-void idt_load(void);		/* lidt on this CPU (APs) */
+void idt_init(void); /* builds the IDT; done by the runtime */
+void idt_load(void); /* lidt on this CPU (APs) */
 /* Calls (fn) for (vector) (32..254); the runtime sends the LAPIC EOI after (fn) returns. */
 void irq_register(unsigned int vector, irq_handler_fn fn);
 extern volatile unsigned int spurious_irqs;
 
 /* Vectors used by the test guests. The 8259s are remapped to 0x20-0x2f and masked. */
-#define VEC_PIC_BASE	  0x20
-#define VEC_PIT		  0x30
-#define VEC_SERIAL	  0x34
-#define VEC_LAPIC_TIMER	  0x40
-#define VEC_LAPIC_ERROR	  0xfe
-#define VEC_SPURIOUS	  0xff
+#define VEC_PIC_BASE	0x20
+#define VEC_PIT		0x30
+#define VEC_SERIAL	0x34
+#define VEC_LAPIC_TIMER 0x40
+#define VEC_LAPIC_ERROR 0xfe
+#define VEC_SPURIOUS	0xff
 
 /* ---- apic.c: xAPIC (MMIO) and IOAPIC ---- */
-#define LAPIC_BASE	  0xfee00000ull
-#define IOAPIC_BASE	  0xfec00000ull
-#define LAPIC_ID	  0x020
-#define LAPIC_VERSION	  0x030
-#define LAPIC_TPR	  0x080
-#define LAPIC_EOI	  0x0b0
-#define LAPIC_SVR	  0x0f0
-#define LAPIC_ESR	  0x280
-#define LAPIC_ICR_LOW	  0x300
-#define LAPIC_ICR_HIGH	  0x310
-#define LAPIC_LVT_TIMER	  0x320
-#define LAPIC_LVT_LINT0	  0x350
-#define LAPIC_LVT_LINT1	  0x360
-#define LAPIC_LVT_ERROR	  0x370
-#define LAPIC_TIMER_INIT  0x380
-#define LAPIC_TIMER_CUR	  0x390
-#define LAPIC_TIMER_DIV	  0x3e0
-#define LAPIC_LVT_MASKED  (1u << 16)
+#define LAPIC_BASE	     0xfee00000ull
+#define IOAPIC_BASE	     0xfec00000ull
+#define LAPIC_ID	     0x020
+#define LAPIC_VERSION	     0x030
+#define LAPIC_TPR	     0x080
+#define LAPIC_EOI	     0x0b0
+#define LAPIC_SVR	     0x0f0
+#define LAPIC_ESR	     0x280
+#define LAPIC_ICR_LOW	     0x300
+#define LAPIC_ICR_HIGH	     0x310
+#define LAPIC_LVT_TIMER	     0x320
+#define LAPIC_LVT_LINT0	     0x350
+#define LAPIC_LVT_LINT1	     0x360
+#define LAPIC_LVT_ERROR	     0x370
+#define LAPIC_TIMER_INIT     0x380
+#define LAPIC_TIMER_CUR	     0x390
+#define LAPIC_TIMER_DIV	     0x3e0
+#define LAPIC_LVT_MASKED     (1u << 16)
 #define LAPIC_TIMER_PERIODIC (1u << 17)
 
 uint32_t lapic_read(uint32_t reg);
@@ -254,7 +254,7 @@ bool lapic_send_ipi(unsigned int apic_id, uint32_t icr_low);
 
 uint32_t ioapic_read(uint32_t reg);
 void ioapic_write(uint32_t reg, uint32_t v);
-unsigned int ioapic_pins(void);	/* max redirection entry + 1 */
+unsigned int ioapic_pins(void); /* max redirection entry + 1 */
 /* Redirection entry for (pin): fixed delivery, physical destination (apic_id), edge/high
  * unless (level_low) (level-triggered, active low: PCI style). */
 void ioapic_route(unsigned int pin, unsigned int vector, unsigned int apic_id, bool level_low);
@@ -262,36 +262,48 @@ void ioapic_mask(unsigned int pin);
 void ioapic_mask_all(void);
 
 /* ---- pit.c: 8254 PIT, 1.193182 MHz ---- */
-#define PIT_HZ 1193182u
-void pit_periodic(unsigned int hz);	/* channel 0, mode 2 */
-void pit_stop(void);			/* channel 0 back to a one-shot mode 0 that never fires */
+#define PIT_HZ	     1193182u
+#define PIT_CLOCK_HZ 20		    /* channel 0 rate pit_clock_start() sets when it is idle */
+void pit_periodic(unsigned int hz); /* channel 0, mode 2 */
+void pit_stop(void);		    /* channel 0 back to a one-shot mode 0 that never fires */
 uint16_t pit_read_counter(unsigned int channel);
+/* A wall clock read from the channel 0 counter, whether or not IRQ 0 is delivered anywhere.
+ * Starts channel 0 at PIT_CLOCK_HZ if it is not running. Must be read at least once per
+ * channel 0 period (10 ms at 100 Hz, 50 ms at 20 Hz), or elapsed time is undercounted. A
+ * counter that does not move at all reads as a very large elapsed time (and says so). */
+struct pit_clock {
+	uint16_t last;
+	unsigned int same; /* consecutive identical reads */
+	uint64_t clocks;   /* elapsed, in PIT input clocks */
+};
+void pit_clock_start(struct pit_clock *c);
+uint64_t pit_clock_ms(struct pit_clock *c);
 
 /* ---- pic.c ---- */
-void pic_disable(void);			/* remaps to 0x20/0x28 and masks all lines */
+void pic_disable(void); /* remaps to 0x20/0x28 and masks all lines */
 
 /* ---- mptable.c: Intel MP spec 1.4 ---- */
 #define MP_MAX_CPUS 64
 #define MP_MAX_IRQS 64
 struct mp_irq {
-	uint8_t type;		/* 0 INT, 1 NMI, 2 SMI, 3 ExtINT */
-	uint16_t flags;		/* polarity bits 0-1, trigger bits 2-3 */
+	uint8_t type;	/* 0 INT, 1 NMI, 2 SMI, 3 ExtINT */
+	uint16_t flags; /* polarity bits 0-1, trigger bits 2-3 */
 	uint8_t src_bus, src_irq, dst_apic, dst_pin;
-	bool isa;		/* src_bus is an ISA bus */
+	bool isa; /* src_bus is an ISA bus */
 };
 struct mp_info {
-	uint64_t fp_addr;	/* floating pointer */
-	uint64_t table_addr;	/* PCMP header */
+	uint64_t fp_addr;    /* floating pointer */
+	uint64_t table_addr; /* PCMP header */
 	uint32_t lapic_addr;
-	unsigned int ncpus;	/* processor entries with the enabled flag */
+	unsigned int ncpus; /* processor entries with the enabled flag */
 	uint8_t apic_id[MP_MAX_CPUS];
-	int bsp_index;		/* index in apic_id[] of the entry flagged BSP, or -1 */
+	int bsp_index; /* index in apic_id[] of the entry flagged BSP, or -1 */
 	unsigned int nioapics;
 	uint8_t ioapic_id;
 	uint32_t ioapic_addr;
 	unsigned int nirqs;
 	struct mp_irq irq[MP_MAX_IRQS];
-	unsigned int entries;	/* entry count in the header (qboot leaves it 0) */
+	unsigned int entries;	    /* entry count in the header (qboot leaves it 0) */
 	unsigned int entries_found; /* entries within the header's base table length */
 	char oem[9], product[13];
 };
@@ -304,14 +316,14 @@ int mp_parse(struct mp_info *mp);
 int mp_isa_irq_pin(const struct mp_info *mp, unsigned int irq);
 
 /* ---- smp.c ---- */
-#define SMP_TRAMPOLINE 0x10000u	/* real-mode trampoline: SIPI vector 0x10 */
+#define SMP_TRAMPOLINE 0x10000u /* real-mode trampoline: SIPI vector 0x10 */
 typedef void (*ap_main_fn)(unsigned int cpu_index);
 /* Starts the AP with LAPIC id (apic_id) with INIT-SIPI-SIPI; it runs (fn)(cpu_index) on its
  * own stack in long mode with this CPU's page tables, GDT and IDT, then halts with
- * interrupts off when (fn) returns. Waits until the AP has reached C (returns 0), or
- * gives up after about (timeout_polls) polls of the started flag (returns -1). */
+ * interrupts off when (fn) returns. Waits until the AP has reached C (returns 0), or gives
+ * up after (timeout_ms) by the PIT clock (returns -1). Uses PIT channel 0 as its clock. */
 int smp_start_ap(unsigned int apic_id, unsigned int cpu_index, ap_main_fn fn,
-		 unsigned long timeout_polls);
+		 unsigned int timeout_ms);
 /* Copies the trampoline to SMP_TRAMPOLINE. Returns false when that page is not RAM in the
  * memmap (nothing is copied). */
 bool smp_prepare(void);

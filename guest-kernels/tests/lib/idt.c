@@ -21,7 +21,7 @@ struct __attribute__((packed)) idt_desc {
 };
 
 #define KERNEL_CS     0x08
-#define GATE_INTR     0x8e	/* present, DPL 0, 64-bit interrupt gate */
+#define GATE_INTR     0x8e /* present, DPL 0, 64-bit interrupt gate */
 #define ISR_STUB_SIZE 16
 
 extern const char isr_stubs[];
@@ -54,7 +54,7 @@ void idt_init(void)
 
 void idt_load(void)
 {
-	struct idt_desc d = { .limit = sizeof(idt) - 1, .base = (uint64_t)(uintptr_t)idt };
+	struct idt_desc d = {.limit = sizeof(idt) - 1, .base = (uint64_t)(uintptr_t)idt};
 
 	__asm__ volatile("lidt %0" : : "m"(d));
 }
@@ -74,7 +74,7 @@ void trap_dispatch(struct trap_frame *f)
 		       read_cr2(), exception_names[v] ? exception_names[v] : "?");
 		guest_exit(EXIT_EXCEPTION);
 	}
-	if (v == VEC_SPURIOUS) {	/* LAPIC spurious: no EOI (SDM 11.9) */
+	if (v == VEC_SPURIOUS) { /* LAPIC spurious: no EOI (SDM 11.9) */
 		spurious_irqs++;
 		return;
 	}

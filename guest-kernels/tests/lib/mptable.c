@@ -5,18 +5,18 @@
 #include "guest.h"
 
 struct __attribute__((packed)) mpf {
-	char sig[4];		/* "_MP_" */
-	uint32_t table;		/* physical address of the PCMP header */
-	uint8_t length;		/* in 16-byte units: 1 */
-	uint8_t spec_rev;	/* 1 or 4 */
+	char sig[4];	  /* "_MP_" */
+	uint32_t table;	  /* physical address of the PCMP header */
+	uint8_t length;	  /* in 16-byte units: 1 */
+	uint8_t spec_rev; /* 1 or 4 */
 	uint8_t checksum;
-	uint8_t feature[5];	/* feature[0] != 0: a default configuration, no table */
+	uint8_t feature[5]; /* feature[0] != 0: a default configuration, no table */
 };
 _Static_assert(sizeof(struct mpf) == 16, "MP floating pointer size");
 
 struct __attribute__((packed)) mpc_header {
-	char sig[4];		/* "PCMP" */
-	uint16_t length;	/* base table, header included */
+	char sig[4];	 /* "PCMP" */
+	uint16_t length; /* base table, header included */
 	uint8_t spec_rev;
 	uint8_t checksum;
 	char oem[8];

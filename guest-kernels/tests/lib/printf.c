@@ -4,7 +4,7 @@
 #include "guest.h"
 
 struct out {
-	char *buf;	/* NULL: serial */
+	char *buf; /* NULL: serial */
 	size_t size, len;
 };
 
@@ -131,7 +131,7 @@ static void format(struct out *o, const char *fmt, va_list ap)
 			break;
 		case '\0':
 			return;
-		default:	/* unknown conversion: show it */
+		default: /* unknown conversion: show it */
 			out_c(o, '%');
 			out_c(o, *fmt);
 			break;
@@ -141,7 +141,7 @@ static void format(struct out *o, const char *fmt, va_list ap)
 
 int vprintf(const char *fmt, va_list ap)
 {
-	struct out o = { 0 };
+	struct out o = {0};
 
 	format(&o, fmt, ap);
 	return (int)o.len;
@@ -160,7 +160,7 @@ int printf(const char *fmt, ...)
 
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-	struct out o = { .buf = buf, .size = size };
+	struct out o = {.buf = buf, .size = size};
 
 	format(&o, fmt, ap);
 	if (size)

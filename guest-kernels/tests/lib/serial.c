@@ -2,13 +2,13 @@
  * byte; input polls LSR.DR. Interrupts stay off in IER. */
 #include "guest.h"
 
-#define UART_THR 0	/* transmit holding (write), receive buffer (read) */
+#define UART_THR 0 /* transmit holding (write), receive buffer (read) */
 #define UART_IER 1
 #define UART_FCR 2
 #define UART_LCR 3
 #define UART_MCR 4
 #define UART_LSR 5
-#define UART_DLL 0	/* with LCR.DLAB */
+#define UART_DLL 0 /* with LCR.DLAB */
 #define UART_DLM 1
 #define LSR_DR	 0x01
 #define LSR_THRE 0x20
@@ -22,11 +22,11 @@ void serial_init(void)
 {
 	outb(SERIAL_BASE + UART_IER, 0);
 	outb(SERIAL_BASE + UART_LCR, LCR_DLAB);
-	outb(SERIAL_BASE + UART_DLL, 1);	/* 115200 baud */
+	outb(SERIAL_BASE + UART_DLL, 1); /* 115200 baud */
 	outb(SERIAL_BASE + UART_DLM, 0);
 	outb(SERIAL_BASE + UART_LCR, LCR_8N1);
-	outb(SERIAL_BASE + UART_FCR, 0);	/* no FIFO: one byte per LSR.DR */
-	outb(SERIAL_BASE + UART_MCR, 0x03);	/* DTR, RTS; OUT2 off: no IRQ */
+	outb(SERIAL_BASE + UART_FCR, 0);    /* no FIFO: one byte per LSR.DR */
+	outb(SERIAL_BASE + UART_MCR, 0x03); /* DTR, RTS; OUT2 off: no IRQ */
 }
 
 static void serial_put_raw(char c)

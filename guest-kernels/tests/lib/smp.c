@@ -18,7 +18,7 @@ void ap_start(unsigned int cpu_index);
 
 static uint8_t ap_stacks[MP_MAX_CPUS][AP_STACK_SIZE] __attribute__((aligned(16)));
 static volatile ap_main_fn ap_fn;
-static volatile unsigned int ap_started;	/* index of the AP that reached C, plus 1 */
+static volatile unsigned int ap_started; /* index of the AP that reached C, plus 1 */
 
 bool smp_prepare(void)
 {
@@ -41,24 +41,30 @@ void ap_start(unsigned int cpu_index)
 }
 
 int smp_start_ap(unsigned int apic_id, unsigned int cpu_index, ap_main_fn fn,
-		 unsigned long timeout_polls)
+		 unsigned int timeout_ms)
 {
+	struct pit_clock clock;
+
 	if (cpu_index >= MP_MAX_CPUS)
 		return -1;
 	ap_fn = fn;
 	ap_cpu_index = cpu_index;
 	ap_stack_top = (uint64_t)(uintptr_t)&ap_stacks[cpu_index][AP_STACK_SIZE];
 	ap_booting = 1;
-	__atomic_store_n(&ap_started, 0, __ATOMIC_SEQ_CST);	/* the boot variables before INIT */
+	__atomic_store_n(&ap_started, 0, __ATOMIC_SEQ_CST); /* the boot variables before INIT */
 
 	lapic_send_ipi(apic_id, ICR_INIT | ICR_ASSERT | ICR_LEVEL);
-	lapic_send_ipi(apic_id, ICR_INIT | ICR_LEVEL);		/* de-assert (82489DX era) */
+	lapic_send_ipi(apic_id, ICR_INIT | ICR_LEVEL); /* de-assert (82489DX era) */
+	/* The second SIPI only if the first one was not enough (MP spec B.4 sends two). */
 	for (int sipi = 0; sipi < 2; sipi++) {
 		lapic_send_ipi(apic_id, ICR_STARTUP | (SMP_TRAMPOLINE >> 12));
-		for (unsigned long i = 0; i < timeout_polls / 2; i++) {
-			if (__atomic_load_n(&ap_started, __ATOMIC_ACQUIRE) == cpu_index + 1)
-				return 0;
-			cpu_relax();
+		pit_clock_start(&clock);
+		while (pit_clock_ms(&clock) < timeout_ms / 2) {
+			for (int i = 0; i < 100; i++) {
+				if (__atomic_load_n(&ap_started, __ATOMIC_ACQUIRE) == cpu_index + 1)
+					return 0;
+				cpu_relax();
+			}
 		}
 	}
 	return -1;

@@ -3,7 +3,7 @@
  * checked against the 8 GiB identity map before use. */
 #include "guest.h"
 
-#define IDMAP_END (8ull << 30)
+#define IDMAP_END   (8ull << 30)
 #define CMDLINE_MAX 4096
 
 const struct hvm_start_info *start_info;
@@ -133,6 +133,6 @@ const char *e820_type_name(uint32_t type)
 	case E820_UNUSABLE:
 		return "unusable";
 	default:
-		return "unknown";
+		return "unknown-type";
 	}
 }
