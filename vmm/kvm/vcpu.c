@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kvm/cpuid.h"
+#include "kvm/emulate.h"
 #include "kvm/msr.h"
 #include "kvm/vm.h"
 #include "util/log.h"
@@ -264,6 +265,13 @@ static bool handle_exit(struct vcpu *v)
 		}
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
+		/* KVM-PVM hands back ordinary instructions (KVM-HOST.md): finish them here. */
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+			if (emulate_on_exit(v))
+				return true;
+			stop_request(&vm->stop, STOP_UNHANDLED, 0);
+			return false;
+		}
 		report_internal_error(v);
 		stop_request(&vm->stop, STOP_UNHANDLED, 0);
 		return false;

@@ -12,6 +12,7 @@
 
 #include "core/layout.h"
 #include "kvm/cpuid.h"
+#include "kvm/emulate.h"
 #include "kvm/vcpu.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -224,6 +225,7 @@ int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus)
 	ret = cpuid_init(vm);
 	if (ret)
 		goto exit_mem;
+	emulate_features_init(vm, &vm->emu_features);
 	vm->vcpus = calloc(ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		ret = -ENOMEM;

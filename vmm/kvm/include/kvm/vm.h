@@ -13,6 +13,7 @@
 #include "core/irq.h"
 #include "core/memmap.h"
 #include "core/stop.h"
+#include "emu/emu.h"
 
 struct vcpu;
 struct kvm_cpuid2;
@@ -36,6 +37,7 @@ struct vm {
 	unsigned int ncpus;
 	struct vcpu *vcpus;		/* ncpus entries */
 	bool tsc_deadline;
+	struct emu_features emu_features; /* what the instruction emulator may use (CPUID) */
 };
 
 /* Opens /dev/kvm, checks the API version and every capability mvm needs (one message per

@@ -1,0 +1,266 @@
+/* emu.c: one instruction: fetch, decode with Zydis, dispatch to its class, commit or fault. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "emu_internal.h"
+
+int emu_raise(struct emu_ctx *ctx, uint8_t vector, bool has_error, uint32_t error)
+{
+	ctx->res->fault = (struct emu_fault){
+		.vector = vector, .has_error_code = has_error, .error_code = error};
+	return EMU_EXC;
+}
+
+int emu_gp0(struct emu_ctx *ctx)
+{
+	return emu_raise(ctx, EXC_GP, true, 0);
+}
+
+int emu_ud(struct emu_ctx *ctx)
+{
+	return emu_raise(ctx, EXC_UD, false, 0);
+}
+
+int emu_unsupported(struct emu_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->res->why, sizeof(ctx->res->why), fmt, ap);
+	va_end(ap);
+	return EMU_UNSUP;
+}
+
+static void decoder_mode(const struct emu_cpu *c, ZydisMachineMode *mode, ZydisStackWidth *sw)
+{
+	if (emu_64bit(c)) {
+		*mode = ZYDIS_MACHINE_MODE_LONG_64;
+		*sw = ZYDIS_STACK_WIDTH_64;
+	} else if (!(c->cr0 & CR0_PE)) {
+		*mode = ZYDIS_MACHINE_MODE_REAL_16;
+		*sw = ZYDIS_STACK_WIDTH_16;
+	} else if (c->seg[EMU_CS].db) {
+		*mode = emu_long_mode(c) ? ZYDIS_MACHINE_MODE_LONG_COMPAT_32
+					 : ZYDIS_MACHINE_MODE_LEGACY_32;
+		*sw = c->seg[EMU_SS].db ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16;
+	} else {
+		*mode = emu_long_mode(c) ? ZYDIS_MACHINE_MODE_LONG_COMPAT_16
+					 : ZYDIS_MACHINE_MODE_LEGACY_16;
+		*sw = c->seg[EMU_SS].db ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16;
+	}
+}
+
+/* Fetches up to 15 bytes at CS:RIP; stops early at a page that faults if some bytes were
+ * fetched (the decoder then decides whether they suffice). */
+static int fetch(struct emu_ctx *ctx, uint8_t *buf, unsigned int *len)
+{
+	uint64_t la;
+	unsigned int got = 0;
+	int ret = emu_linear(ctx, EMU_CS, ctx->cpu->rip, 1, false, &la);
+
+	if (ret)
+		return ret;
+	while (got < 15) {
+		unsigned int chunk = 4096 - ((la + got) & 4095);
+
+		if (chunk > 15 - got)
+			chunk = 15 - got;
+		ret = emu_read_linear(ctx, la + got, buf + got, chunk, EMU_ACC_FETCH);
+		if (ret) {
+			if (got)
+				break;
+			return ret;
+		}
+		got += chunk;
+	}
+	*len = got;
+	return EMU_OK;
+}
+
+static emu_handler_fn handler_for(ZydisMnemonic m)
+{
+	switch (m) {
+	case ZYDIS_MNEMONIC_POPCNT:
+	case ZYDIS_MNEMONIC_LZCNT:
+	case ZYDIS_MNEMONIC_TZCNT:
+	case ZYDIS_MNEMONIC_BSF:
+	case ZYDIS_MNEMONIC_BSR:
+	case ZYDIS_MNEMONIC_BT:
+	case ZYDIS_MNEMONIC_BTS:
+	case ZYDIS_MNEMONIC_BTR:
+	case ZYDIS_MNEMONIC_BTC:
+		return emu_exec_bits;
+	case ZYDIS_MNEMONIC_CLAC:
+	case ZYDIS_MNEMONIC_STAC:
+	case ZYDIS_MNEMONIC_RDTSCP:
+	case ZYDIS_MNEMONIC_RDTSC:
+	case ZYDIS_MNEMONIC_RDPID:
+	case ZYDIS_MNEMONIC_LAR:
+	case ZYDIS_MNEMONIC_LSL:
+	case ZYDIS_MNEMONIC_VERR:
+	case ZYDIS_MNEMONIC_VERW:
+	case ZYDIS_MNEMONIC_MONITOR:
+	case ZYDIS_MNEMONIC_MWAIT:
+	case ZYDIS_MNEMONIC_INVPCID:
+		return emu_exec_system;
+	case ZYDIS_MNEMONIC_XSAVE:
+	case ZYDIS_MNEMONIC_XSAVE64:
+	case ZYDIS_MNEMONIC_XSAVEOPT:
+	case ZYDIS_MNEMONIC_XSAVEOPT64:
+	case ZYDIS_MNEMONIC_XSAVEC:
+	case ZYDIS_MNEMONIC_XSAVEC64:
+	case ZYDIS_MNEMONIC_XRSTOR:
+	case ZYDIS_MNEMONIC_XRSTOR64:
+	case ZYDIS_MNEMONIC_FXSAVE:
+	case ZYDIS_MNEMONIC_FXSAVE64:
+	case ZYDIS_MNEMONIC_FXRSTOR:
+	case ZYDIS_MNEMONIC_FXRSTOR64:
+	case ZYDIS_MNEMONIC_XGETBV:
+	case ZYDIS_MNEMONIC_XSETBV:
+	case ZYDIS_MNEMONIC_LDMXCSR:
+	case ZYDIS_MNEMONIC_STMXCSR:
+		return emu_exec_xsave;
+	case ZYDIS_MNEMONIC_FNINIT:
+	case ZYDIS_MNEMONIC_FNCLEX:
+	case ZYDIS_MNEMONIC_FWAIT:
+	case ZYDIS_MNEMONIC_FNSTCW:
+	case ZYDIS_MNEMONIC_FLDCW:
+	case ZYDIS_MNEMONIC_FNSTSW:
+	case ZYDIS_MNEMONIC_FLD:
+	case ZYDIS_MNEMONIC_FST:
+	case ZYDIS_MNEMONIC_FSTP:
+	case ZYDIS_MNEMONIC_FILD:
+	case ZYDIS_MNEMONIC_FISTP:
+	case ZYDIS_MNEMONIC_FLDZ:
+	case ZYDIS_MNEMONIC_FLD1:
+		return emu_exec_x87;
+	case ZYDIS_MNEMONIC_MOVD:
+	case ZYDIS_MNEMONIC_MOVQ:
+	case ZYDIS_MNEMONIC_MOVDQA:
+	case ZYDIS_MNEMONIC_MOVDQU:
+	case ZYDIS_MNEMONIC_MOVAPS:
+	case ZYDIS_MNEMONIC_MOVUPS:
+	case ZYDIS_MNEMONIC_MOVAPD:
+	case ZYDIS_MNEMONIC_MOVUPD:
+	case ZYDIS_MNEMONIC_MOVNTDQ:
+	case ZYDIS_MNEMONIC_MOVNTI:
+	case ZYDIS_MNEMONIC_PXOR:
+	case ZYDIS_MNEMONIC_XORPS:
+	case ZYDIS_MNEMONIC_VMOVD:
+	case ZYDIS_MNEMONIC_VMOVQ:
+	case ZYDIS_MNEMONIC_VMOVDQA:
+	case ZYDIS_MNEMONIC_VMOVDQU:
+	case ZYDIS_MNEMONIC_VMOVAPS:
+	case ZYDIS_MNEMONIC_VMOVUPS:
+	case ZYDIS_MNEMONIC_VPXOR:
+	case ZYDIS_MNEMONIC_VZEROUPPER:
+		return emu_exec_sse;
+	case ZYDIS_MNEMONIC_INT3:
+	case ZYDIS_MNEMONIC_INT:
+	case ZYDIS_MNEMONIC_INTO:
+		return emu_exec_interrupt;
+	case ZYDIS_MNEMONIC_CMPXCHG8B:
+	case ZYDIS_MNEMONIC_CMPXCHG16B:
+		return emu_exec_atomic;
+	default:
+		return NULL;
+	}
+}
+
+void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *bytes,
+	      unsigned int len, struct emu_result *res)
+{
+	static _Thread_local struct emu_ctx ctx_storage;
+	static _Thread_local struct emu_cpu work;
+	struct emu_ctx *ctx = &ctx_storage;
+	ZydisDecoder dec;
+	ZydisMachineMode mode;
+	ZydisStackWidth sw;
+	emu_handler_fn fn;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	res->mnemonic = "?";
+	/* Work on a copy: a fault or an unsupported case leaves the caller's state untouched. */
+	memcpy(&work, cpu_in, sizeof(work));
+	work.dirty = 0;
+	memset(&ctx->insn, 0, sizeof(ctx->insn));
+	ctx->cpu = &work;
+	ctx->env = env;
+	ctx->res = res;
+	ctx->nw = ctx->wused = 0;
+	ctx->rip_written = false;
+	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
+
+	if (len == 0) {
+		ret = fetch(ctx, res->insn, &len);
+		if (ret)
+			goto out;
+	} else {
+		if (len > sizeof(res->insn))
+			len = sizeof(res->insn);
+		memcpy(res->insn, bytes, len);
+	}
+	res->insn_len = len;
+
+	decoder_mode(&work, &mode, &sw);
+	ZydisDecoderInit(&dec, mode, sw);
+	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, res->insn, len, &ctx->insn, ctx->ops))) {
+		/* Bytes the CPU itself could not decode raise #UD; but KVM handed them to us, so
+		 * the likelier story is that we were given too few: report, do not guess. */
+		ret = emu_unsupported(ctx, "the bytes do not decode as an x86 instruction");
+		goto out;
+	}
+	res->insn_len = ctx->insn.length;
+	res->mnemonic = ZydisMnemonicGetString(ctx->insn.mnemonic);
+	ctx->next_rip = work.rip + ctx->insn.length;
+	if (!emu_64bit(&work))
+		ctx->next_rip &= work.seg[EMU_CS].db ? 0xffffffffull : 0xffffull;
+
+	fn = handler_for(ctx->insn.mnemonic);
+	if (!fn) {
+		ret = emu_unsupported(ctx, "mvm does not emulate %s", res->mnemonic);
+		goto out;
+	}
+	ret = fn(ctx);
+out:
+	switch (ret) {
+	case EMU_OK:
+		if (!ctx->rip_written)
+			work.rip = ctx->next_rip;
+		/* RF is cleared after an instruction completes (SDM Vol. 3A 17.3.1.1). */
+		work.rflags &= ~RF_RF;
+		work.dirty |= EMU_DIRTY_GPRS;
+		emu_commit(ctx);
+		memcpy(cpu_in, &work, sizeof(work));
+		res->status = EMU_DONE;
+		break;
+	case EMU_EXC:
+		res->status = EMU_FAULT;
+		break;
+	default:
+		res->status = EMU_UNSUPPORTED;
+		break;
+	}
+}
+
+void emu_disassemble(const struct emu_cpu *cpu, const struct emu_result *res, char *buf,
+		     size_t size)
+{
+	ZydisDecoder dec;
+	ZydisFormatter fmt;
+	ZydisDecodedInstruction insn;
+	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+	ZydisMachineMode mode;
+	ZydisStackWidth sw;
+
+	snprintf(buf, size, "??");
+	if (!res->insn_len)
+		return;
+	decoder_mode(cpu, &mode, &sw);
+	ZydisDecoderInit(&dec, mode, sw);
+	ZydisFormatterInit(&fmt, ZYDIS_FORMATTER_STYLE_INTEL);
+	if (ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, res->insn, res->insn_len, &insn, ops)))
+		ZydisFormatterFormatInstruction(&fmt, &insn, ops, insn.operand_count_visible, buf,
+						size, cpu->rip, NULL);
+}

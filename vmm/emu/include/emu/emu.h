@@ -1,0 +1,119 @@
+/* emu.h: the x86 instruction emulator. Pure: it works on a copy of the CPU state, guest RAM and
+ * the MMIO bus it is given, issues no ioctls, and either commits an instruction whole (registers
+ * and memory) or reports the fault the CPU would raise with nothing changed.
+ *
+ * Driver 1 (vmm/kvm/emulate.c) uses it to finish the instructions KVM hands back as emulation
+ * failures; a software engine can later run whole guests on the same core. */
+#ifndef MVM_EMU_EMU_H
+#define MVM_EMU_EMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/bus.h"
+#include "core/guest_mem.h"
+
+/* General registers in encoding order. */
+enum emu_gpr {
+	EMU_RAX, EMU_RCX, EMU_RDX, EMU_RBX, EMU_RSP, EMU_RBP, EMU_RSI, EMU_RDI,
+	EMU_R8, EMU_R9, EMU_R10, EMU_R11, EMU_R12, EMU_R13, EMU_R14, EMU_R15,
+};
+enum emu_sreg { EMU_ES, EMU_CS, EMU_SS, EMU_DS, EMU_FS, EMU_GS, EMU_NSREG };
+
+struct emu_seg {
+	uint64_t base;
+	uint32_t limit;		/* byte granular (already scaled by G) */
+	uint16_t sel;
+	uint8_t type, s, dpl, present, db, l, g;
+};
+
+#define EMU_XSAVE_SIZE 4096	/* KVM_GET_XSAVE's standard-format image */
+
+/* Which parts of the state an instruction changed: the driver writes back only those. */
+#define EMU_DIRTY_GPRS	 (1u << 0)	/* general registers, RIP, RFLAGS */
+#define EMU_DIRTY_SREGS	 (1u << 1)	/* segments, control registers, EFER, descriptor tables */
+#define EMU_DIRTY_XSAVE	 (1u << 2)	/* x87/SSE/AVX state */
+#define EMU_DIRTY_XCR0	 (1u << 3)
+#define EMU_DIRTY_TLB	 (1u << 4)	/* the guest asked for a TLB flush (invpcid, invlpg) */
+
+struct emu_cpu {
+	uint64_t gpr[16];
+	uint64_t rip, rflags;
+	struct emu_seg seg[EMU_NSREG], tr, ldt;
+	uint64_t gdt_base, idt_base;
+	uint16_t gdt_limit, idt_limit;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer;
+	uint64_t xcr0;
+	uint64_t tsc, tsc_aux;
+	uint32_t dirty;
+	_Alignas(64) uint8_t xsave[EMU_XSAVE_SIZE];
+};
+
+/* The host facts the emulator needs: what CPUID tells the guest. */
+#define EMU_XSAVE_COMPONENTS 10
+struct emu_features {
+	uint64_t xcr0_mask;			/* XCR0 bits the guest may set */
+	uint32_t xsave_offset[EMU_XSAVE_COMPONENTS];	/* standard format, CPUID.(0xD,i).EBX */
+	uint32_t xsave_size[EMU_XSAVE_COMPONENTS];	/* CPUID.(0xD,i).EAX */
+	uint32_t xsave_align64;
+	unsigned int maxphyaddr;			/* CPUID.80000008H:EAX[7:0] */			/* bit i: component i 64-byte aligned when compacted */
+	bool xsaveopt, xsavec, xsaves, xgetbv1;
+	bool popcnt, lzcnt, bmi1, smap, rdtscp, rdpid, monitor, invpcid, cx16, sse, avx, fxsr;
+};
+
+struct emu_env {
+	const struct guest_mem *mem;	/* borrowed */
+	struct bus *mmio;		/* borrowed; accesses outside RAM go here */
+	const struct emu_features *features;
+};
+
+/* A fault, as the CPU would raise it. */
+struct emu_fault {
+	uint8_t vector;
+	bool has_error_code;
+	uint32_t error_code;
+	uint64_t cr2;			/* for #PF */
+};
+
+enum emu_status {
+	EMU_DONE,		/* committed; the guest goes on at cpu->rip */
+	EMU_FAULT,		/* nothing changed; inject (fault) */
+	EMU_UNSUPPORTED,	/* mvm cannot emulate this; (why) says what */
+};
+
+struct emu_result {
+	enum emu_status status;
+	struct emu_fault fault;
+	const char *mnemonic;		/* Zydis mnemonic string, for counters and reports */
+	char why[160];			/* EMU_UNSUPPORTED: a one-line reason */
+	uint8_t insn[15];
+	unsigned int insn_len;
+};
+
+/* Emulates the instruction at cpu->rip. (bytes, len) are its first bytes when the caller has
+ * them (KVM's exit carries up to 15); with len 0 they are fetched through the guest page
+ * tables. On EMU_DONE (*cpu) holds the new state with (cpu->dirty) naming what changed and
+ * guest memory has been written; otherwise neither changed. */
+void emu_step(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
+	      unsigned int len, struct emu_result *res);
+
+/* Formats the instruction in (res) as Intel syntax into (buf) ("??" if it does not decode). */
+void emu_disassemble(const struct emu_cpu *cpu, const struct emu_result *res, char *buf,
+		     size_t size);
+
+/* CPU mode helpers. */
+static inline bool emu_long_mode(const struct emu_cpu *c)
+{
+	return (c->efer & (1u << 10)) != 0;
+}
+static inline bool emu_64bit(const struct emu_cpu *c)
+{
+	return emu_long_mode(c) && c->seg[EMU_CS].l;
+}
+static inline unsigned int emu_cpl(const struct emu_cpu *c)
+{
+	return c->seg[EMU_CS].dpl; /* SS.DPL equals CPL; CS.DPL does too outside conforming code */
+}
+
+#endif

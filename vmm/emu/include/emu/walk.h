@@ -1,0 +1,31 @@
+/* walk.h: guest page-table walks as the SDM specifies them (Vol. 3A ch. 4). */
+#ifndef MVM_EMU_WALK_H
+#define MVM_EMU_WALK_H
+
+#include "emu/emu.h"
+
+#define EMU_ACC_WRITE	 (1u << 0)
+#define EMU_ACC_FETCH	 (1u << 1)
+#define EMU_ACC_USER	 (1u << 2)	/* a CPL3 access */
+#define EMU_ACC_IMPLICIT (1u << 3)	/* implicit supervisor access (GDT, IDT, TSS) */
+
+/* #PF error code bits (SDM Vol. 3A 4.7). */
+#define PF_P	(1u << 0)
+#define PF_W	(1u << 1)
+#define PF_U	(1u << 2)
+#define PF_RSVD (1u << 3)
+#define PF_I	(1u << 4)
+
+enum emu_walk_status { WALK_OK = 0, WALK_FAULT = 1, WALK_UNSUPPORTED = 2 };
+
+/* Translates linear address (la) for an access of kind (acc) with the paging mode in (c):
+ * none, 32-bit, PAE or 4-level. Checks present, reserved bits (MAXPHYADDR (maxphy)), U/S, R/W
+ * with CR0.WP, NX with EFER.NXE, SMEP and SMAP (with RFLAGS.AC), and on success sets the
+ * accessed bits and, for writes, the dirty bit, atomically in guest RAM. On WALK_FAULT (*f) is
+ * the #PF with its error code and CR2. WALK_UNSUPPORTED: a table outside RAM, or 5-level
+ * paging. */
+enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *mem,
+			      unsigned int maxphy, uint64_t la, unsigned int acc, uint64_t *gpa,
+			      struct emu_fault *f);
+
+#endif

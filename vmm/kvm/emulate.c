@@ -1,0 +1,348 @@
+/* emulate.c: the KVM side of the instruction emulator: vCPU state in and out, fault injection,
+ * per-mnemonic counters and the report for what cannot be emulated. */
+#define pr_fmt(fmt) "emulate: " fmt
+#include "kvm/emulate.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "kvm/vcpu.h"
+#include "kvm/vm.h"
+#include "util/log.h"
+
+#define MSR_IA32_TSC	 0x10
+#define MSR_IA32_TSC_AUX 0xc0000103
+
+/* --- CPUID facts --- */
+
+/* The emulator must follow the CPUID the guest actually sees. With VMX and SVM that is the
+ * policy mvm set (KVM_SET_CPUID2). On KVM-PVM the guest's CPUID instruction is not intercepted
+ * by KVM: it runs on the host CPU (measured: the guest's leaf 1 ECX was 0xf7f83203, the host's
+ * 0xfffa3203 less PCID, while KVM_GET_SUPPORTED_CPUID offered 0x81202000). There the host's own
+ * CPUID is the better description of what the guest will use, popcnt and SMAP included. */
+struct cpuid_source {
+	const struct kvm_cpuid2 *table; /* NULL: ask the host CPU */
+};
+
+static void query(const struct cpuid_source *src, uint32_t fn, uint32_t index, uint32_t r[4])
+{
+	r[0] = r[1] = r[2] = r[3] = 0;
+	if (!src->table) {
+		uint32_t max;
+
+		__cpuid(fn & 0x80000000u, max, r[1], r[2], r[3]);
+		if (fn <= max)
+			__cpuid_count(fn, index, r[0], r[1], r[2], r[3]);
+		else
+			r[0] = r[1] = r[2] = r[3] = 0;
+		return;
+	}
+	for (unsigned int i = 0; i < src->table->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &src->table->entries[i];
+
+		if (e->function == fn && e->index == index) {
+			r[0] = e->eax;
+			r[1] = e->ebx;
+			r[2] = e->ecx;
+			r[3] = e->edx;
+			return;
+		}
+	}
+}
+
+enum { EAX, EBX, ECX, EDX };
+
+static bool bit(const struct cpuid_source *src, uint32_t fn, uint32_t index, int reg, int b)
+{
+	uint32_t r[4];
+
+	query(src, fn, index, r);
+	return (r[reg] >> b) & 1;
+}
+
+void emulate_features_init(struct vm *vm, struct emu_features *f)
+{
+	struct cpuid_source src = {.table = vm->backend == KVM_BACKEND_PVM ? NULL : vm->cpuid};
+	uint32_t r[4];
+
+	memset(f, 0, sizeof(*f));
+	f->sse = bit(&src, 1, 0, EDX, 25);
+	f->fxsr = bit(&src, 1, 0, EDX, 24);
+	f->monitor = bit(&src, 1, 0, ECX, 3);
+	f->cx16 = bit(&src, 1, 0, ECX, 13);
+	f->popcnt = bit(&src, 1, 0, ECX, 23);
+	f->avx = bit(&src, 1, 0, ECX, 28);
+	f->bmi1 = bit(&src, 7, 0, EBX, 3);
+	f->invpcid = bit(&src, 7, 0, EBX, 10);
+	f->smap = bit(&src, 7, 0, EBX, 20);
+	f->rdpid = bit(&src, 7, 0, ECX, 22);
+	f->rdtscp = bit(&src, 0x80000001, 0, EDX, 27);
+	f->lzcnt = bit(&src, 0x80000001, 0, ECX, 5);
+	f->xsaveopt = bit(&src, 0xd, 1, EAX, 0);
+	f->xsavec = bit(&src, 0xd, 1, EAX, 1);
+	f->xgetbv1 = bit(&src, 0xd, 1, EAX, 2);
+	f->xsaves = bit(&src, 0xd, 1, EAX, 3);
+	query(&src, 0xd, 0, r);
+	f->xcr0_mask = ((uint64_t)r[EDX] << 32) | r[EAX];
+	for (unsigned int i = 2; i < EMU_XSAVE_COMPONENTS; i++) {
+		if (!((f->xcr0_mask >> i) & 1))
+			continue;
+		query(&src, 0xd, i, r);
+		f->xsave_size[i] = r[EAX];
+		f->xsave_offset[i] = r[EBX];
+		if (r[ECX] & 2)
+			f->xsave_align64 |= 1u << i;
+	}
+	query(&src, 0x80000008, 0, r);
+	f->maxphyaddr = r[EAX] & 0xff ? r[EAX] & 0xff : 36;
+}
+
+/* --- counters --- */
+
+#define STATS_MAX 64
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	const char *mnemonic; /* Zydis's static strings */
+	unsigned long count;
+} stats[STATS_MAX];
+
+static void count(const char *mnemonic)
+{
+	unsigned int i;
+	bool first = false;
+
+	pthread_mutex_lock(&stats_lock);
+	for (i = 0; i < STATS_MAX && stats[i].mnemonic; i++)
+		if (!strcmp(stats[i].mnemonic, mnemonic))
+			break;
+	if (i < STATS_MAX) {
+		if (!stats[i].mnemonic) {
+			stats[i].mnemonic = mnemonic;
+			first = true;
+		}
+		stats[i].count++;
+	}
+	pthread_mutex_unlock(&stats_lock);
+	if (first)
+		pr_info("emulating %s (first time)", mnemonic);
+}
+
+void emulate_print_stats(FILE *f)
+{
+	pthread_mutex_lock(&stats_lock);
+	fprintf(f, "mvm: emulated instructions:");
+	if (!stats[0].mnemonic)
+		fprintf(f, " none");
+	fputc('\n', f);
+	for (unsigned int i = 0; i < STATS_MAX && stats[i].mnemonic; i++)
+		fprintf(f, "  %-12s %lu\n", stats[i].mnemonic, stats[i].count);
+	pthread_mutex_unlock(&stats_lock);
+}
+
+/* --- state in and out --- */
+
+static void seg_from_kvm(struct emu_seg *s, const struct kvm_segment *k)
+{
+	*s = (struct emu_seg){
+		.base = k->base, .limit = k->limit, .sel = k->selector, .type = k->type,
+		.s = k->s, .dpl = k->dpl, .present = k->present && !k->unusable, .db = k->db,
+		.l = k->l, .g = k->g,
+	};
+}
+
+static void seg_to_kvm(struct kvm_segment *k, const struct emu_seg *s)
+{
+	k->base = s->base;
+	k->limit = s->limit;
+	k->selector = s->sel;
+	k->type = s->type;
+	k->s = s->s;
+	k->dpl = s->dpl;
+	k->present = s->present;
+	k->unusable = !s->present;
+	k->db = s->db;
+	k->l = s->l;
+	k->g = s->g;
+}
+
+struct kvm_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+};
+
+static int get_state(struct vcpu *v, struct kvm_state *k, struct emu_cpu *c)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[2];
+	} msrs = {.hdr.nmsrs = 2, .e = {{.index = MSR_IA32_TSC}, {.index = MSR_IA32_TSC_AUX}}};
+
+	if (ioctl(v->fd, KVM_GET_REGS, &k->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &k->sregs) < 0 ||
+	    ioctl(v->fd, KVM_GET_XSAVE, &k->xsave) < 0 || ioctl(v->fd, KVM_GET_XCRS, &k->xcrs) < 0) {
+		pr_err("vCPU %u: reading state: %s", v->index, strerror(errno));
+		return -errno;
+	}
+	/* TSC_AUX may be missing (no RDTSCP): then it reads as 0. */
+	ioctl(v->fd, KVM_GET_MSRS, &msrs);
+
+	const struct kvm_regs *r = &k->regs;
+	uint64_t gpr[16] = {r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+			    r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15};
+
+	memcpy(c->gpr, gpr, sizeof(gpr));
+	c->rip = r->rip;
+	c->rflags = r->rflags;
+	seg_from_kvm(&c->seg[EMU_ES], &k->sregs.es);
+	seg_from_kvm(&c->seg[EMU_CS], &k->sregs.cs);
+	seg_from_kvm(&c->seg[EMU_SS], &k->sregs.ss);
+	seg_from_kvm(&c->seg[EMU_DS], &k->sregs.ds);
+	seg_from_kvm(&c->seg[EMU_FS], &k->sregs.fs);
+	seg_from_kvm(&c->seg[EMU_GS], &k->sregs.gs);
+	seg_from_kvm(&c->tr, &k->sregs.tr);
+	seg_from_kvm(&c->ldt, &k->sregs.ldt);
+	c->gdt_base = k->sregs.gdt.base;
+	c->gdt_limit = k->sregs.gdt.limit;
+	c->idt_base = k->sregs.idt.base;
+	c->idt_limit = k->sregs.idt.limit;
+	c->cr0 = k->sregs.cr0;
+	c->cr2 = k->sregs.cr2;
+	c->cr3 = k->sregs.cr3;
+	c->cr4 = k->sregs.cr4;
+	c->cr8 = k->sregs.cr8;
+	c->efer = k->sregs.efer;
+	c->xcr0 = 1;
+	for (unsigned int i = 0; i < k->xcrs.nr_xcrs; i++)
+		if (k->xcrs.xcrs[i].xcr == 0)
+			c->xcr0 = k->xcrs.xcrs[i].value;
+	c->tsc = msrs.e[0].data;
+	c->tsc_aux = msrs.e[1].data;
+	_Static_assert(sizeof(k->xsave.region) == EMU_XSAVE_SIZE, "KVM XSAVE image size");
+	memcpy(c->xsave, k->xsave.region, EMU_XSAVE_SIZE);
+	c->dirty = 0;
+	return 0;
+}
+
+static int put_state(struct vcpu *v, struct kvm_state *k, const struct emu_cpu *c)
+{
+	struct kvm_regs *r = &k->regs;
+	const uint64_t *g = c->gpr;
+
+	*r = (struct kvm_regs){
+		.rax = g[0], .rcx = g[1], .rdx = g[2], .rbx = g[3], .rsp = g[4], .rbp = g[5],
+		.rsi = g[6], .rdi = g[7], .r8 = g[8], .r9 = g[9], .r10 = g[10], .r11 = g[11],
+		.r12 = g[12], .r13 = g[13], .r14 = g[14], .r15 = g[15], .rip = c->rip,
+		.rflags = c->rflags,
+	};
+	if (c->dirty & (EMU_DIRTY_SREGS | EMU_DIRTY_TLB)) {
+		/* KVM_SET_SREGS also reloads the MMU, which is the TLB flush invpcid asks for. */
+		seg_to_kvm(&k->sregs.cs, &c->seg[EMU_CS]);
+		seg_to_kvm(&k->sregs.ss, &c->seg[EMU_SS]);
+		if (ioctl(v->fd, KVM_SET_SREGS, &k->sregs) < 0) {
+			pr_err("vCPU %u: KVM_SET_SREGS: %s", v->index, strerror(errno));
+			return -errno;
+		}
+	}
+	if (c->dirty & EMU_DIRTY_XCR0) {
+		struct kvm_xcrs x = {.nr_xcrs = 1, .xcrs = {{.xcr = 0, .value = c->xcr0}}};
+
+		if (ioctl(v->fd, KVM_SET_XCRS, &x) < 0) {
+			pr_err("vCPU %u: KVM_SET_XCRS: %s", v->index, strerror(errno));
+			return -errno;
+		}
+	}
+	if (c->dirty & EMU_DIRTY_XSAVE) {
+		memcpy(k->xsave.region, c->xsave, EMU_XSAVE_SIZE);
+		if (ioctl(v->fd, KVM_SET_XSAVE, &k->xsave) < 0) {
+			pr_err("vCPU %u: KVM_SET_XSAVE: %s", v->index, strerror(errno));
+			return -errno;
+		}
+	}
+	if (ioctl(v->fd, KVM_SET_REGS, r) < 0) {
+		pr_err("vCPU %u: KVM_SET_REGS: %s", v->index, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int inject(struct vcpu *v, struct kvm_state *k, const struct emu_fault *f)
+{
+	struct kvm_vcpu_events ev;
+
+	if (f->vector == 14) {
+		k->sregs.cr2 = f->cr2;
+		if (ioctl(v->fd, KVM_SET_SREGS, &k->sregs) < 0)
+			return -errno;
+	}
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	ev.exception.injected = 1;
+	ev.exception.nr = f->vector;
+	ev.exception.has_error_code = f->has_error_code;
+	ev.exception.error_code = f->error_code;
+	ev.flags = 0;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static void report(struct vcpu *v, const struct emu_cpu *c, const struct emu_result *res)
+{
+	char bytes[15 * 3 + 1] = "", text[96];
+
+	for (unsigned int i = 0; i < res->insn_len; i++)
+		sprintf(bytes + 3 * i, "%02x ", res->insn[i]);
+	emu_disassemble(c, res, text, sizeof(text));
+	pr_err("vCPU %u: cannot emulate '%s' (bytes %s) at rip 0x%llx, CPL %u: %s", v->index, text,
+	       bytes, (unsigned long long)c->rip, emu_cpl(c), res->why);
+	vcpu_dump(v, "stopped on an instruction mvm cannot emulate");
+}
+
+bool emulate_on_exit(struct vcpu *v)
+{
+	static _Thread_local struct kvm_state k;
+	static _Thread_local struct emu_cpu cpu;
+	struct kvm_run *run = v->run;
+	struct emu_env env = {.mem = &v->vm->mem, .mmio = &v->vm->mmio,
+			      .features = &v->vm->emu_features};
+	struct emu_result res;
+	const uint8_t *bytes = NULL;
+	unsigned int len = 0;
+	int ret;
+
+	if (run->internal.ndata >= 2 &&
+	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		bytes = run->emulation_failure.insn_bytes;
+		len = run->emulation_failure.insn_size;
+		if (len > sizeof(run->emulation_failure.insn_bytes))
+			len = sizeof(run->emulation_failure.insn_bytes);
+	}
+	if (get_state(v, &k, &cpu))
+		return false;
+	emu_step(&cpu, &env, bytes, len, &res);
+	switch (res.status) {
+	case EMU_DONE:
+		count(res.mnemonic);
+		pr_debug("vCPU %u: emulated %s, next rip 0x%llx", v->index, res.mnemonic,
+			 (unsigned long long)cpu.rip);
+		ret = put_state(v, &k, &cpu);
+		return ret == 0;
+	case EMU_FAULT:
+		count(res.mnemonic);
+		pr_debug("vCPU %u: %s at 0x%llx raises vector %u", v->index, res.mnemonic,
+			 (unsigned long long)cpu.rip, res.fault.vector);
+		ret = inject(v, &k, &res.fault);
+		if (ret)
+			pr_err("vCPU %u: injecting vector %u: %s", v->index, res.fault.vector,
+			       strerror(-ret));
+		return ret == 0;
+	default:
+		report(v, &cpu, &res);
+		return false;
+	}
+}
