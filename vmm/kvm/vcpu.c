@@ -14,6 +14,7 @@
 
 #include "kvm/cpuid.h"
 #include "kvm/emulate.h"
+#include "kvm/syscall_trap.h"
 #include "kvm/msr.h"
 #include "kvm/vm.h"
 #include "util/log.h"
@@ -245,6 +246,12 @@ static bool handle_exit(struct vcpu *v)
 		bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 			     run->mmio.is_write);
 		return true;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		/* Only the MSRs our filter routes here arrive; anything else is #GP. */
+		if (!syscall_trap_msr_exit(v))
+			run->msr.error = 1;
+		return true;
 	case KVM_EXIT_INTR:
 	case KVM_EXIT_HLT:
 		/* HLT only exits without an in-kernel LAPIC; ours has one. Re-enter either way. */
@@ -267,7 +274,7 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTERNAL_ERROR:
 		/* KVM-PVM hands back ordinary instructions (KVM-HOST.md): finish them here. */
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
-			if (emulate_on_exit(v))
+			if (syscall_trap_emulation_exit(v) || emulate_on_exit(v))
 				return true;
 			stop_request(&vm->stop, STOP_UNHANDLED, 0);
 			return false;

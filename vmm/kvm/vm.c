@@ -13,6 +13,7 @@
 #include "core/layout.h"
 #include "kvm/cpuid.h"
 #include "kvm/emulate.h"
+#include "kvm/syscall_trap.h"
 #include "kvm/vcpu.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -222,6 +223,12 @@ int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus)
 	if (ret)
 		goto exit_mem;
 	enable_optional_caps(vm);
+	enum syscall_trap_mode trap = syscall_trap_mode_from_env();
+	if (trap == SYSCALL_TRAP_ON || (trap == SYSCALL_TRAP_AUTO && vm->backend == KVM_BACKEND_PVM)) {
+		ret = syscall_trap_init(vm);
+		if (ret)
+			goto exit_mem;
+	}
 	ret = cpuid_init(vm);
 	if (ret)
 		goto exit_mem;

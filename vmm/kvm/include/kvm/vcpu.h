@@ -17,6 +17,7 @@ struct vcpu {
 	struct kvm_run *run;	/* mmap of the vCPU fd */
 	pthread_t thread;
 	bool thread_started;
+	uint64_t guest_lstar, guest_cstar; /* what the guest wrote (syscall_trap.c) */
 };
 
 /* Creates vCPU (index) of (vm) with the VM's CPUID policy (APIC id set) and boot MSRs.

@@ -38,6 +38,7 @@ struct vm {
 	struct vcpu *vcpus;		/* ncpus entries */
 	bool tsc_deadline;
 	struct emu_features emu_features; /* what the instruction emulator may use (CPUID) */
+	bool syscall_trap;		/* SYSCALL from user mode completed by mvm (PVM) */
 };
 
 /* Opens /dev/kvm, checks the API version and every capability mvm needs (one message per

@@ -1,0 +1,35 @@
+/* syscall_trap.h: making SYSCALL from guest user mode work on KVM-PVM, which does not
+ * virtualize it (KVM-HOST.md). The design and its limits are described in syscall_trap.c. */
+#ifndef MVM_KVM_SYSCALL_TRAP_H
+#define MVM_KVM_SYSCALL_TRAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+
+/* Guest-linear addresses of the traps: a 2 MiB window in the PML4 slot Linux documents as an
+ * unused hole (Documentation/x86/x86_64/mm.rst: ffffc88000000000, 0.5 TB). */
+#define SYSCALL_TRAP_LA		0xffffc88000000000ull
+#define SYSCALL_TRAP_LSTAR	(SYSCALL_TRAP_LA + 0x000)	/* 64-bit SYSCALL */
+#define SYSCALL_TRAP_CSTAR	(SYSCALL_TRAP_LA + 0x100)	/* compatibility-mode SYSCALL */
+#define SYSCALL_TRAP_PML4_INDEX 401
+
+enum syscall_trap_mode { SYSCALL_TRAP_AUTO, SYSCALL_TRAP_ON, SYSCALL_TRAP_OFF };
+
+/* Reads MVM_SYSCALL_TRAP (auto, on, off); auto means on exactly when the backend is PVM. */
+enum syscall_trap_mode syscall_trap_mode_from_env(void);
+
+/* Arms the mechanism for (vm): user-space MSR exits and an MSR filter on LSTAR and CSTAR.
+ * Returns 0 or -errno after logging. */
+int syscall_trap_init(struct vm *vm);
+
+/* Handles KVM_EXIT_X86_RDMSR/WRMSR for the filtered MSRs. Returns true when handled. */
+bool syscall_trap_msr_exit(struct vcpu *v);
+
+/* Handles an emulation-failure exit that is a trapped SYSCALL: performs the architectural
+ * SYSCALL into the guest kernel. Returns true when it was one (and was handled). */
+bool syscall_trap_emulation_exit(struct vcpu *v);
+
+#endif

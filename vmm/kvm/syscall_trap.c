@@ -1,0 +1,234 @@
+/* syscall_trap.c: SYSCALL from guest user mode on KVM-PVM.
+ *
+ * The problem (measured, KVM-HOST.md): on KVM-PVM a SYSCALL executed at guest CPL3 jumps to
+ * LSTAR but stays at CPL3, so an unmodified Linux dies on its first system call. What does work:
+ * an instruction fetch at CPL3 from a guest-linear address that translates to a guest-physical
+ * address with no memory slot comes back to the VMM as an emulation failure, with RIP at that
+ * address and RCX/R11 already holding the return RIP and RFLAGS.
+ *
+ * The mechanism:
+ * 1. An MSR filter routes the guest's RDMSR/WRMSR of LSTAR and CSTAR to mvm. mvm remembers the
+ *    values the guest writes and returns them on reads, while KVM holds trap addresses instead.
+ * 2. On the first LSTAR write (Linux's syscall_init(), when CR3 is swapper_pg_dir), mvm fills
+ *    PML4 slot 401 of the current page tables, a slot Linux leaves empty (the 0.5 TB hole at
+ *    ffffc88000000000 in Documentation/x86/x86_64/mm.rst), with tables mvm keeps in reserved
+ *    memory: one user-accessible, executable, read-only 2 MiB page at guest-physical
+ *    LAYOUT_SYSCALL_TRAP_GPA, where no memory and no device is. Linux copies kernel PML4
+ *    slots (273-511) into every page table it creates later, so every process sees the window.
+ * 3. A SYSCALL in user mode then fetches from the window and exits. mvm checks that the vCPU is
+ *    at CPL3 with RIP exactly at a trap address, and performs SYSCALL as the SDM specifies:
+ *    RFLAGS = R11 & ~SFMASK, CS/SS from STAR[47:32] with DPL 0, CPL 0, RIP = the guest's own
+ *    LSTAR (or CSTAR). The guest kernel's entry code runs as on hardware. The return (SYSRET,
+ *    IRET) already works on PVM.
+ *
+ * Limits (what a guest can observe, and what is not covered):
+ * - PML4 slot 401 of the guest's page tables is not empty, and user code can read the window
+ *   (it reads as all ones: unclaimed MMIO) or jump into it, which counts as a system call with
+ *   whatever RCX/R11 it holds. Linux never maps that slot.
+ * - The slot must be empty in the page tables current at the first LSTAR write, and later page
+ *   tables must inherit it from those (Linux's pgd_alloc() does for slots >= 273). A kernel
+ *   with page-table isolation for user space (PTI) does not map it in user page tables; PTI is
+ *   off on AMD hosts, and a kernel that needs it must boot with pti=off.
+ * - 5-level paging is not supported (the slot index differs).
+ * - INT 0x80 from user mode raises #UD on PVM before mvm can see it (no exit exists for it), so
+ *   32-bit programs that use int 0x80 fail there; SYSENTER is not available in long mode on AMD.
+ * Only used when the backend is PVM (or MVM_SYSCALL_TRAP=on); on VMX/SVM nothing changes.
+ */
+#define pr_fmt(fmt) "syscall-trap: " fmt
+#include "kvm/syscall_trap.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "core/layout.h"
+#include "kvm/vcpu.h"
+#include "kvm/vm.h"
+#include "util/log.h"
+
+#define MSR_STAR	 0xc0000081
+#define MSR_LSTAR	 0xc0000082
+#define MSR_CSTAR	 0xc0000083
+#define MSR_SYSCALL_MASK 0xc0000084
+
+#define PTE_P	 (1ull << 0)
+#define PTE_RW	 (1ull << 1)
+#define PTE_US	 (1ull << 2)
+#define PTE_PS	 (1ull << 7)
+
+enum syscall_trap_mode syscall_trap_mode_from_env(void)
+{
+	const char *v = getenv("MVM_SYSCALL_TRAP");
+
+	if (v && !strcmp(v, "on"))
+		return SYSCALL_TRAP_ON;
+	if (v && !strcmp(v, "off"))
+		return SYSCALL_TRAP_OFF;
+	return SYSCALL_TRAP_AUTO;
+}
+
+int syscall_trap_init(struct vm *vm)
+{
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+				     .args = {KVM_MSR_EXIT_REASON_FILTER}};
+	uint8_t deny = 0; /* one bit per MSR, 0 = denied: the access exits to us */
+	struct kvm_msr_filter filter = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges = {{.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 2,
+			    .base = MSR_LSTAR, .bitmap = &deny}},
+	};
+	uint64_t *pdpt, *pd;
+
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+		pr_err("KVM_ENABLE_CAP(X86_USER_SPACE_MSR): %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+		pr_err("KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
+		return -errno;
+	}
+	/* The tables behind PML4 slot 401: PDPT[0] -> PD, PD[0] -> a 2 MiB user page with no
+	 * memory behind it. Read-only: a write there faults in the guest like any other. */
+	pdpt = gpa_to_hva(&vm->mem, LAYOUT_SYSCALL_TRAP_PDPT, 4096);
+	pd = gpa_to_hva(&vm->mem, LAYOUT_SYSCALL_TRAP_PD, 4096);
+	if (!pdpt || !pd)
+		return -EFAULT;
+	memset(pdpt, 0, 4096);
+	memset(pd, 0, 4096);
+	pdpt[0] = LAYOUT_SYSCALL_TRAP_PD | PTE_P | PTE_RW | PTE_US;
+	pd[0] = LAYOUT_SYSCALL_TRAP_GPA | PTE_P | PTE_US | PTE_PS;
+	vm->syscall_trap = true;
+	pr_info("SYSCALL from guest user mode is trapped and completed by mvm (KVM backend %s)",
+		kvm_backend_name(vm->backend));
+	return 0;
+}
+
+static int get_msrs(struct vcpu *v, const uint32_t *idx, uint64_t *val, unsigned int n)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[4];
+	} m = {.hdr.nmsrs = n};
+
+	for (unsigned int i = 0; i < n; i++)
+		m.e[i].index = idx[i];
+	if (ioctl(v->fd, KVM_GET_MSRS, &m) != (int)n)
+		return -EIO;
+	for (unsigned int i = 0; i < n; i++)
+		val[i] = m.e[i].data;
+	return 0;
+}
+
+static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = {.hdr.nmsrs = 1, .e = {.index = index, .data = value}};
+
+	return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
+}
+
+/* Points PML4 slot 401 of the current page tables at our PDPT, if the slot is empty. */
+static void install_window(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct kvm_sregs s;
+	uint64_t *pml4, entry = LAYOUT_SYSCALL_TRAP_PDPT | PTE_P | PTE_RW | PTE_US;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return;
+	if (!(s.cr0 & (1u << 31)) || !(s.cr4 & (1u << 5)) || (s.cr4 & (1u << 12))) {
+		pr_warn_once("the guest writes LSTAR without 4-level paging; system calls from "
+			     "user mode will not work");
+		return;
+	}
+	pml4 = gpa_to_hva(&vm->mem, s.cr3 & 0x000ffffffffff000ull, 4096);
+	if (!pml4)
+		return;
+	uint64_t old = __atomic_load_n(&pml4[SYSCALL_TRAP_PML4_INDEX], __ATOMIC_ACQUIRE);
+
+	if (old == entry)
+		return;
+	if (old) {
+		pr_warn_once("PML4 slot %d is in use by the guest (0x%llx); system calls from user "
+			     "mode will not work", SYSCALL_TRAP_PML4_INDEX, (unsigned long long)old);
+		return;
+	}
+	__atomic_store_n(&pml4[SYSCALL_TRAP_PML4_INDEX], entry, __ATOMIC_RELEASE);
+	pr_debug("trap window installed in the page tables at 0x%llx",
+		 (unsigned long long)(s.cr3 & ~0xfffull));
+}
+
+bool syscall_trap_msr_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint32_t index = run->msr.index;
+	uint64_t *guest = index == MSR_LSTAR ? &v->guest_lstar : &v->guest_cstar;
+
+	if (!v->vm->syscall_trap || (index != MSR_LSTAR && index != MSR_CSTAR))
+		return false;
+	run->msr.error = 0;
+	if (run->exit_reason == KVM_EXIT_X86_RDMSR) {
+		run->msr.data = *guest;
+		return true;
+	}
+	/* WRMSR of a non-canonical address is #GP on hardware. */
+	if ((uint64_t)((int64_t)(run->msr.data << 16) >> 16) != run->msr.data) {
+		run->msr.error = 1;
+		return true;
+	}
+	*guest = run->msr.data;
+	if (index == MSR_LSTAR)
+		install_window(v);
+	if (set_msr(v, index, index == MSR_LSTAR ? SYSCALL_TRAP_LSTAR : SYSCALL_TRAP_CSTAR)) {
+		pr_err("vCPU %u: cannot set the trap address in MSR 0x%x", v->index, index);
+		run->msr.error = 1;
+	}
+	return true;
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t sel, bool code)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = code ? 0xb : 0x3,
+		.present = 1, .dpl = 0, .db = code ? 0 : 1, .s = 1, .l = code, .g = 1,
+	};
+}
+
+bool syscall_trap_emulation_exit(struct vcpu *v)
+{
+	static const uint32_t idx[] = {MSR_STAR, MSR_SYSCALL_MASK};
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	uint64_t msr[2], target;
+	uint16_t sel;
+
+	if (!v->vm->syscall_trap)
+		return false;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return false;
+	if (s.cs.dpl != 3 || (r.rip != SYSCALL_TRAP_LSTAR && r.rip != SYSCALL_TRAP_CSTAR))
+		return false;
+	if (get_msrs(v, idx, msr, 2)) {
+		pr_err("vCPU %u: reading STAR/SFMASK failed", v->index);
+		return false;
+	}
+	target = r.rip == SYSCALL_TRAP_LSTAR ? v->guest_lstar : v->guest_cstar;
+	/* SYSCALL (SDM Vol. 2): RCX and R11 were written by the CPU before the fetch faulted;
+	 * RFLAGS = RFLAGS & ~FMASK (RF cleared); CS = STAR[47:32] & ~3, SS = that + 8, both
+	 * flat with DPL 0; CPL 0; RIP = LSTAR (CSTAR from compatibility mode). */
+	sel = (msr[0] >> 32) & 0xfffc;
+	r.rflags = (r.r11 & ~msr[1] & ~(1ull << 16)) | 2;
+	r.rip = target;
+	flat_segment(&s.cs, sel, true);
+	flat_segment(&s.ss, sel + 8, false);
+	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, &r) < 0) {
+		pr_err("vCPU %u: entering the guest kernel for a system call: %s", v->index,
+		       strerror(errno));
+		return false;
+	}
+	return true;
+}
