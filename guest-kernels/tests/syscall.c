@@ -1,0 +1,337 @@
+/* syscall.c: user mode and system calls, the transitions KVM-PVM does not virtualize.
+ *
+ * The guest builds a GDT with user segments, a TSS and its own IDT, programs EFER.SCE, STAR,
+ * LSTAR and SFMASK, drops to CPL3 with IRETQ and makes system calls:
+ * - SYSCALL: the kernel side records every register on entry and checks what SDM Vol. 2
+ *   SYSCALL says: RCX = the return address, R11 = the user RFLAGS, RFLAGS = R11 & ~SFMASK,
+ *   CS/SS from STAR[47:32] (CPL 0), RSP and every other register unchanged. SYSRETQ returns;
+ *   user mode checks the result, its registers and the CS/SS selectors SYSRET loads.
+ * - INT 0x80 through a DPL3 gate: the handler records the frame (CS, SS, RIP after the int).
+ *   On KVM-PVM the CPU raises #UD instead (KVM-HOST.md); the guest then reports it as
+ *   "int80-ud" and the host test decides with cmdline int80=required|any.
+ * - The MSRs read back what was written (mvm virtualizes LSTAR and CSTAR on PVM).
+ * cmdline: user=0 runs only the kernel-mode part (MSR round trips, SYSRET-free checks), for a
+ * host run with the trap mechanism forced off. int80=required fails on #UD.
+ * Prints SYSCALLS <n> and finishes with RESULT PASS/FAIL. */
+#include "guest.h"
+
+#define MSR_EFER	 0xc0000080
+#define MSR_STAR	 0xc0000081
+#define MSR_LSTAR	 0xc0000082
+#define MSR_CSTAR	 0xc0000083
+#define MSR_SFMASK	 0xc0000084
+#define EFER_SCE	 1
+
+#define KERNEL_CS	 0x08
+#define KERNEL_SS	 0x10
+#define USER_BASE	 0x20 /* STAR[63:48]: SYSRET loads SS = base + 8, CS = base + 16 */
+#define USER_SS		 (0x28 | 3)
+#define USER_CS		 (0x30 | 3)
+#define TSS_SEL		 0x38
+
+/* TF, DF, IF, AC and NT: what Linux masks on SYSCALL. */
+#define SFMASK_VALUE	 0x47700ull
+/* The user RFLAGS for the calls: IF, DF, ZF, PF and reserved bit 1. */
+#define USER_RFLAGS	 0x646ull
+#define RFLAGS_RF	 (1ull << 16)
+
+#define PTE_U		 4ull
+
+/* Registers as the entry stub saved them, in this order. */
+struct regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rflags, cs, ss;
+};
+
+struct tss64 {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3, iomap;
+} __attribute__((packed));
+
+static uint64_t gdt[9] __attribute__((aligned(16)));
+static struct tss64 tss __attribute__((aligned(16)));
+static uint64_t idt[2 * 256] __attribute__((aligned(16)));
+static uint8_t kernel_stack[8192] __attribute__((aligned(16)));
+static uint8_t user_stack[8192] __attribute__((aligned(16)));
+
+/* Shared with the assembly below. */
+struct regs entry_regs;		/* saved by syscall_entry */
+struct regs int80_regs;		/* saved by int80_entry (frame values in rip/cs/...) */
+uint64_t int80_frame[5];	/* rip, cs, rflags, rsp, ss as the CPU pushed them */
+volatile uint64_t ud_rip;	/* set by ud_entry */
+uint64_t kernel_rsp_save;	/* guest_main's stack while in user mode */
+volatile int calls;
+uint64_t user_results[8];
+
+/* Entered with SYSCALL from user mode. Saves everything, answers rax = rdi + rsi (call 1) or
+ * leaves user mode for good (call 60). */
+__asm__(".text\n"
+	".globl syscall_entry\n"
+	"syscall_entry:\n"
+	"	mov %rax, entry_regs+0\n"
+	"	mov %rbx, entry_regs+8\n"
+	"	mov %rcx, entry_regs+16\n"
+	"	mov %rdx, entry_regs+24\n"
+	"	mov %rsi, entry_regs+32\n"
+	"	mov %rdi, entry_regs+40\n"
+	"	mov %rbp, entry_regs+48\n"
+	"	mov %rsp, entry_regs+56\n"
+	"	mov %r8, entry_regs+64\n"
+	"	mov %r9, entry_regs+72\n"
+	"	mov %r10, entry_regs+80\n"
+	"	mov %r11, entry_regs+88\n"
+	"	mov %r12, entry_regs+96\n"
+	"	mov %r13, entry_regs+104\n"
+	"	mov %r14, entry_regs+112\n"
+	"	mov %r15, entry_regs+120\n"
+	"	pushfq\n"
+	"	popq entry_regs+128\n"
+	"	xor %eax, %eax\n"
+	"	mov %cs, %ax\n"
+	"	mov %rax, entry_regs+136\n"
+	"	mov %ss, %ax\n"
+	"	mov %rax, entry_regs+144\n"
+	"	incl calls\n"
+	"	mov entry_regs+0, %rax\n"
+	"	cmp $60, %rax\n"
+	"	je 1f\n"
+	"	mov %rdi, %rax\n"
+	"	add %rsi, %rax\n"
+	"	sysretq\n"
+	/* exit: back to guest_main's stack at CPL0 */
+	"1:	mov kernel_rsp_save, %rsp\n"
+	"	mov $0x10, %ax\n"
+	"	mov %ax, %ss\n"
+	"	ret\n"
+
+	/* INT 0x80 through a DPL3 gate: record the frame, return with IRETQ. */
+	".globl int80_entry\n"
+	"int80_entry:\n"
+	"	push %rax\n"
+	"	mov 8(%rsp), %rax\n"
+	"	mov %rax, int80_frame+0\n"
+	"	mov 16(%rsp), %rax\n"
+	"	mov %rax, int80_frame+8\n"
+	"	mov 24(%rsp), %rax\n"
+	"	mov %rax, int80_frame+16\n"
+	"	mov 32(%rsp), %rax\n"
+	"	mov %rax, int80_frame+24\n"
+	"	mov 40(%rsp), %rax\n"
+	"	mov %rax, int80_frame+32\n"
+	"	pop %rax\n"
+	"	add $1000, %rax\n"
+	"	iretq\n"
+
+	/* #UD: where int 0x80 ends up on KVM-PVM. Skip the 2-byte instruction. */
+	".globl ud_entry\n"
+	"ud_entry:\n"
+	"	push %rax\n"
+	"	mov 8(%rsp), %rax\n"
+	"	mov %rax, ud_rip\n"
+	"	addq $2, 8(%rsp)\n"
+	"	pop %rax\n"
+	"	iretq\n"
+
+	/* User mode: two system calls with known registers, an int 0x80, then exit. */
+	".globl user_code\n"
+	"user_code:\n"
+	"	mov $1, %eax\n"
+	"	mov $0x1111, %rdi\n"
+	"	mov $0x2222, %rsi\n"
+	"	mov $0x3333, %rdx\n"
+	"	mov $0x4444, %r8\n"
+	"	mov $0x5555, %r9\n"
+	"	mov $0x6666, %r10\n"
+	"	mov $0x7777, %rbx\n"
+	"	mov $0x8888, %rbp\n"
+	"	mov $0x9999, %r12\n"
+	"	mov $0xaaaa, %r13\n"
+	"	mov $0xbbbb, %r14\n"
+	"	mov $0xcccc, %r15\n"
+	"	syscall\n"
+	".globl user_after_syscall\n"
+	"user_after_syscall:\n"
+	"	mov %rax, user_results+0\n"	/* 0x3333 expected */
+	"	pushfq\n"
+	"	popq user_results+8\n"
+	"	xor %eax, %eax\n"
+	"	mov %ss, %ax\n"
+	"	mov %rax, user_results+16\n"
+	"	mov %rbx, user_results+24\n"	/* preserved: 0x7777 */
+	"	mov %r15, user_results+32\n"	/* preserved: 0xcccc */
+	"	mov $1, %eax\n"
+	"	mov $40, %rdi\n"
+	"	mov $2, %rsi\n"
+	"	syscall\n"
+	"	mov %rax, user_results+40\n"	/* 42 */
+	"	mov $7, %eax\n"
+	"	int $0x80\n"
+	".globl user_after_int80\n"
+	"user_after_int80:\n"
+	"	mov %rax, user_results+48\n"	/* 1007 if delivered */
+	"	mov $60, %eax\n"
+	"	syscall\n"
+	".globl user_after_exit\n"
+	"user_after_exit:\n"
+	"2:	jmp 2b\n");
+
+extern char syscall_entry[], int80_entry[], ud_entry[], user_code[], user_after_syscall[],
+	user_after_int80[], user_after_exit[];
+
+static void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+static void set_gate(unsigned int vector, void *handler, unsigned int dpl)
+{
+	uint64_t a = (uint64_t)(uintptr_t)handler;
+
+	idt[2 * vector] = (a & 0xffff) | ((uint64_t)KERNEL_CS << 16) |
+			  ((uint64_t)(0x8e | (dpl << 5)) << 40) | ((a >> 16) << 48);
+	idt[2 * vector + 1] = a >> 32;
+}
+
+static void setup_descriptors(void)
+{
+	uint64_t t = (uint64_t)(uintptr_t)&tss;
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) gdtr = {sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt},
+				   idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
+
+	gdt[0] = 0;
+	gdt[1] = 0x00af9a000000ffffull; /* 0x08 kernel code64 */
+	gdt[2] = 0x00cf92000000ffffull; /* 0x10 kernel data */
+	gdt[3] = 0x00cf9a000000ffffull; /* 0x18 code32 (the runtime's) */
+	gdt[4] = 0x00cffa000000ffffull; /* 0x20 user code32 */
+	gdt[5] = 0x00cff2000000ffffull; /* 0x28 user data */
+	gdt[6] = 0x00affa000000ffffull; /* 0x30 user code64 */
+	/* 0x38: available 64-bit TSS, 16 bytes. */
+	gdt[7] = (sizeof(tss) - 1) | ((t & 0xffffff) << 16) | (0x89ull << 40) |
+		 (((t >> 24) & 0xff) << 56);
+	gdt[8] = t >> 32;
+	tss.rsp[0] = (uint64_t)(uintptr_t)(kernel_stack + sizeof(kernel_stack));
+	tss.iomap = sizeof(tss);
+	set_gate(6, ud_entry, 0);
+	set_gate(0x80, int80_entry, 3);
+	__asm__ volatile("lgdt %0" : : "m"(gdtr));
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	__asm__ volatile("ltr %w0" : : "r"(TSS_SEL));
+}
+
+/* User code and stacks live in the first 2 MiB; let CPL3 reach that page. */
+static void allow_user_low_2m(void)
+{
+	extern uint64_t pml4[];
+	uint64_t *pdpt = (uint64_t *)(uintptr_t)(pml4[0] & ~0xfffull);
+	uint64_t *pd = (uint64_t *)(uintptr_t)(pdpt[0] & ~0xfffull);
+
+	pml4[0] |= PTE_U;
+	pdpt[0] |= PTE_U;
+	pd[0] |= PTE_U;
+	__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" : : : "rax", "memory");
+}
+
+static bool msr_round_trip(const char *name, uint32_t msr, uint64_t value)
+{
+	wrmsr(msr, value);
+	return reportf(rdmsr(msr) == value, "msr-%s-reads-back", name);
+}
+
+static void enter_user_mode(void)
+{
+	uint64_t ursp = (uint64_t)(uintptr_t)(user_stack + sizeof(user_stack));
+
+	/* Returns here when user mode makes call 60: syscall_entry restores this stack. */
+	__asm__ volatile("push %%rbp\n"
+			 "push %%rbx\n"
+			 "push %%r12\n"
+			 "push %%r13\n"
+			 "push %%r14\n"
+			 "push %%r15\n"
+			 "lea 1f(%%rip), %%rax\n"
+			 "push %%rax\n"
+			 "mov %%rsp, kernel_rsp_save\n"
+			 "push %[ss]\n"
+			 "push %[ursp]\n"
+			 "push %[flags]\n"
+			 "push %[cs]\n"
+			 "push %[rip]\n"
+			 "iretq\n"
+			 "1:\n"
+			 "pop %%r15\n"
+			 "pop %%r14\n"
+			 "pop %%r13\n"
+			 "pop %%r12\n"
+			 "pop %%rbx\n"
+			 "pop %%rbp\n"
+			 :
+			 : [ss] "i"(USER_SS), [ursp] "r"(ursp), [flags] "i"(USER_RFLAGS),
+			   [cs] "i"(USER_CS), [rip] "r"((uint64_t)(uintptr_t)user_code)
+			 : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory",
+			   "cc");
+}
+
+void guest_main(const struct hvm_start_info *si)
+{
+	bool user = cmdline_uint("user", 1) != 0;
+	char int80[16] = "any";
+	const struct regs *e = &entry_regs;
+
+	cmdline_get("int80", int80, sizeof(int80));
+	setup_descriptors();
+	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
+	msr_round_trip("star", MSR_STAR,
+		       ((uint64_t)USER_BASE << 48) | ((uint64_t)KERNEL_CS << 32));
+	msr_round_trip("lstar", MSR_LSTAR, (uint64_t)(uintptr_t)syscall_entry);
+	msr_round_trip("cstar", MSR_CSTAR, 0xffffffff81000000ull);
+	msr_round_trip("sfmask", MSR_SFMASK, SFMASK_VALUE);
+	report("efer-sce", rdmsr(MSR_EFER) & EFER_SCE);
+	if (!user) {
+		report_skip("user-mode", "user=0 on the command line");
+		finish();
+	}
+	allow_user_low_2m();
+	enter_user_mode();
+
+	printf("SYSCALLS %d\n", calls);
+	report("syscall-count", calls == 3);
+	/* The first call, as the kernel saw it. entry_regs now holds the last call (60), so
+	 * the checks below use values that call kept: the run is deterministic. */
+	report("syscall-rcx-is-return-rip", e->rcx == (uint64_t)(uintptr_t)user_after_exit);
+	/* IF and DF as user mode set them; the arithmetic flags changed along the way. */
+	report("syscall-r11-is-user-rflags", (e->r11 & 0x602) == (USER_RFLAGS & 0x602));
+	report("syscall-rflags-masked", (e->rflags & SFMASK_VALUE) == 0 &&
+					    (e->rflags & 2) && !(e->rflags & RFLAGS_RF));
+	report("syscall-cs-from-star", e->cs == KERNEL_CS);
+	report("syscall-ss-from-star", e->ss == KERNEL_SS);
+	report("syscall-rsp-unchanged",
+	       e->rsp == (uint64_t)(uintptr_t)(user_stack + sizeof(user_stack)));
+	report("syscall-regs-preserved", e->rbx == 0x7777 && e->rbp == 0x8888 &&
+						 e->r12 == 0x9999 && e->r13 == 0xaaaa &&
+						 e->r14 == 0xbbbb && e->r15 == 0xcccc);
+	report("sysret-result", user_results[0] == 0x3333 && user_results[5] == 42);
+	report("sysret-rflags-restored", (user_results[1] & 0xcd5) == (USER_RFLAGS & 0xcd5));
+	report("sysret-ss", user_results[2] == USER_SS);
+	report("sysret-regs-preserved", user_results[3] == 0x7777 && user_results[4] == 0xcccc);
+
+	if (int80_frame[0]) {
+		report("int80-delivered", true);
+		report("int80-frame-rip", int80_frame[0] == (uint64_t)(uintptr_t)user_after_int80);
+		report("int80-frame-cs-ss", int80_frame[1] == USER_CS && int80_frame[4] == USER_SS);
+		report("int80-result", user_results[6] == 1007);
+	} else if (ud_rip) {
+		printf("INT80 raised #UD at 0x%lx\n", (unsigned long)ud_rip);
+		report("int80-ud", strcmp(int80, "required") != 0);
+	} else {
+		report("int80-seen", false);
+	}
+	finish();
+}
