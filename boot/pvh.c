@@ -81,8 +81,8 @@ struct pvh_image {
 
 /* Class-independent view of the ELF and program headers. */
 struct elf_hdr {
-	uint16_t type, machine, phentsize, phnum;
-	uint64_t phoff;
+	uint16_t type, machine, phentsize, phnum, shentsize, shnum;
+	uint64_t phoff, shoff;
 };
 
 struct elf_phdr {
@@ -192,7 +192,10 @@ static int read_ehdr(const uint8_t *d, size_t len, bool *is64, struct elf_hdr *h
 				      .machine = e.e_machine,
 				      .phentsize = e.e_phentsize,
 				      .phnum = e.e_phnum,
-				      .phoff = e.e_phoff};
+				      .phoff = e.e_phoff,
+				      .shentsize = e.e_shentsize,
+				      .shnum = e.e_shnum,
+				      .shoff = e.e_shoff};
 	} else {
 		Elf32_Ehdr e;
 
@@ -203,7 +206,10 @@ static int read_ehdr(const uint8_t *d, size_t len, bool *is64, struct elf_hdr *h
 				      .machine = e.e_machine,
 				      .phentsize = e.e_phentsize,
 				      .phnum = e.e_phnum,
-				      .phoff = e.e_phoff};
+				      .phoff = e.e_phoff,
+				      .shentsize = e.e_shentsize,
+				      .shnum = e.e_shnum,
+				      .shoff = e.e_shoff};
 	}
 	if (h->machine != EM_X86_64 && h->machine != EM_386) {
 		*why = "ELF machine is neither EM_X86_64 nor EM_386";
@@ -270,6 +276,12 @@ static int parse(const uint8_t *d, size_t len, struct pvh_image *img, const char
 	/* phnum and phentsize are 16 bits: the product cannot overflow. */
 	if (!in_file(h.phoff, (uint64_t)h.phnum * h.phentsize, len)) {
 		*why = "the program header table lies outside the file";
+		return -EINVAL;
+	}
+	/* The section header table is not loaded, but it is the last thing a linker writes: a
+	 * file that ends before it was cut short, and its segments are not to be trusted. */
+	if (h.shoff && !in_file(h.shoff, (uint64_t)h.shnum * h.shentsize, len)) {
+		*why = "the section header table lies outside the file (truncated?)";
 		return -EINVAL;
 	}
 	for (unsigned int i = 0; i < h.phnum; i++) {
