@@ -12,7 +12,8 @@
  * - The MSRs read back what was written (mvm virtualizes LSTAR and CSTAR on PVM).
  * cmdline: user=0 runs only the kernel-mode part (MSR round trips, SYSRET-free checks), for a
  * host run with the trap mechanism forced off. int80=required fails on #UD.
- * Prints SYSCALLS <n> and finishes with RESULT PASS/FAIL. */
+ * Prints SYSCALLS <n>, the mean cost of an empty SYSCALL+SYSRET round trip in TSC ticks as user
+ * mode measures it (SYSCALL-ROUNDTRIP-TSC), and finishes with RESULT PASS/FAIL. */
 #include "guest.h"
 
 #define MSR_EFER	 0xc0000080
@@ -36,6 +37,11 @@
 #define RFLAGS_RF	 (1ull << 16)
 
 #define PTE_U		 4ull
+
+#define ROUNDTRIPS	 1000
+#define STR_(x)		 #x
+#define STR(x)		 STR_(x)
+#define ROUNDTRIPS_STR	 STR(ROUNDTRIPS)
 
 /* Registers as the entry stub saved them, in this order. */
 struct regs {
@@ -66,14 +72,17 @@ uint64_t int80_frame[5];	/* rip, cs, rflags, rsp, ss as the CPU pushed them */
 volatile uint64_t ud_rip;	/* set by ud_entry */
 uint64_t kernel_rsp_save;	/* guest_main's stack while in user mode */
 volatile int calls;
-uint64_t user_results[8];
+uint64_t user_results[10];
 
 /* Entered with SYSCALL from user mode. Saves everything, answers rax = rdi + rsi (call 1) or
  * leaves user mode for good (call 60). */
 __asm__(".text\n"
 	".globl syscall_entry\n"
 	"syscall_entry:\n"
-	"	mov %rax, entry_regs+0\n"
+	"	cmp $2, %rax\n"		/* call 2: return at once (the round-trip benchmark) */
+	"	jne 0f\n"
+	"	sysretq\n"
+	"0:	mov %rax, entry_regs+0\n"
 	"	mov %rbx, entry_regs+8\n"
 	"	mov %rcx, entry_regs+16\n"
 	"	mov %rdx, entry_regs+24\n"
@@ -174,6 +183,20 @@ __asm__(".text\n"
 	".globl user_after_int80\n"
 	"user_after_int80:\n"
 	"	mov %rax, user_results+48\n"	/* 1007 if delivered */
+	/* Round trips of the empty call 2, timed with the TSC in user mode. */
+	"	rdtsc\n"
+	"	shl $32, %rdx\n"
+	"	or %rdx, %rax\n"
+	"	mov %rax, user_results+56\n"
+	"	mov $" ROUNDTRIPS_STR ", %r8d\n"
+	"3:	mov $2, %eax\n"
+	"	syscall\n"
+	"	dec %r8d\n"
+	"	jnz 3b\n"
+	"	rdtsc\n"
+	"	shl $32, %rdx\n"
+	"	or %rdx, %rax\n"
+	"	mov %rax, user_results+64\n"
 	"	mov $60, %eax\n"
 	"	syscall\n"
 	".globl user_after_exit\n"
@@ -322,6 +345,8 @@ void guest_main(const struct hvm_start_info *si)
 	report("sysret-ss", user_results[2] == USER_SS);
 	report("sysret-regs-preserved", user_results[3] == 0x7777 && user_results[4] == 0xcccc);
 
+	printf("SYSCALL-ROUNDTRIP-TSC %lu (TSC ticks per SYSCALL+SYSRET, mean of %d)\n",
+	       (unsigned long)((user_results[8] - user_results[7]) / ROUNDTRIPS), ROUNDTRIPS);
 	if (int80_frame[0]) {
 		report("int80-delivered", true);
 		report("int80-frame-rip", int80_frame[0] == (uint64_t)(uintptr_t)user_after_int80);
