@@ -316,6 +316,9 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(v))
 			break;
 	}
+	/* Where was it when a signal stopped the machine? Answers "why does my guest hang". */
+	if (stop_reason(&vm->stop) == STOP_SIGNAL && log_get_level() >= LOG_DEBUG)
+		vcpu_dump(v, "stopped by a signal");
 	return NULL;
 }
 
