@@ -51,8 +51,10 @@ static void decoder_mode(const struct emu_cpu *c, ZydisMachineMode *mode, ZydisS
 }
 
 /* Fetches up to 15 bytes at CS:RIP; stops early at a page that faults if some bytes were
- * fetched (the decoder then decides whether they suffice). */
-static int fetch(struct emu_ctx *ctx, uint8_t *buf, unsigned int *len)
+ * fetched (the decoder then decides whether they suffice), keeping that fault in (*cut) for
+ * when they do not. */
+static int fetch(struct emu_ctx *ctx, uint8_t *buf, unsigned int *len, struct emu_fault *cut,
+		 bool *truncated)
 {
 	uint64_t la;
 	unsigned int got = 0;
@@ -67,9 +69,15 @@ static int fetch(struct emu_ctx *ctx, uint8_t *buf, unsigned int *len)
 			chunk = 15 - got;
 		ret = emu_read_linear(ctx, la + got, buf + got, chunk, EMU_ACC_FETCH);
 		if (ret) {
-			if (got)
-				break;
-			return ret;
+			if (!got)
+				return ret;
+			if (ret == EMU_EXC) {
+				*cut = ctx->res->fault;
+				*truncated = true;
+			}
+			ctx->res->fault = (struct emu_fault){0};
+			ctx->res->why[0] = 0;
+			break;
 		}
 		got += chunk;
 	}
@@ -177,6 +185,9 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 	ZydisMachineMode mode;
 	ZydisStackWidth sw;
 	emu_handler_fn fn;
+	struct emu_fault cut = {0};
+	bool truncated = false, given = len != 0;
+	ZyanStatus zs;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -189,11 +200,12 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 	ctx->env = env;
 	ctx->res = res;
 	ctx->nw = ctx->wused = 0;
+	ctx->nad = 0;
 	ctx->rip_written = false;
 	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
 
-	if (len == 0) {
-		ret = fetch(ctx, res->insn, &len);
+	if (!given) {
+		ret = fetch(ctx, res->insn, &len, &cut, &truncated);
 		if (ret)
 			goto out;
 	} else {
@@ -205,9 +217,29 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 
 	decoder_mode(&work, &mode, &sw);
 	ZydisDecoderInit(&dec, mode, sw);
-	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, res->insn, len, &ctx->insn, ctx->ops))) {
-		/* Bytes the CPU itself could not decode raise #UD; but KVM handed them to us, so
-		 * the likelier story is that we were given too few: report, do not guess. */
+	zs = ZydisDecoderDecodeFull(&dec, res->insn, len, &ctx->insn, ctx->ops);
+	if (zs == ZYDIS_STATUS_NO_MORE_DATA && given) {
+		/* The caller's bytes stop short. KVM hands back only the bytes on the first page
+		 * of an instruction that crosses into the next one (measured on KVM-PVM with a
+		 * vmovdqu at 0x...ffb: 5 of its 8 bytes): fetch the rest through the page tables
+		 * as the CPU would. */
+		ret = fetch(ctx, res->insn, &len, &cut, &truncated);
+		if (ret)
+			goto out;
+		res->insn_len = len;
+		zs = ZydisDecoderDecodeFull(&dec, res->insn, len, &ctx->insn, ctx->ops);
+	}
+	if (!ZYAN_SUCCESS(zs)) {
+		/* An instruction that runs into a page we could not fetch: the CPU raises that
+		 * page's fault (SDM Vol. 3A 6.15, #PF on instruction fetch). */
+		if (truncated && zs == ZYDIS_STATUS_NO_MORE_DATA) {
+			ret = emu_raise(ctx, cut.vector, cut.has_error_code, cut.error_code);
+			ctx->res->fault.cr2 = cut.cr2;
+			goto out;
+		}
+		/* Bytes the CPU itself could not decode raise #UD; but KVM handed them to us as
+		 * something it could not do, so more likely Zydis and the CPU disagree (or the
+		 * mode is wrong): report, do not guess. */
 		ret = emu_unsupported(ctx, "the bytes do not decode as an x86 instruction");
 		goto out;
 	}

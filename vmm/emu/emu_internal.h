@@ -16,6 +16,7 @@
 
 #define EMU_WLOG_MAX 32
 #define EMU_WBUF_SIZE 8192
+#define EMU_ADLOG_MAX 16	/* page walks whose A/D updates wait for the commit */
 
 /* RFLAGS bits. */
 #define RF_CF (1ull << 0)
@@ -95,6 +96,8 @@ struct emu_ctx {
 	struct emu_wlog wlog[EMU_WLOG_MAX];
 	unsigned int nw, wused;
 	uint8_t wbuf[EMU_WBUF_SIZE];
+	struct emu_walk_ad ad[EMU_ADLOG_MAX];
+	unsigned int nad;
 };
 
 typedef int (*emu_handler_fn)(struct emu_ctx *ctx);
@@ -107,8 +110,9 @@ int emu_unsupported(struct emu_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Memory, by linear address. acc: EMU_ACC_* (user is added from the CPL). Reads take effect
- * at once (MMIO reads included); writes are logged and applied by emu_commit() only if the
- * whole instruction succeeds. */
+ * at once (MMIO reads included); writes, and the accessed/dirty bits of the page walks, are
+ * logged and applied by emu_commit() only if the whole instruction succeeds. A read-modify-
+ * write reads with EMU_ACC_WRITE, so a fault on the read reports a write as the CPU does. */
 int emu_read_linear(struct emu_ctx *ctx, uint64_t la, void *dst, uint32_t len, unsigned int acc);
 int emu_write_linear(struct emu_ctx *ctx, uint64_t la, const void *src, uint32_t len,
 		     unsigned int acc);
@@ -126,7 +130,13 @@ int emu_linear(struct emu_ctx *ctx, enum emu_sreg seg, uint64_t ea, uint32_t len
 uint64_t emu_op_ea(struct emu_ctx *ctx, const ZydisDecodedOperand *op);
 int emu_op_mem_la(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint32_t len, bool write,
 		  uint64_t *la);
+/* The same for the operand's effective address plus (disp) bytes (bt's bit string). */
+int emu_op_mem_la_disp(struct emu_ctx *ctx, const ZydisDecodedOperand *op, int64_t disp,
+		       uint32_t len, bool write, uint64_t *la);
 int emu_op_read(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint64_t *val);
+/* emu_op_read() with access kind (acc) for a memory operand (EMU_ACC_WRITE: read for RMW). */
+int emu_op_read_acc(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint64_t *val,
+		    unsigned int acc);
 int emu_op_write(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint64_t val);
 /* Vector operands (XMM/YMM registers or memory), (bytes) 4, 8, 16 or 32. */
 int emu_op_read_vec(struct emu_ctx *ctx, const ZydisDecodedOperand *op, void *buf,

@@ -3,7 +3,8 @@
 #include "emu_internal.h"
 
 
-static int count(struct emu_ctx *ctx)
+/* (m) is what the CPU executes: LZCNT and TZCNT are BSR and BSF on CPUs without them. */
+static int count(struct emu_ctx *ctx, ZydisMnemonic m)
 {
 	struct emu_cpu *c = ctx->cpu;
 	unsigned int bits = ctx->ops[0].size;
@@ -13,7 +14,7 @@ static int count(struct emu_ctx *ctx)
 	if (ret)
 		return ret;
 	src &= emu_mask(bits);
-	switch (ctx->insn.mnemonic) {
+	switch (m) {
 	case ZYDIS_MNEMONIC_POPCNT:
 		/* OF SF ZF AF CF PF cleared; ZF set when the source is zero. */
 		result = __builtin_popcountll(src);
@@ -39,8 +40,7 @@ static int count(struct emu_ctx *ctx)
 			c->rflags = flags | RF_ZF;
 			return EMU_OK;
 		}
-		result = ctx->insn.mnemonic == ZYDIS_MNEMONIC_BSF ? __builtin_ctzll(src)
-								  : 63 - __builtin_clzll(src);
+		result = m == ZYDIS_MNEMONIC_BSF ? __builtin_ctzll(src) : 63 - __builtin_clzll(src);
 		break;
 	default:
 		break;
@@ -53,7 +53,9 @@ static int count(struct emu_ctx *ctx)
 }
 
 /* bt/bts/btr/btc: with a register bit offset and a memory operand the offset addresses
- * memory beyond the operand (signed, in operand-size units: SDM Vol. 2 BT). */
+ * memory beyond the operand (signed, in operand-size units: SDM Vol. 2 BT). bts/btr/btc
+ * read with write intent: a fault on the read is reported as a write, as the CPU does for a
+ * read-modify-write. */
 static int bit_test(struct emu_ctx *ctx)
 {
 	struct emu_cpu *c = ctx->cpu;
@@ -61,6 +63,7 @@ static int bit_test(struct emu_ctx *ctx)
 	unsigned int bits = dst->size;
 	uint64_t offset, val, bit;
 	ZydisMnemonic m = ctx->insn.mnemonic;
+	bool rmw = m != ZYDIS_MNEMONIC_BT;
 	int ret = emu_op_read(ctx, off_op, &offset);
 
 	if (ret)
@@ -72,15 +75,13 @@ static int bit_test(struct emu_ctx *ctx)
 		uint64_t la;
 		uint32_t bytes = bits / 8;
 
-		ret = emu_op_mem_la(ctx, dst, bytes, m != ZYDIS_MNEMONIC_BT, &la);
+		/* Segment limit and canonical form apply to the bytes actually accessed. */
+		ret = emu_op_mem_la_disp(ctx, dst, unit * (int64_t)bytes, bytes, rmw, &la);
 		if (ret)
 			return ret;
-		la += (uint64_t)(unit * (int64_t)bytes);
-		if (!emu_64bit(c))
-			la = (uint32_t)la;
 		bit = (uint64_t)(soff - unit * (int64_t)bits);
 		val = 0;
-		ret = emu_read_linear(ctx, la, &val, bytes, 0);
+		ret = emu_read_linear(ctx, la, &val, bytes, rmw ? EMU_ACC_WRITE : 0);
 		if (ret)
 			return ret;
 		c->rflags = (c->rflags & ~RF_CF) | ((val >> bit) & 1 ? RF_CF : 0);
@@ -91,7 +92,7 @@ static int bit_test(struct emu_ctx *ctx)
 		return emu_write_linear(ctx, la, &val, bytes, 0);
 	}
 	bit = offset & (bits - 1);
-	ret = emu_op_read(ctx, dst, &val);
+	ret = emu_op_read_acc(ctx, dst, &val, rmw ? EMU_ACC_WRITE : 0);
 	if (ret)
 		return ret;
 	c->rflags = (c->rflags & ~RF_CF) | ((val >> bit) & 1 ? RF_CF : 0);
@@ -110,12 +111,16 @@ int emu_exec_bits(struct emu_ctx *ctx)
 	case ZYDIS_MNEMONIC_POPCNT:
 		if (!f->popcnt)
 			return emu_ud(ctx);
-		return count(ctx);
+		return count(ctx, ZYDIS_MNEMONIC_POPCNT);
 	case ZYDIS_MNEMONIC_LZCNT:
+		/* Without CPUID.80000001H:ECX.LZCNT the F3 prefix is ignored: this is BSR. */
+		return count(ctx, f->lzcnt ? ZYDIS_MNEMONIC_LZCNT : ZYDIS_MNEMONIC_BSR);
 	case ZYDIS_MNEMONIC_TZCNT:
+		/* Without CPUID.(7,0):EBX.BMI1, likewise BSF. */
+		return count(ctx, f->bmi1 ? ZYDIS_MNEMONIC_TZCNT : ZYDIS_MNEMONIC_BSF);
 	case ZYDIS_MNEMONIC_BSF:
 	case ZYDIS_MNEMONIC_BSR:
-		return count(ctx);
+		return count(ctx, ctx->insn.mnemonic);
 	default:
 		if (ctx->insn.attributes & ZYDIS_ATTRIB_HAS_LOCK)
 			return emu_unsupported(ctx, "locked %s", ctx->res->mnemonic);

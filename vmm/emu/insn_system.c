@@ -111,6 +111,7 @@ static int descriptor_query(struct emu_ctx *ctx)
 		return -ret;
 	if (ret == 0)
 		goto done;
+	ret = EMU_OK; /* load_descriptor()'s 1 is not a status: verr/verw write nothing */
 	type = (desc[0] >> 40) & 0xf;
 	dpl = (desc[0] >> 45) & 3;
 	rpl = sel & 3;

@@ -130,8 +130,10 @@ static int xsave(struct emu_ctx *ctx)
 		return emu_ud(ctx);
 	/* x87 and SSE are always "in use" in our image: KVM gives init values for the rest. */
 	inuse |= XCR0_X87 | XCR0_SSE;
+	/* The compacted layout is that of XCOMP_BV = RFBM, components in use or not; only the
+	 * ones in use are written (SDM Vol. 1 13.4.3, 13.10). */
 	if (compact)
-		compacted_offsets(f, mask & inuse, off, &size);
+		compacted_offsets(f, mask, off, &size);
 	else
 		size = standard_size(f, mask);
 	if (size > sizeof(buf))
@@ -139,13 +141,15 @@ static int xsave(struct emu_ctx *ctx)
 	ret = xsave_checks(ctx, &la, size, true);
 	if (ret)
 		return ret;
-	/* Read what is there: XSAVE leaves the parts it does not save as they were. */
-	ret = emu_read_linear(ctx, la, buf, size, 0);
+	/* Read what is there: XSAVE leaves the parts it does not save as they were. The read
+	 * is for a store: its faults are write faults. */
+	ret = emu_read_linear(ctx, la, buf, size, EMU_ACC_WRITE);
 	if (ret)
 		return ret;
 	if (mask & XCR0_X87)
 		copy_x87(buf, c->xsave);
-	if (mask & (XCR0_SSE | XCR0_YMM))
+	/* MXCSR goes with SSE, and in the standard form with AVX too (SDM Vol. 1 13.7, 13.10). */
+	if (mask & (compact ? XCR0_SSE : XCR0_SSE | XCR0_YMM))
 		memcpy(buf + XSAVE_MXCSR, c->xsave + XSAVE_MXCSR, 8);
 	if (mask & XCR0_SSE)
 		memcpy(buf + XSAVE_XMM0, c->xsave + XSAVE_XMM0, 16 * 16);
@@ -160,9 +164,10 @@ static int xsave(struct emu_ctx *ctx)
 			       f->xsave_size[i]);
 		}
 	}
+	/* XSAVE writes only XSTATE_BV, XSAVEC XSTATE_BV and XCOMP_BV; the rest of the header
+	 * keeps what was there. */
 	memcpy(hdr, buf + XSAVE_HDR, sizeof(hdr));
 	if (compact) {
-		memset(hdr, 0, sizeof(hdr));
 		hdr[0] = mask & inuse;
 		hdr[1] = mask | XCOMP_BV_COMPACTED;
 	} else {
@@ -191,7 +196,9 @@ static int xrstor(struct emu_ctx *ctx)
 	xstate_bv = hdr[0];
 	xcomp_bv = hdr[1];
 	compact = xcomp_bv & XCOMP_BV_COMPACTED;
-	/* Header checks (SDM Vol. 1 13.8.1): any failure is #GP(0). */
+	/* Header checks (SDM Vol. 1 13.8.1, 13.8.2), each #GP(0): the compacted form needs
+	 * XSAVEC, XCOMP_BV within XCR0, XSTATE_BV within XCOMP_BV and bytes 63:16 zero; the
+	 * standard form XSTATE_BV within XCR0 and bytes 23:8 zero (24-63 are not looked at). */
 	if (compact) {
 		if (!f->xsavec || (xcomp_bv & ~XCOMP_BV_COMPACTED & ~c->xcr0) ||
 		    (xstate_bv & ~xcomp_bv))
@@ -201,11 +208,8 @@ static int xrstor(struct emu_ctx *ctx)
 				return emu_gp0(ctx);
 		compacted_offsets(f, xcomp_bv & ~XCOMP_BV_COMPACTED, off, &size);
 	} else {
-		if (xstate_bv & ~c->xcr0)
+		if ((xstate_bv & ~c->xcr0) || hdr[1] || hdr[2])
 			return emu_gp0(ctx);
-		for (unsigned int i = 1; i < 8; i++)
-			if (hdr[i])
-				return emu_gp0(ctx);
 		size = standard_size(f, mask);
 		for (unsigned int i = 2; i < EMU_XSAVE_COMPONENTS; i++)
 			off[i] = f->xsave_offset[i];
@@ -215,11 +219,17 @@ static int xrstor(struct emu_ctx *ctx)
 	ret = emu_read_linear(ctx, la, buf, size, 0);
 	if (ret)
 		return ret;
-	/* MXCSR comes from memory whenever SSE or AVX state is restored; reserved bits #GP. */
-	if (mask & (XCR0_SSE | XCR0_YMM)) {
+	/* MXCSR: the standard form loads it whenever SSE or AVX is requested, whatever
+	 * XSTATE_BV says; the compacted form only with SSE requested and in XSTATE_BV, else
+	 * SSE's initial 1F80H (SDM Vol. 1 13.8.1, 13.8.2). Reserved bits: #GP. */
+	if (compact ? (mask & xstate_bv & XCR0_SSE) : (mask & (XCR0_SSE | XCR0_YMM))) {
 		if (get32(buf + XSAVE_MXCSR) & ~mxcsr_mask(c))
 			return emu_gp0(ctx);
 		memcpy(c->xsave + XSAVE_MXCSR, buf + XSAVE_MXCSR, 4);
+	} else if (compact && (mask & XCR0_SSE)) {
+		uint32_t init = MXCSR_DEFAULT;
+
+		memcpy(c->xsave + XSAVE_MXCSR, &init, 4);
 	}
 	if (mask & XCR0_X87) {
 		if (xstate_bv & XCR0_X87)
@@ -279,7 +289,7 @@ static int fxsave(struct emu_ctx *ctx)
 
 	if (ret)
 		return ret;
-	ret = emu_read_linear(ctx, la, buf, sizeof(buf), 0);
+	ret = emu_read_linear(ctx, la, buf, sizeof(buf), EMU_ACC_WRITE); /* for a store */
 	if (ret)
 		return ret;
 	memcpy(buf, c->xsave, XSAVE_XMM0);

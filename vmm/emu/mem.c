@@ -44,18 +44,37 @@ int emu_linear(struct emu_ctx *ctx, enum emu_sreg seg, uint64_t ea, uint32_t len
 	return EMU_OK;
 }
 
+/* Keeps the A/D updates of a walk for the commit. Walks repeat (one per page and access),
+ * so a record equal to one already kept is dropped; when the log is full they are made now,
+ * which the CPU may do too (it sets accessed bits speculatively, SDM 4.8). */
+static void defer_ad(struct emu_ctx *ctx, const struct emu_walk_ad *ad)
+{
+	for (unsigned int i = 0; i < ctx->nad; i++)
+		if (!memcmp(&ctx->ad[i], ad, sizeof(*ad)))
+			return;
+	if (ctx->nad == EMU_ADLOG_MAX) {
+		emu_walk_apply(ad);
+		return;
+	}
+	ctx->ad[ctx->nad++] = *ad;
+}
+
 static int translate(struct emu_ctx *ctx, uint64_t la, unsigned int acc, uint64_t *gpa)
 {
+	struct emu_walk_ad ad;
 	enum emu_walk_status s;
 
 	if (emu_cpl(ctx->cpu) == 3 && !(acc & EMU_ACC_IMPLICIT))
 		acc |= EMU_ACC_USER;
-	s = emu_walk(ctx->cpu, ctx->env->mem, ctx->maxphy, la, acc, gpa, &ctx->res->fault);
+	memset(&ad, 0, sizeof(ad)); /* compared whole in defer_ad() */
+	s = emu_walk_record(ctx->cpu, ctx->env->mem, ctx->maxphy, la, acc, gpa, &ctx->res->fault,
+			    &ad);
 	if (s == WALK_FAULT)
 		return EMU_EXC;
 	if (s == WALK_UNSUPPORTED)
 		return emu_unsupported(ctx, "page tables for 0x%llx are outside RAM or 5-level",
 				       (unsigned long long)la);
+	defer_ad(ctx, &ad);
 	return EMU_OK;
 }
 
@@ -160,6 +179,9 @@ void *emu_ram_pointer(struct emu_ctx *ctx, uint64_t la, uint32_t len, bool write
 
 void emu_commit(struct emu_ctx *ctx)
 {
+	for (unsigned int i = 0; i < ctx->nad; i++)
+		emu_walk_apply(&ctx->ad[i]);
+	ctx->nad = 0;
 	for (unsigned int i = 0; i < ctx->nw; i++) {
 		struct emu_wlog *w = &ctx->wlog[i];
 		uint8_t *data = ctx->wbuf + w->off;
@@ -257,7 +279,23 @@ int emu_op_mem_la(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint32_t l
 	return emu_linear(ctx, zydis_sreg(op->mem.segment), emu_op_ea(ctx, op), len, write, la);
 }
 
+int emu_op_mem_la_disp(struct emu_ctx *ctx, const ZydisDecodedOperand *op, int64_t disp,
+		       uint32_t len, bool write, uint64_t *la)
+{
+	/* The effective address wraps at the address size, as the CPU computes it; segment
+	 * limits and canonical form are then checked on the address actually used. */
+	uint64_t ea = (emu_op_ea(ctx, op) + (uint64_t)disp) & emu_mask(ctx->insn.address_width);
+
+	return emu_linear(ctx, zydis_sreg(op->mem.segment), ea, len, write, la);
+}
+
 int emu_op_read(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint64_t *val)
+{
+	return emu_op_read_acc(ctx, op, val, 0);
+}
+
+int emu_op_read_acc(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint64_t *val,
+		    unsigned int acc)
 {
 	uint32_t bytes = op->size / 8;
 	uint64_t la;
@@ -273,11 +311,11 @@ int emu_op_read(struct emu_ctx *ctx, const ZydisDecodedOperand *op, uint64_t *va
 	case ZYDIS_OPERAND_TYPE_MEMORY:
 		if (bytes == 0 || bytes > 8)
 			return emu_unsupported(ctx, "%u-bit memory operand", op->size);
-		ret = emu_op_mem_la(ctx, op, bytes, false, &la);
+		ret = emu_op_mem_la(ctx, op, bytes, acc & EMU_ACC_WRITE, &la);
 		if (ret)
 			return ret;
 		*val = 0;
-		return emu_read_linear(ctx, la, val, bytes, 0);
+		return emu_read_linear(ctx, la, val, bytes, acc);
 	default:
 		return emu_unsupported(ctx, "operand type %d", op->type);
 	}

@@ -25,8 +25,7 @@ struct walk {
 	uint64_t la;
 	unsigned int acc;
 	struct emu_fault *f;
-	uint64_t *entries[5];	/* host pointers of the entries used, for A/D updates */
-	unsigned int n;
+	struct emu_walk_ad *ad;	/* the entries used, for the A/D updates */
 	bool wide;		/* 8-byte entries (PAE, 4-level) or 4-byte (32-bit) */
 };
 
@@ -38,9 +37,10 @@ static enum emu_walk_status fault(struct walk *w, uint32_t err)
 		err |= PF_W;
 	if (acc & EMU_ACC_USER)
 		err |= PF_U;
-	/* I/D is reported for fetches when NX or SMEP could have caused the fault. */
+	/* I/D is reported for fetches when NX or SMEP could have caused the fault: with SMEP, or
+	 * with EFER.NXE under PAE or 4-level paging (32-bit paging has no NX; SDM 4.7). */
 	if ((acc & EMU_ACC_FETCH) &&
-	    ((w->c->efer & EFER_NXE) || (w->c->cr4 & CR4_SMEP)))
+	    (((w->c->efer & EFER_NXE) && w->wide) || (w->c->cr4 & CR4_SMEP)))
 		err |= PF_I;
 	*w->f = (struct emu_fault){.vector = 14, .has_error_code = true, .error_code = err,
 				   .cr2 = w->la};
@@ -59,13 +59,11 @@ static uint64_t load(struct walk *w, void *p)
 		       : __atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE);
 }
 
-static void set_bits(struct walk *w, void *p, uint64_t bits)
+static void use_entry(struct walk *w, void *p)
 {
-	/* Atomic, like the CPU's locked A/D updates: other vCPUs may walk the same tables. */
-	if (w->wide)
-		__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_ACQ_REL);
-	else
-		__atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_ACQ_REL);
+	w->ad->entry[w->ad->n] = p;
+	w->ad->bits[w->ad->n] = 0;
+	w->ad->n++;
 }
 
 /* Checks the combined rights of all levels (SDM 4.6). */
@@ -94,15 +92,34 @@ static enum emu_walk_status check_rights(struct walk *w, bool user_all, bool rw_
 	return WALK_OK;
 }
 
+/* Records the bits to set: A on every entry used, D on the leaf for writes (SDM 4.8). */
 static void set_accessed_dirty(struct walk *w)
 {
-	for (unsigned int i = 0; i < w->n; i++) {
+	struct emu_walk_ad *ad = w->ad;
+
+	for (unsigned int i = 0; i < ad->n; i++) {
 		uint64_t bits = PTE_A;
 
-		if (i == w->n - 1 && (w->acc & EMU_ACC_WRITE))
+		if (i == ad->n - 1u && (w->acc & EMU_ACC_WRITE))
 			bits |= PTE_D;
-		if ((load(w, w->entries[i]) & bits) != bits)
-			set_bits(w, w->entries[i], bits);
+		ad->bits[i] = (uint8_t)bits;
+	}
+}
+
+void emu_walk_apply(const struct emu_walk_ad *ad)
+{
+	for (unsigned int i = 0; i < ad->n; i++) {
+		void *p = ad->entry[i];
+		uint64_t bits = ad->bits[i];
+
+		/* Atomic, like the CPU's locked A/D updates: other vCPUs may walk the same
+		 * tables, and the guest may be clearing other bits of the entry. */
+		if (ad->wide) {
+			if ((__atomic_load_n((uint64_t *)p, __ATOMIC_ACQUIRE) & bits) != bits)
+				__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_ACQ_REL);
+		} else if ((__atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE) & bits) != bits) {
+			__atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_ACQ_REL);
+		}
 	}
 }
 
@@ -112,8 +129,10 @@ static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint6
 	bool long_mode = c->efer & (1u << 10);
 	unsigned int levels = long_mode ? 4 : 3;
 	uint64_t addr_mask = ((1ull << maxphy) - 1) & ~0xfffull;
-	/* Bits above MAXPHYADDR, and NX when EFER.NXE is clear, are reserved (SDM 4.5.4). */
-	uint64_t rsvd = ~((1ull << maxphy) - 1) & ~PTE_NX & ((1ull << 52) - 1);
+	/* Bits above MAXPHYADDR, and NX when EFER.NXE is clear, are reserved: up to bit 51 in
+	 * 4-level paging, where 62:52 are ignored, and up to bit 62 in PAE paging (SDM 4.4.2,
+	 * 4.5.4). */
+	uint64_t rsvd = ~((1ull << maxphy) - 1) & ~PTE_NX & (long_mode ? (1ull << 52) - 1 : ~0ull);
 	uint64_t table = c->cr3 & addr_mask;
 	bool user_all = true, rw_all = true, nx_any = false;
 
@@ -135,8 +154,9 @@ static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint6
 		if (!(e & PTE_P))
 			return fault(w, 0);
 		if (!long_mode && level == 3) {
-			/* PAE PDPTEs have no R/W, U/S or NX; bits 1, 2, 5-8 are reserved. */
-			if (e & (rsvd | 0x1e6))
+			/* PAE PDPTEs have no R/W, U/S or NX: bits 1, 2, 5-8 and 63 are reserved
+			 * whatever EFER.NXE says (SDM Table 4-8). */
+			if (e & (rsvd | PTE_NX | 0x1e6))
 				return fault(w, PF_P | PF_RSVD);
 			table = e & addr_mask;
 			continue;
@@ -154,7 +174,7 @@ static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint6
 		user_all &= (e & PTE_US) != 0;
 		rw_all &= (e & PTE_RW) != 0;
 		nx_any |= (e & PTE_NX) != 0;
-		w->entries[w->n++] = p;
+		use_entry(w, p);
 		if (large || level == 1) {
 			enum emu_walk_status s = check_rights(w, user_all, rw_all, nx_any);
 			uint64_t page_mask = (1ull << shift) - 1;
@@ -170,7 +190,7 @@ static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint6
 	return WALK_UNSUPPORTED; /* not reached */
 }
 
-static enum emu_walk_status walk_32(struct walk *w, uint64_t *gpa)
+static enum emu_walk_status walk_32(struct walk *w, unsigned int maxphy, uint64_t *gpa)
 {
 	const struct emu_cpu *c = w->c;
 	uint32_t la = (uint32_t)w->la;
@@ -185,19 +205,23 @@ static enum emu_walk_status walk_32(struct walk *w, uint64_t *gpa)
 		return fault(w, 0);
 	user_all = e & PTE_US;
 	rw_all = e & PTE_RW;
-	w->entries[w->n++] = p;
+	use_entry(w, p);
 	if ((e & PTE_PS) && (c->cr4 & CR4_PSE)) {
 		enum emu_walk_status s;
 
-		/* 4 MiB page; bits 13-21 hold physical address bits 32-39 (PSE-36), which we
-		 * support only as zero. */
-		if (e & 0x3fe000)
+		/* 4 MiB page (PSE-36): bits 20:13 hold physical address bits 39:32, of which
+		 * those at or above min(MAXPHYADDR, 40) are reserved, as is bit 21 (SDM Table
+		 * 4-4). */
+		unsigned int high_bits = maxphy > 40 ? 8 : maxphy > 32 ? maxphy - 32 : 0;
+		uint64_t high = (e >> 13) & 0xff;
+
+		if ((e & (1u << 21)) || (high >> high_bits))
 			return fault(w, PF_P | PF_RSVD);
 		s = check_rights(w, user_all, rw_all, false);
 		if (s != WALK_OK)
 			return s;
 		set_accessed_dirty(w);
-		*gpa = (e & 0xffc00000u) | (la & 0x3fffff);
+		*gpa = (high << 32) | (e & 0xffc00000u) | (la & 0x3fffff);
 		return WALK_OK;
 	}
 	p = entry_at(w, (e & 0xfffff000u) + (((la >> 12) & 1023) * 4));
@@ -208,7 +232,7 @@ static enum emu_walk_status walk_32(struct walk *w, uint64_t *gpa)
 		return fault(w, 0);
 	user_all &= (e & PTE_US) != 0;
 	rw_all &= (e & PTE_RW) != 0;
-	w->entries[w->n++] = p;
+	use_entry(w, p);
 	enum emu_walk_status s = check_rights(w, user_all, rw_all, false);
 	if (s != WALK_OK)
 		return s;
@@ -217,12 +241,14 @@ static enum emu_walk_status walk_32(struct walk *w, uint64_t *gpa)
 	return WALK_OK;
 }
 
-enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *mem,
-			      unsigned int maxphy, uint64_t la, unsigned int acc, uint64_t *gpa,
-			      struct emu_fault *f)
+enum emu_walk_status emu_walk_record(const struct emu_cpu *c, const struct guest_mem *mem,
+				     unsigned int maxphy, uint64_t la, unsigned int acc,
+				     uint64_t *gpa, struct emu_fault *f, struct emu_walk_ad *ad)
 {
-	struct walk w = {.c = c, .mem = mem, .la = la, .acc = acc, .f = f};
+	struct walk w = {.c = c, .mem = mem, .la = la, .acc = acc, .f = f, .ad = ad};
 
+	ad->n = 0;
+	ad->wide = (c->cr4 & CR4_PAE) != 0;
 	if (!(c->cr0 & CR0_PG)) {
 		*gpa = emu_long_mode(c) ? la : (uint32_t)la;
 		return WALK_OK;
@@ -233,5 +259,17 @@ enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *m
 		w.wide = true;
 		return walk_wide(&w, maxphy, gpa);
 	}
-	return walk_32(&w, gpa);
+	return walk_32(&w, maxphy, gpa);
+}
+
+enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *mem,
+			      unsigned int maxphy, uint64_t la, unsigned int acc, uint64_t *gpa,
+			      struct emu_fault *f)
+{
+	struct emu_walk_ad ad;
+	enum emu_walk_status s = emu_walk_record(c, mem, maxphy, la, acc, gpa, f, &ad);
+
+	if (s == WALK_OK)
+		emu_walk_apply(&ad);
+	return s;
 }

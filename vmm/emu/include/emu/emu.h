@@ -92,9 +92,10 @@ struct emu_result {
 };
 
 /* Emulates the instruction at cpu->rip. (bytes, len) are its first bytes when the caller has
- * them (KVM's exit carries up to 15); with len 0 they are fetched through the guest page
- * tables. On EMU_DONE (*cpu) holds the new state with (cpu->dirty) naming what changed and
- * guest memory has been written; otherwise neither changed. */
+ * them (KVM's exit carries up to 15); with len 0, or when they stop short of a whole
+ * instruction, they are fetched through the guest page tables. On EMU_DONE (*cpu) holds the
+ * new state with (cpu->dirty) naming what changed and guest memory has been written;
+ * otherwise neither changed. */
 void emu_step(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
 	      unsigned int len, struct emu_result *res);
 

@@ -21,11 +21,29 @@ enum emu_walk_status { WALK_OK = 0, WALK_FAULT = 1, WALK_UNSUPPORTED = 2 };
 /* Translates linear address (la) for an access of kind (acc) with the paging mode in (c):
  * none, 32-bit, PAE or 4-level. Checks present, reserved bits (MAXPHYADDR (maxphy)), U/S, R/W
  * with CR0.WP, NX with EFER.NXE, SMEP and SMAP (with RFLAGS.AC), and on success sets the
- * accessed bits and, for writes, the dirty bit, atomically in guest RAM. On WALK_FAULT (*f) is
- * the #PF with its error code and CR2. WALK_UNSUPPORTED: a table outside RAM, or 5-level
- * paging. */
+ * accessed bits and, for writes, the dirty bit of the leaf, atomically in guest RAM. On
+ * WALK_FAULT (*f) is the #PF with its error code and CR2. WALK_UNSUPPORTED: a table outside
+ * RAM, or 5-level paging. */
 enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *mem,
 			      unsigned int maxphy, uint64_t la, unsigned int acc, uint64_t *gpa,
 			      struct emu_fault *f);
+
+/* The accessed and dirty bits a successful walk sets, as host pointers to the entries (into
+ * guest RAM, which does not move) and the bits for each. */
+#define EMU_WALK_LEVELS 4
+struct emu_walk_ad {
+	void *entry[EMU_WALK_LEVELS];
+	uint8_t bits[EMU_WALK_LEVELS];
+	uint8_t n;
+	bool wide;			/* 8-byte entries */
+};
+
+/* emu_walk() that records in (*ad) the accessed/dirty updates instead of making them, so that
+ * an instruction that faults after the walk leaves the page tables as they were; (ad) is
+ * valid on WALK_OK. emu_walk_apply() then makes them, atomically per entry. */
+enum emu_walk_status emu_walk_record(const struct emu_cpu *c, const struct guest_mem *mem,
+				     unsigned int maxphy, uint64_t la, unsigned int acc,
+				     uint64_t *gpa, struct emu_fault *f, struct emu_walk_ad *ad);
+void emu_walk_apply(const struct emu_walk_ad *ad);
 
 #endif
