@@ -3,7 +3,6 @@
 #define pr_fmt(fmt) "emulate: " fmt
 #include "kvm/emulate.h"
 
-#include <cpuid.h>
 #include <errno.h>
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -20,27 +19,18 @@
 /* --- CPUID facts --- */
 
 /* The emulator must follow the CPUID the guest actually sees. With VMX and SVM that is the
- * policy mvm set (KVM_SET_CPUID2). On KVM-PVM the guest's CPUID instruction is not intercepted
- * by KVM: it runs on the host CPU (measured: the guest's leaf 1 ECX was 0xf7f83203, the host's
- * 0xfffa3203 less PCID, while KVM_GET_SUPPORTED_CPUID offered 0x81202000). There the host's own
- * CPUID is the better description of what the guest will use, popcnt and SMAP included. */
+ * policy mvm set (KVM_SET_CPUID2). On KVM-PVM the guest's CPUID is not the policy: measured, the
+ * guest's leaf 1 ECX was 0xf7f83203 while KVM_GET_SUPPORTED_CPUID offered 0x81202000, and it is
+ * not the host process's view either (LZCNT, RDTSCP, RDPID differ). So on PVM mvm asks the guest:
+ * before the kernel is loaded, vCPU 0 runs a few instructions that execute CPUID for the leaves
+ * the emulator needs and store the answers in guest memory. */
 struct cpuid_source {
-	const struct kvm_cpuid2 *table; /* NULL: ask the host CPU */
+	const struct kvm_cpuid2 *table;
 };
 
 static void query(const struct cpuid_source *src, uint32_t fn, uint32_t index, uint32_t r[4])
 {
 	r[0] = r[1] = r[2] = r[3] = 0;
-	if (!src->table) {
-		uint32_t max;
-
-		__cpuid(fn & 0x80000000u, max, r[1], r[2], r[3]);
-		if (fn <= max)
-			__cpuid_count(fn, index, r[0], r[1], r[2], r[3]);
-		else
-			r[0] = r[1] = r[2] = r[3] = 0;
-		return;
-	}
 	for (unsigned int i = 0; i < src->table->nent; i++) {
 		const struct kvm_cpuid_entry2 *e = &src->table->entries[i];
 
@@ -54,6 +44,83 @@ static void query(const struct cpuid_source *src, uint32_t fn, uint32_t index, u
 	}
 }
 
+/* The leaves the emulator reads (see emulate_features_init). */
+static const uint32_t probe_leaves[][2] = {
+	{1, 0}, {7, 0}, {0xd, 0}, {0xd, 1}, {0xd, 2}, {0xd, 3}, {0xd, 4}, {0xd, 5}, {0xd, 6},
+	{0xd, 7}, {0xd, 8}, {0xd, 9}, {0x80000001, 0}, {0x80000008, 0},
+};
+#define PROBE_CODE    0x8000ull
+#define PROBE_LEAVES  0x8800ull
+#define PROBE_RESULTS 0x9000ull
+#define PROBE_PORT    0x5f0
+
+/* Flat 32-bit code: for each {leaf, subleaf} at PROBE_LEAVES (ending with leaf ~0), CPUID and
+ * store EAX, EBX, ECX, EDX at PROBE_RESULTS; then OUT to PROBE_PORT. */
+static const uint8_t probe_code[] = {
+	0xbe, 0x00, 0x88, 0x00, 0x00,	/* mov esi, PROBE_LEAVES */
+	0xbf, 0x00, 0x90, 0x00, 0x00,	/* mov edi, PROBE_RESULTS */
+	0x8b, 0x06,			/* 1: mov eax, [esi] */
+	0x83, 0xf8, 0xff,		/* cmp eax, -1 */
+	0x74, 0x18,			/* je 2f */
+	0x8b, 0x4e, 0x04,		/* mov ecx, [esi + 4] */
+	0x0f, 0xa2,			/* cpuid */
+	0x89, 0x07,			/* mov [edi], eax */
+	0x89, 0x5f, 0x04,		/* mov [edi + 4], ebx */
+	0x89, 0x4f, 0x08,		/* mov [edi + 8], ecx */
+	0x89, 0x57, 0x0c,		/* mov [edi + 12], edx */
+	0x83, 0xc6, 0x08,		/* add esi, 8 */
+	0x83, 0xc7, 0x10,		/* add edi, 16 */
+	0xeb, 0xe1,			/* jmp 1b */
+	0x66, 0xba, 0xf0, 0x05,		/* 2: mov dx, PROBE_PORT */
+	0xee,				/* out dx, al */
+	0xf4,				/* hlt */
+};
+
+/* Runs the probe on vCPU 0 (before its thread exists) and fills (out). Returns 0 or -errno. */
+static int probe_guest_cpuid(struct vm *vm, struct kvm_cpuid2 *out)
+{
+	struct vcpu *v = &vm->vcpus[0];
+	struct boot_cpu flat32 = {
+		.rip = PROBE_CODE, .rsp = PROBE_CODE, .rflags = 2, .cr0 = 1, .cs_sel = 0x8,
+		.ds_sel = 0x10, .tr_sel = 0x18, .gdt_base = 0, .gdt_limit = 0x1f,
+	};
+	const unsigned int n = sizeof(probe_leaves) / sizeof(probe_leaves[0]);
+	uint32_t leaves[sizeof(probe_leaves) / sizeof(uint32_t) + 2], results[4 * 16];
+	int ret;
+
+	memcpy(leaves, probe_leaves, sizeof(probe_leaves));
+	leaves[2 * n] = leaves[2 * n + 1] = ~0u;
+	ret = guest_mem_write(&vm->mem, PROBE_CODE, probe_code, sizeof(probe_code));
+	if (!ret)
+		ret = guest_mem_write(&vm->mem, PROBE_LEAVES, leaves, sizeof(leaves));
+	if (!ret)
+		ret = vcpu_set_boot_state(v, &flat32);
+	if (ret)
+		return ret;
+	for (int exits = 0; exits < 16; exits++) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0)
+			return -errno;
+		if (v->run->exit_reason == KVM_EXIT_IO && v->run->io.port == PROBE_PORT)
+			break;
+		if (v->run->exit_reason != KVM_EXIT_INTR)
+			return -EIO;
+	}
+	if (v->run->exit_reason != KVM_EXIT_IO)
+		return -EIO;
+	ret = guest_mem_read(&vm->mem, PROBE_RESULTS, results, 16 * n);
+	if (ret)
+		return ret;
+	out->nent = n;
+	for (unsigned int i = 0; i < n; i++)
+		out->entries[i] = (struct kvm_cpuid_entry2){
+			.function = probe_leaves[i][0], .index = probe_leaves[i][1],
+			.eax = results[4 * i], .ebx = results[4 * i + 1], .ecx = results[4 * i + 2],
+			.edx = results[4 * i + 3]};
+	/* Leave no trace: the kernel is loaded over a zeroed range. */
+	memset(gpa_to_hva(&vm->mem, PROBE_CODE, 0x2000), 0, 0x2000);
+	return 0;
+}
+
 enum { EAX, EBX, ECX, EDX };
 
 static bool bit(const struct cpuid_source *src, uint32_t fn, uint32_t index, int reg, int b)
@@ -64,10 +131,24 @@ static bool bit(const struct cpuid_source *src, uint32_t fn, uint32_t index, int
 	return (r[reg] >> b) & 1;
 }
 
-void emulate_features_init(struct vm *vm, struct emu_features *f)
+int emulate_features_init(struct vm *vm, struct emu_features *f)
 {
-	struct cpuid_source src = {.table = vm->backend == KVM_BACKEND_PVM ? NULL : vm->cpuid};
+	struct {
+		struct kvm_cpuid2 hdr;
+		struct kvm_cpuid_entry2 e[16];
+	} probed;
+	struct cpuid_source src = {.table = vm->cpuid};
 	uint32_t r[4];
+	int ret;
+
+	if (vm->backend == KVM_BACKEND_PVM) {
+		ret = probe_guest_cpuid(vm, &probed.hdr);
+		if (ret) {
+			pr_err("asking the guest CPU for its CPUID failed: %s", strerror(-ret));
+			return ret;
+		}
+		src.table = &probed.hdr;
+	}
 
 	memset(f, 0, sizeof(*f));
 	f->sse = bit(&src, 1, 0, EDX, 25);
@@ -99,6 +180,7 @@ void emulate_features_init(struct vm *vm, struct emu_features *f)
 	}
 	query(&src, 0x80000008, 0, r);
 	f->maxphyaddr = r[EAX] & 0xff ? r[EAX] & 0xff : 36;
+	return 0;
 }
 
 /* --- counters --- */

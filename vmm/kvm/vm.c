@@ -232,7 +232,6 @@ int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus)
 	ret = cpuid_init(vm);
 	if (ret)
 		goto exit_mem;
-	emulate_features_init(vm, &vm->emu_features);
 	vm->vcpus = calloc(ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		ret = -ENOMEM;
@@ -244,6 +243,8 @@ int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus)
 			goto exit_vcpus;
 	}
 	ret = vcpu_signals_init();
+	if (!ret)
+		ret = emulate_features_init(vm, &vm->emu_features);
 	if (ret)
 		goto exit_vcpus;
 	return 0;

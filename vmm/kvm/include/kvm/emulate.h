@@ -11,8 +11,10 @@
 struct vm;
 struct vcpu;
 
-/* Fills (f) from the VM's CPUID policy. */
-void emulate_features_init(struct vm *vm, struct emu_features *f);
+/* Fills (f) with what the guest's CPUID says, from the VM's policy, or on KVM-PVM by running
+ * CPUID in the guest (vCPU 0, before the guest is loaded: it uses guest RAM at 0x8000-0x9fff).
+ * After the vCPUs exist and before boot. Returns 0 or -errno after logging. */
+int emulate_features_init(struct vm *vm, struct emu_features *f);
 
 /* Handles an emulation-failure exit on (v): gets the vCPU state, emulates one instruction,
  * writes back what changed or injects the fault. Returns true to re-enter the guest, false when
