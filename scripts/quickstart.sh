@@ -13,7 +13,7 @@ echo "quickstart: building mvm" >&2
 eval "$("$top/scripts/guest-images.sh")"
 cmdline="console=ttyS0 reboot=k panic=-1"
 if [[ ! -t 0 ]]; then
-	cmdline+=' mvm.run="uname -a; grep -m1 \"model name\" /proc/cpuinfo; ls /dev; echo hello from the mvm guest"'
+	cmdline+=' mvm.run="uname -a; grep -m1 model /proc/cpuinfo; ls /dev; echo hello from the mvm guest"'
 fi
 echo "quickstart: booting $MVM_VMLINUX (PVH) with $MVM_INITRAMFS" >&2
 exec "$top/build/mvm" run -k "$MVM_VMLINUX" -i "$MVM_INITRAMFS" -p "$cmdline" "$@"
