@@ -22,6 +22,25 @@
 #include "term.h"
 #include "util/log.h"
 #include "util/util.h"
+#include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/mmio.h"
+
+/* virtio-mmio device slots, in attach order: slot i is the 4 KiB window at
+ * LAYOUT_VIRTIO_MMIO_BASE + i * 4 KiB on ISA IRQ virtio_irqs[i]. The IRQs are the ISA lines no
+ * other device uses (4 is the serial port, 8 the RTC, 13 the FPU, 1 the keyboard): the MP
+ * table maps ISA IRQ n to IOAPIC pin n, edge-triggered, which is what KVM_IRQFD's pulse gives.
+ * The windows lie in the MMIO hole that memmap.c reserves in the e820 map. */
+static const unsigned int virtio_irqs[] = {5, 6, 7, 9, 10, 11, 12, 14, 15};
+#define VIRTIO_SLOTS ARRAY_SIZE(virtio_irqs)
+_Static_assert(LAYOUT_VIRTIO_MMIO_SIZE == VIRTIO_MMIO_WINDOW, "virtio-mmio window size");
+_Static_assert(LAYOUT_VIRTIO_MMIO_BASE >= LAYOUT_MMIO_HOLE &&
+		       LAYOUT_VIRTIO_MMIO_BASE + 9 * LAYOUT_VIRTIO_MMIO_SIZE <= LAYOUT_IOAPIC,
+	       "virtio-mmio windows inside the reserved MMIO hole, below the IOAPIC");
+_Static_assert(MVM_MAX_DISKS + 1 <= 9, "an IRQ for every disk and the virtio console");
+
+/* Room for " virtio_mmio.device=4K@0xd0000000:15" per slot. */
+#define VIRTIO_CMDLINE_ENTRY 48
 
 /* Everything one running machine owns, torn down in reverse order. */
 struct machine {
@@ -33,6 +52,14 @@ struct machine {
 	struct i8042 i8042;
 	struct debug_exit debug_exit;
 	struct cmos cmos;
+	struct blk_image images[MVM_MAX_DISKS];
+	struct virtio_blk *disks[MVM_MAX_DISKS];
+	unsigned int ndisks;
+	struct virtio_console vcon;
+	bool vcon_ready;
+	struct console_escape vcon_escape;
+	unsigned int nvirtio;		/* virtio-mmio slots in use */
+	char *cmdline;			/* the user's command line + virtio_mmio.device= entries */
 	int console_fd;
 	int signal_fd;
 	struct signalfd_siginfo siginfo;
@@ -90,6 +117,124 @@ static uint64_t host_ram_bytes(void)
 	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : UINT64_MAX;
 }
 
+/* Input filter of the virtio console: the same Ctrl-A escape as the serial console. */
+static size_t vcon_filter(void *ctx, const uint8_t *in, size_t n, uint8_t *out)
+{
+	struct machine *m = ctx;
+	bool quit = false;
+	size_t len = console_escape_filter(&m->vcon_escape, in, n, out, &quit);
+
+	if (quit)
+		stop_request(&m->vm.stop, STOP_USER, 0);
+	return len;
+}
+
+/* Puts (t) in the next virtio-mmio slot: its register window on the MMIO bus, its interrupt
+ * eventfd on the slot's IRQ (KVM_IRQFD), each queue's kick eventfd on QueueNotify
+ * (KVM_IOEVENTFD, datamatch = queue index), and the device on the kernel command line. */
+static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *name)
+{
+	struct vm *vm = &m->vm;
+	unsigned int slot = m->nvirtio, gsi;
+	uint64_t base;
+	size_t len;
+	int ret;
+
+	if (slot == VIRTIO_SLOTS) {
+		pr_err("%s: no virtio-mmio slot left (at most %zu devices)", name, VIRTIO_SLOTS);
+		return -ENOSPC;
+	}
+	base = LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE;
+	gsi = virtio_irqs[slot];
+	ret = bus_register(&vm->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio_bus_ops, t,
+			   name);
+	if (ret) {
+		pr_err("%s: cannot claim MMIO 0x%llx: %s", name, (unsigned long long)base,
+		       strerror(-ret));
+		return ret;
+	}
+	ret = vm_irqfd(vm, gsi, virtio_mmio_irq_fd(t), true);
+	if (ret)
+		return ret;
+	for (unsigned int q = 0; q < t->nqueues; q++)
+		if (vm_ioeventfd(vm, base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q,
+				 virtio_mmio_kick_fd(t, q), true))
+			pr_warn("%s: queue %u notifications take the slower MMIO exit path",
+				name, q);
+	/* needs CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES in the guest kernel */
+	len = strlen(m->cmdline);
+	snprintf(m->cmdline + len, VIRTIO_CMDLINE_ENTRY, " virtio_mmio.device=4K@0x%llx:%u",
+		 (unsigned long long)base, gsi);
+	pr_info("%s at 0x%llx, IRQ %u", name, (unsigned long long)base, gsi);
+	m->nvirtio++;
+	return 0;
+}
+
+static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
+{
+	static const char *const names[MVM_MAX_DISKS] = {
+		"virtio-blk 0", "virtio-blk 1", "virtio-blk 2", "virtio-blk 3",
+		"virtio-blk 4", "virtio-blk 5", "virtio-blk 6", "virtio-blk 7",
+	};
+	int ret;
+
+	m->cmdline = malloc(strlen(cfg->cmdline) + VIRTIO_SLOTS * VIRTIO_CMDLINE_ENTRY + 1);
+	if (!m->cmdline)
+		return -ENOMEM;
+	strcpy(m->cmdline, cfg->cmdline);
+	/* Disks first, in option order, so the first -d is the guest's vda. */
+	for (unsigned int i = 0; i < m->ndisks; i++) {
+		m->disks[i] = virtio_blk_create(names[i], &m->images[i],
+						cfg->disks[i].id[0] ? cfg->disks[i].id : NULL,
+						&m->vm.mem, &m->loop);
+		if (!m->disks[i])
+			return -ENOMEM;
+		ret = attach_virtio(m, &m->disks[i]->mmio, names[i]);
+		if (ret)
+			return ret;
+	}
+	if (cfg->console == CONSOLE_VIRTIO) {
+		ret = virtio_console_init(&m->vcon, "virtio-console", STDIN_FILENO, STDOUT_FILENO,
+					  vcon_filter, m, &m->vm.mem, &m->loop);
+		if (ret)
+			return ret;
+		m->vcon_ready = true;
+		ret = attach_virtio(m, &m->vcon.mmio, "virtio-console");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void destroy_virtio_devices(struct machine *m)
+{
+	if (m->vcon_ready)
+		virtio_console_fini(&m->vcon);
+	for (unsigned int i = 0; i < m->ndisks; i++)
+		virtio_blk_destroy(m->disks[i]);
+	free(m->cmdline);
+}
+
+/* Opens and locks every disk image before any VM exists, so a wrong path or an image in use
+ * is a usage error with one message and no guest started. */
+static int open_disks(struct machine *m, const struct vm_config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->ndisks; i++) {
+		int ret = blk_image_open(&m->images[i], cfg->disks[i].path, cfg->disks[i].ro);
+
+		if (ret)
+			return ret;
+		m->ndisks++;
+	}
+	return 0;
+}
+
+static void close_disks(struct machine *m)
+{
+	for (unsigned int i = 0; i < m->ndisks; i++)
+		blk_image_close(&m->images[i]);
+}
+
 static int attach_devices(struct machine *m, const struct vm_config *cfg)
 {
 	struct vm *vm = &m->vm;
@@ -99,6 +244,7 @@ static int attach_devices(struct machine *m, const struct vm_config *cfg)
 	m->console_fd = -1;
 	switch (cfg->console) {
 	case CONSOLE_STDIO:
+	case CONSOLE_VIRTIO: /* the serial port still prints early messages to stdout */
 		console_fd_sink_init(&m->out, STDOUT_FILENO);
 		break;
 	case CONSOLE_FILE:
@@ -132,7 +278,7 @@ static int attach_devices(struct machine *m, const struct vm_config *cfg)
 		pr_err("device port ranges overlap");
 		return -EEXIST;
 	}
-	return 0;
+	return attach_virtio_devices(m, cfg);
 }
 
 /* Loads kernel and initrd into guest memory; (*cpu) receives the entry state. Every failure
@@ -156,7 +302,7 @@ static int load_guest(struct machine *m, const struct vm_config *cfg, struct boo
 		.kernel_len = kernel.len,
 		.initrd = initrd.data,
 		.initrd_len = initrd.len,
-		.cmdline = cfg->cmdline,
+		.cmdline = m->cmdline,
 		.map = &m->vm.map,
 		.ncpus = cfg->cpus,
 	};
@@ -221,7 +367,8 @@ static int run(const struct vm_config *cfg)
 
 	if (!m)
 		return MVM_EXIT_VMM;
-	if (check_inputs(cfg)) {
+	if (check_inputs(cfg) || open_disks(m, cfg)) {
+		close_disks(m);
 		free(m);
 		return MVM_EXIT_USAGE;
 	}
@@ -231,11 +378,13 @@ static int run(const struct vm_config *cfg)
 		goto out_signal;
 	pr_info("KVM backend %s, %u vCPU(s), %llu MiB", kvm_backend_name(m->vm.backend), cfg->cpus,
 		(unsigned long long)(cfg->mem >> 20));
-	if (loop_init(&m->loop, 64))
+	/* Room for a full virtio-blk queue and the rest without resubmits. */
+	if (loop_init(&m->loop, 512))
 		goto out_vm;
 	ret = attach_devices(m, cfg);
 	if (ret) {
-		/* The only input-dependent failure here is the console file. */
+		/* The only input-dependent failure here is the console file (a disk image was
+		 * opened and checked before). */
 		status = cfg->console == CONSOLE_FILE && m->console_fd < 0 ? MVM_EXIT_USAGE
 									   : MVM_EXIT_VMM;
 		goto out_loop;
@@ -251,13 +400,18 @@ static int run(const struct vm_config *cfg)
 	if (cfg->console == CONSOLE_STDIO) {
 		if (console_input_init(&m->in, &m->loop, &m->uart, &m->vm.stop, STDIN_FILENO))
 			goto out_devices;
-		if (term_raw(STDIN_FILENO))
-			pr_warn("cannot put the terminal in raw mode; input is line-buffered");
 	}
+	if ((cfg->console == CONSOLE_STDIO || cfg->console == CONSOLE_VIRTIO) &&
+	    term_raw(STDIN_FILENO))
+		pr_warn("cannot put the terminal in raw mode; input is line-buffered");
 	if (loop_start(&m->loop))
 		goto out_console;
 	vm_run(&m->vm);
 	loop_join(&m->loop);
+	/* Nothing may write guest RAM once it is unmapped. */
+	for (unsigned int i = 0; i < m->ndisks; i++)
+		if (m->disks[i])
+			virtio_blk_drain(m->disks[i]);
 	term_restore();
 	status = exit_status(m);
 	if (stop_reason(&m->vm.stop) != STOP_GUEST_EXIT)
@@ -279,12 +433,15 @@ out_devices:
 		close(m->console_fd);
 out_loop:
 	loop_fini(&m->loop);
+	/* After the ring is gone: its pending reads pointed into the devices. */
+	destroy_virtio_devices(m);
 out_vm:
 	vm_destroy(&m->vm);
 out_signal:
 	close(m->signal_fd);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 out_free:
+	close_disks(m);
 	free(m);
 	term_restore();
 	return status;

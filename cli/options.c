@@ -22,7 +22,14 @@ const char options_usage[] =
 	"                        default \"" MVM_DEFAULT_CMDLINE "\"\n"
 	"  -m, --mem SIZE        guest RAM, with K/M/G suffix, bare number = MiB (default 256M)\n"
 	"  -c, --cpus N          number of vCPUs, 1-64 (default 1)\n"
-	"      --console KIND    stdio (default), none, or file:PATH for the serial console\n"
+	"  -d, --disk PATH[,ro][,id=NAME]\n"
+	"                        a raw disk image as a virtio-blk device (repeatable, up to 8;\n"
+	"                        the guest sees vda, vdb, ... in order). ro: read-only;\n"
+	"                        id: the serial the guest reads (up to 20 bytes). The image\n"
+	"                        is locked: one writer or several read-only users. \",,\" in\n"
+	"                        PATH is a comma\n"
+	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
+	"                        virtio: stdio on a virtio console (hvc0) instead\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         mvm's version\n"
 	"\n"
@@ -51,12 +58,76 @@ static int parse_console(const char *arg, struct vm_config *cfg, char *err, unsi
 		cfg->console = CONSOLE_STDIO;
 	} else if (!strcmp(arg, "none")) {
 		cfg->console = CONSOLE_NONE;
+	} else if (!strcmp(arg, "virtio")) {
+		cfg->console = CONSOLE_VIRTIO;
 	} else if (!strncmp(arg, "file:", 5) && arg[5]) {
 		cfg->console = CONSOLE_FILE;
 		cfg->console_path = arg + 5;
 	} else {
-		return fail(err, errlen, "--console: '%s' is not stdio, none or file:PATH", arg);
+		return fail(err, errlen, "--console: '%s' is not stdio, none, virtio or file:PATH",
+			    arg);
 	}
+	return 0;
+}
+
+/* Copies the next comma-separated field of (*p) into (out, size), turning ",," into ",".
+ * Returns the field's length, or -1 when it does not fit. Leaves (*p) after the separator
+ * (or at the terminating NUL). */
+static int next_field(const char **p, char *out, size_t size)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (*s == ',') {
+			if (s[1] != ',')
+				break;
+			s++;
+		}
+		if (n + 1 >= size)
+			return -1;
+		out[n++] = *s;
+	}
+	out[n] = 0;
+	*p = *s ? s + 1 : s;
+	return (int)n;
+}
+
+static int parse_disk(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	struct disk_config *d;
+	char opt[64];
+	const char *p = arg;
+
+	if (cfg->ndisks == MVM_MAX_DISKS)
+		return fail(err, errlen, "--disk: at most %d disks", MVM_MAX_DISKS);
+	d = &cfg->disks[cfg->ndisks];
+	memset(d, 0, sizeof(*d));
+	if (next_field(&p, d->path, sizeof(d->path)) < 0)
+		return fail(err, errlen, "--disk: the path is longer than %d bytes",
+			    MVM_DISK_PATH_MAX - 1);
+	if (!d->path[0])
+		return fail(err, errlen, "--disk: '%s' has no path (PATH[,ro][,id=NAME])", arg);
+	while (*p) {
+		int n = next_field(&p, opt, sizeof(opt));
+
+		if (n < 0)
+			return fail(err, errlen, "--disk: an option in '%s' is too long", arg);
+		if (!strcmp(opt, "ro")) {
+			d->ro = true;
+		} else if (!strcmp(opt, "rw")) {
+			d->ro = false;
+		} else if (n >= 3 && !strncmp(opt, "id=", 3)) {
+			if (n == 3 || n - 3 > MVM_DISK_ID_MAX)
+				return fail(err, errlen, "--disk: id must be 1 to %d bytes",
+					    MVM_DISK_ID_MAX);
+			memcpy(d->id, opt + 3, (size_t)n - 3 + 1);
+		} else {
+			return fail(err, errlen, "--disk: unknown option '%s' in '%s' (ro, id=NAME)",
+				    opt, arg);
+		}
+	}
+	cfg->ndisks++;
 	return 0;
 }
 
@@ -71,14 +142,16 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"mem", required_argument, NULL, 'm'},
 		{"cpus", required_argument, NULL, 'c'},
 		{"console", required_argument, NULL, OPT_CONSOLE},
+		{"disk", required_argument, NULL, 'd'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
+	bool cmdline_given = false;
 	uint64_t v;
 	int c, ret;
 
 	/* '+': stop at the first non-option; ':': report a missing argument as ':'. */
-	while ((c = getopt_long(argc, argv, "+:k:i:p:m:c:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:k:i:p:m:c:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			cfg->kernel = optarg;
@@ -88,6 +161,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			break;
 		case 'p':
 			cfg->cmdline = optarg;
+			cmdline_given = true;
 			break;
 		case 'm':
 			ret = parse_size(optarg, &v);
@@ -115,6 +189,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			if (ret)
 				return ret;
 			break;
+		case 'd':
+			ret = parse_disk(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
 		case 'h':
 			cfg->command = CMD_HELP;
 			return 0;
@@ -128,6 +207,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
 	if (!cfg->kernel)
 		return fail(err, errlen, "no kernel given (-k FILE)");
+	/* Without -p, the kernel's console follows --console. */
+	if (cfg->console == CONSOLE_VIRTIO && !cmdline_given)
+		cfg->cmdline = MVM_VIRTIO_CONSOLE_CMDLINE;
 	return 0;
 }
 

@@ -18,9 +18,25 @@
 
 #define MVM_DEFAULT_MEM	    (256ULL << 20)
 #define MVM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+/* The default with --console virtio: the kernel's console on hvc0. */
+#define MVM_VIRTIO_CONSOLE_CMDLINE "console=hvc0 reboot=k panic=-1"
 #define MVM_MAX_CPUS	    64
+/* virtio-mmio devices take the free ISA IRQs 5, 6, 7, 9, 10, 11, 12, 14, 15: nine devices,
+ * one of which may be the virtio console. */
+#define MVM_MAX_DISKS	    8
+#define MVM_DISK_ID_MAX	    20	/* VIRTIO_BLK_ID_BYTES */
+#define MVM_DISK_PATH_MAX   4096
 
-enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
+/* CONSOLE_VIRTIO: stdin/stdout on a virtio-console (hvc0); the serial port still prints
+ * there too (early boot messages), but gets no input. */
+enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE, CONSOLE_VIRTIO };
+
+/* One -d/--disk PATH[,ro][,id=NAME]. Copied out of argv (",," in PATH stands for a comma). */
+struct disk_config {
+	char path[MVM_DISK_PATH_MAX];
+	char id[MVM_DISK_ID_MAX + 1];	/* "" for none */
+	bool ro;
+};
 
 enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
 
@@ -33,6 +49,8 @@ struct vm_config {
 	unsigned int cpus;
 	enum console_kind console;
 	const char *console_path; /* CONSOLE_FILE */
+	unsigned int ndisks;
+	struct disk_config disks[MVM_MAX_DISKS];
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

@@ -16,6 +16,12 @@
 #   --timeout S     wall-clock limit (default 30).
 #   --accel A       tcg (default) or kvm (then -cpu host,-arch-capabilities: QEMU 7.2 aborts
 #                   on MSR 0x10a on our KVM-PVM hosts otherwise).
+#   --blk SPEC      a virtio-blk-device on a fresh sparse raw image (repeatable). SPEC is
+#                   SIZE_MIB[:ro][:serial=ID]. Switches the machine to acpi=off, so QEMU puts
+#                   virtio_mmio.device=512@ADDR:IRQ on the command line (one IOAPIC, IRQs 5+),
+#                   and the transports to virtio-mmio version 2 (force-legacy=false).
+#                   QEMU fills its transports from the top address down and lists them in
+#                   that order: the first --blk is the guest's first device.
 # Always: no line may start with "FAIL " or "EXCEPTION ".
 # Exit: 0 pass, 1 fail, 77 skip (qemu-system-x86_64 not installed).
 set -u
@@ -23,7 +29,7 @@ set -u
 qemu=${QEMU:-qemu-system-x86_64}
 want_exit=0 shutdown=0 need_result=1 stdin_text='' have_stdin=0 append='' smp=1 mem=128
 timeout_s=30 accel=tcg
-expects='' rejects=''
+expects='' rejects='' blks=''
 nl='
 '
 
@@ -40,6 +46,7 @@ while [ $# -gt 1 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--accel) accel=$2; shift 2 ;;
+	--blk) blks="$blks$2$nl"; shift 2 ;;
 	*) echo "run-qemu.sh: unknown option $1" >&2; exit 1 ;;
 	esac
 done
@@ -63,13 +70,36 @@ kvm) cpu="-cpu host,-arch-capabilities" ;;
 esac
 
 out=$(mktemp) || exit 1
-trap 'rm -f "$out"' EXIT
+tmpdir=$(mktemp -d) || exit 1
+trap 'rm -f "$out"; rm -rf "$tmpdir"' EXIT
 
-# shellcheck disable=SC2086 # $cpu is a word list on purpose
+machine=microvm
+blk_args=
+if [ -n "$blks" ]; then
+	machine=microvm,acpi=off
+	blk_args="-global virtio-mmio.force-legacy=false"
+	n=0
+	old_ifs=$IFS
+	IFS=$nl
+	for spec in $blks; do
+		IFS=$old_ifs
+		size=${spec%%:*}
+		ro='' serial=''
+		case $spec in *:ro*) ro=,readonly=on ;; esac
+		case $spec in *:serial=*) serial=",serial=${spec##*:serial=}" ;; esac
+		truncate -s "${size}M" "$tmpdir/blk$n.img" || exit 1
+		blk_args="$blk_args -drive if=none,id=blk$n,format=raw,file=$tmpdir/blk$n.img$ro"
+		blk_args="$blk_args -device virtio-blk-device,drive=blk$n$serial"
+		n=$((n + 1))
+	done
+	IFS=$old_ifs
+fi
+
+# shellcheck disable=SC2086 # $cpu and $blk_args are word lists on purpose
 run_qemu() {
-	timeout -k 5 "$timeout_s" "$qemu" -M microvm -accel "$accel" $cpu -m "$mem" -smp "$smp" \
-		-nographic -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 \
-		-kernel "$elf" -append "$append"
+	timeout -k 5 "$timeout_s" "$qemu" -M "$machine" -accel "$accel" $cpu -m "$mem" \
+		-smp "$smp" -nographic -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 \
+		$blk_args -kernel "$elf" -append "$append"
 }
 
 if [ $have_stdin = 1 ]; then

@@ -100,6 +100,63 @@ int main(void)
 	CHECK_EQ(P("run", "-k", "k", "extra"), -EINVAL);
 	CHECK(strstr(err, "extra"));
 
+	/* Disks: -d/--disk PATH[,ro][,id=NAME], repeatable, in order. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK_EQ(cfg.ndisks, 0);
+	CHECK_EQ(P("run", "-k", "k", "-d", "a.img", "--disk", "/x/b.img,ro,id=serial-1",
+		   "--disk=c.img,id=c,rw"), 0);
+	CHECK_EQ(cfg.ndisks, 3);
+	CHECK_STR(cfg.disks[0].path, "a.img");
+	CHECK(!cfg.disks[0].ro);
+	CHECK_STR(cfg.disks[0].id, "");
+	CHECK_STR(cfg.disks[1].path, "/x/b.img");
+	CHECK(cfg.disks[1].ro);
+	CHECK_STR(cfg.disks[1].id, "serial-1");
+	CHECK_STR(cfg.disks[2].path, "c.img");
+	CHECK(!cfg.disks[2].ro);
+	CHECK_STR(cfg.disks[2].id, "c");
+	CHECK_EQ(P("run", "-k", "k", "-d", "a,,b.img,ro", "-d", "x,id=12345678901234567890"), 0);
+	CHECK_STR(cfg.disks[0].path, "a,b.img"); /* ",," is a comma */
+	CHECK(cfg.disks[0].ro);
+	CHECK_STR(cfg.disks[1].id, "12345678901234567890");
+	CHECK_EQ(P("run", "-k", "k", "-d", ""), -EINVAL);
+	CHECK(strstr(err, "no path"));
+	CHECK_EQ(P("run", "-k", "k", "-d", ",ro"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "a.img,rx"), -EINVAL);
+	CHECK(strstr(err, "unknown option 'rx'"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "a.img,id="), -EINVAL);
+	CHECK(strstr(err, "id must be"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "a.img,id=123456789012345678901"), -EINVAL);
+	CHECK(strstr(err, "id must be"));
+	CHECK_EQ(P("run", "-k", "k", "-d",
+		   "a.img,id=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+		 -EINVAL);
+	CHECK(strstr(err, "too long"));
+	CHECK_EQ(P("run", "-k", "k", "-d"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "1", "-d", "2", "-d", "3", "-d", "4", "-d", "5", "-d",
+		   "6", "-d", "7", "-d", "8"), 0);
+	CHECK_EQ(cfg.ndisks, MVM_MAX_DISKS);
+	CHECK_EQ(P("run", "-k", "k", "-d", "1", "-d", "2", "-d", "3", "-d", "4", "-d", "5", "-d",
+		   "6", "-d", "7", "-d", "8", "-d", "9"), -EINVAL);
+	CHECK(strstr(err, "at most 8"));
+	{
+		char long_path[MVM_DISK_PATH_MAX + 8];
+
+		memset(long_path, 'p', sizeof(long_path) - 1);
+		long_path[sizeof(long_path) - 1] = 0;
+		CHECK_EQ(P("run", "-k", "k", "-d", long_path), -EINVAL);
+		CHECK(strstr(err, "longer than"));
+	}
+
+	/* --console virtio: hvc0 becomes the default kernel console, unless -p says otherwise. */
+	CHECK_EQ(P("run", "-k", "k", "--console", "virtio"), 0);
+	CHECK_EQ(cfg.console, CONSOLE_VIRTIO);
+	CHECK_STR(cfg.cmdline, MVM_VIRTIO_CONSOLE_CMDLINE);
+	CHECK_EQ(P("run", "-k", "k", "-p", "console=ttyS0", "--console", "virtio"), 0);
+	CHECK_STR(cfg.cmdline, "console=ttyS0");
+	CHECK_EQ(P("run", "-k", "k", "--console", "virtio", "-p", "quiet"), 0);
+	CHECK_STR(cfg.cmdline, "quiet");
+
 	/* Sizes. */
 	CHECK_EQ(parse_size("256M", &v), 0);
 	CHECK_EQ(v, 256ULL << 20);

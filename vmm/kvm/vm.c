@@ -307,3 +307,42 @@ int vm_run(struct vm *vm)
 	}
 	return ret;
 }
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned int len, uint64_t datamatch, int fd,
+		 bool assign)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = datamatch,
+		.addr = addr,
+		.len = len,
+		.fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+		int ret = -errno;
+
+		pr_warn("KVM_IOEVENTFD (0x%llx, %u bytes, value %llu): %s",
+			(unsigned long long)addr, len, (unsigned long long)datamatch,
+			strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+int vm_irqfd(struct vm *vm, unsigned int gsi, int fd, bool assign)
+{
+	struct kvm_irqfd irqfd = {
+		.fd = (uint32_t)fd,
+		.gsi = gsi,
+		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		int ret = -errno;
+
+		pr_err("KVM_IRQFD (GSI %u): %s", gsi, strerror(errno));
+		return ret;
+	}
+	return 0;
+}

@@ -60,4 +60,18 @@ void vm_kick_all(struct vm *vm);
 
 const char *kvm_backend_name(enum kvm_backend b);
 
+/* Binds eventfd (fd) to guest MMIO writes of (len) bytes (1, 2, 4 or 8) at (addr) whose value
+ * is (datamatch) (KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DATAMATCH): KVM signals (fd) and
+ * resumes the vCPU without an exit to mvm. (assign) false removes the binding. Writes with
+ * another value still exit as MMIO. The fd stays the caller's; KVM holds its own reference.
+ * Returns 0 or -errno (logged as a warning: the caller can fall back to the MMIO exit).
+ * Any thread after vm_create(). */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned int len, uint64_t datamatch, int fd,
+		 bool assign);
+
+/* Makes each write to eventfd (fd) pulse GSI (gsi) of the in-kernel irqchip (KVM_IRQFD):
+ * level 1 then 0, i.e. one edge on an edge-triggered IOAPIC pin or ISA IRQ. (assign) false
+ * removes it. Returns 0 or -errno (logged). Any thread after vm_create(). */
+int vm_irqfd(struct vm *vm, unsigned int gsi, int fd, bool assign);
+
 #endif

@@ -1,0 +1,135 @@
+/* virtio.h: a minimal virtio-mmio version 2 driver for the test guests (virtio 1.2 sections 2.7
+ * and 4.2): finding devices, feature negotiation, one split virtqueue at a time, and raw access
+ * to the rings so tests can also build chains no real driver would. Polled; interrupts are the
+ * test's business (virtio_isr_ack()). Identity-mapped memory: guest virtual = physical. */
+#ifndef MVM_GUEST_VIRTIO_H
+#define MVM_GUEST_VIRTIO_H
+
+#include "guest.h"
+
+#define VIRTIO_MMIO_MAGIC_VALUE		0x000
+#define VIRTIO_MMIO_VERSION		0x004
+#define VIRTIO_MMIO_DEVICE_ID		0x008
+#define VIRTIO_MMIO_VENDOR_ID		0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL		0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
+#define VIRTIO_MMIO_QUEUE_NUM		0x038
+#define VIRTIO_MMIO_QUEUE_READY		0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
+#define VIRTIO_MMIO_STATUS		0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW	0x090
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH	0x094
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW	0x0a0
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH	0x0a4
+#define VIRTIO_MMIO_CONFIG		0x100
+#define VIRTIO_MMIO_MAGIC		0x74726976
+
+#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
+#define VIRTIO_STATUS_DRIVER	  0x02
+#define VIRTIO_STATUS_DRIVER_OK	  0x04
+#define VIRTIO_STATUS_FEATURES_OK 0x08
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED	  0x80
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+#define VIRTIO_BIT(n)	       (1ull << (n))
+
+#define VRING_DESC_F_NEXT     1
+#define VRING_DESC_F_WRITE    2
+#define VRING_DESC_F_INDIRECT 4
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+_Static_assert(sizeof(struct vring_desc) == 16, "vring_desc");
+
+struct vring_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[]; /* then used_event */
+};
+
+struct vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct vring_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vring_used_elem ring[]; /* then avail_event */
+};
+
+struct virtio_dev {
+	uint64_t base;
+	unsigned int irq;	/* from the command line; ~0u when probed */
+	uint32_t device_id;
+	uint64_t offered;	/* device features */
+	uint64_t features;	/* negotiated */
+};
+
+#define VIRTQ_MAX 64
+/* Bytes of ring memory a queue of (n) entries needs: virtq_setup() lays it out. */
+#define VIRTQ_MEM(n) (3 * 4096)
+
+struct virtq {
+	struct virtio_dev *dev;
+	unsigned int index;
+	uint16_t size;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t avail_idx;	/* the next avail->idx we publish */
+	uint16_t last_used;	/* the next used entry we consume */
+};
+
+/* Finds the (nth) (0-based) device with (device_id): from the virtio_mmio.device=SIZE@ADDR:IRQ
+ * entries on the command line (mvm's and QEMU microvm's), or else by probing eight 4 KiB
+ * windows from 0xd0000000. Returns false when there is none. */
+bool virtio_find(uint32_t device_id, unsigned int nth, struct virtio_dev *d);
+
+uint32_t virtio_read32(const struct virtio_dev *d, uint32_t off);
+void virtio_write32(const struct virtio_dev *d, uint32_t off, uint32_t v);
+uint32_t virtio_status(const struct virtio_dev *d);
+/* Writes 0 to Status and checks that it reads back 0. */
+bool virtio_reset(struct virtio_dev *d);
+/* Reset, ACKNOWLEDGE, DRIVER, features (want & offered, VERSION_1 required), FEATURES_OK and
+ * its read-back. Returns false (with a message) when any step is refused. */
+bool virtio_setup(struct virtio_dev *d, uint64_t want);
+/* Queue (index) with (size) entries in (mem) (VIRTQ_MEM bytes, 4 KiB aligned, zeroed here).
+ * Returns false when the device's QueueNumMax is smaller or 0. */
+bool virtq_setup(struct virtio_dev *d, struct virtq *q, unsigned int index, uint16_t size,
+		 void *mem);
+void virtio_driver_ok(struct virtio_dev *d);
+/* Reads InterruptStatus and acknowledges what it saw; returns it. */
+uint32_t virtio_isr_ack(struct virtio_dev *d);
+/* Config space. */
+uint32_t virtio_config32(const struct virtio_dev *d, uint32_t off);
+uint64_t virtio_config64(const struct virtio_dev *d, uint32_t off);
+
+/* Puts (head) in the avail ring and publishes it (after a write barrier); also sets
+ * used_event so the device interrupts for the next completion. Does not notify. */
+void virtq_publish(struct virtq *q, uint16_t head);
+/* Writes the queue index to QueueNotify. */
+void virtq_kick(struct virtq *q);
+/* Takes the next used entry if there is one. */
+bool virtq_get_used(struct virtq *q, uint32_t *id, uint32_t *len);
+static inline uint16_t *virtq_used_event(struct virtq *q)
+{
+	return &q->avail->ring[q->size];
+}
+
+#endif

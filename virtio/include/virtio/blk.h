@@ -1,0 +1,154 @@
+/* blk.h: virtio-blk (virtio 1.2 section 5.2) on a raw image, served on the I/O thread's
+ * io_uring loop: each request becomes one readv/writev/fsync/fallocate straight on guest RAM,
+ * in a request slot preallocated per descriptor head (no allocation per request). */
+#ifndef MVM_VIRTIO_BLK_H
+#define MVM_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/guest_mem.h"
+#include "core/loop.h"
+#include "virtio/mmio.h"
+#include "virtio/vq.h"
+
+/* Feature bits (section 5.2.3). */
+#define VIRTIO_BLK_F_SIZE_MAX	  1
+#define VIRTIO_BLK_F_SEG_MAX	  2
+#define VIRTIO_BLK_F_GEOMETRY	  4
+#define VIRTIO_BLK_F_RO		  5
+#define VIRTIO_BLK_F_BLK_SIZE	  6
+#define VIRTIO_BLK_F_FLUSH	  9
+#define VIRTIO_BLK_F_TOPOLOGY	  10
+#define VIRTIO_BLK_F_CONFIG_WCE	  11
+#define VIRTIO_BLK_F_MQ		  12
+#define VIRTIO_BLK_F_DISCARD	  13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (section 5.2.6). */
+#define VIRTIO_BLK_T_IN		  0
+#define VIRTIO_BLK_T_OUT	  1
+#define VIRTIO_BLK_T_FLUSH	  4
+#define VIRTIO_BLK_T_GET_ID	  8
+#define VIRTIO_BLK_T_DISCARD	  11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+
+#define VIRTIO_BLK_S_OK	    0
+#define VIRTIO_BLK_S_IOERR  1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_SECTOR   512
+
+#define VIRTIO_BLK_WRITE_ZEROES_F_UNMAP 1
+
+#define VIRTIO_BLK_QUEUE_SIZE 256
+#define VIRTIO_BLK_SEG_MAX    (VQ_IOV_MAX - 2)		/* header and status take one each */
+#define VIRTIO_BLK_MAX_DISCARD_SECTORS 0x3fffff		/* 2 GiB per request */
+
+struct virtio_blk_config {
+	uint64_t capacity;		/* in 512-byte sectors */
+	uint32_t size_max;
+	uint32_t seg_max;
+	uint16_t cylinders;
+	uint8_t heads;
+	uint8_t sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+	uint32_t max_secure_erase_sectors;
+	uint32_t max_secure_erase_seg;
+	uint32_t secure_erase_sector_alignment;
+};
+_Static_assert(sizeof(struct virtio_blk_config) == 72, "virtio_blk_config size");
+_Static_assert(offsetof(struct virtio_blk_config, seg_max) == 12, "seg_max");
+_Static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "blk_size");
+_Static_assert(offsetof(struct virtio_blk_config, num_queues) == 34, "num_queues");
+_Static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36, "max_discard");
+_Static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "wz unmap");
+
+struct virtio_blk_outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+_Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio_blk_outhdr size");
+
+struct virtio_blk_discard_write_zeroes {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+_Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "discard segment size");
+
+/* An opened, locked image. */
+struct blk_image {
+	int fd;
+	uint64_t size;		/* bytes */
+	bool ro;
+};
+
+/* Opens (path) read-write, or read-only when (ro), and locks it with flock(): LOCK_EX, or
+ * LOCK_SH for read-only, never waiting. Regular files and block devices. Returns 0 or -errno
+ * after one clear message naming the path: missing, unreadable, not writable (suggests ",ro"),
+ * locked by another process, not a file or device, or smaller than one sector. */
+int blk_image_open(struct blk_image *img, const char *path, bool ro);
+void blk_image_close(struct blk_image *img);
+
+struct virtio_blk;
+
+/* One request in flight; slot i serves descriptor head i. I/O thread only. */
+struct virtio_blk_req {
+	struct loop_op op;
+	struct virtio_blk *blk;
+	struct vq_chain chain;
+	struct iovec *data;		/* the data segments inside chain.iov */
+	unsigned int nr_data;
+	uint8_t *status;		/* last byte of the last writable segment */
+	uint64_t offset;		/* next byte of the image */
+	uint64_t remaining;		/* bytes still to transfer */
+	uint32_t written;		/* used length on success */
+	uint32_t type;
+	bool busy;
+};
+
+struct virtio_blk {
+	struct virtio_mmio mmio;	/* first: the bus device */
+	struct virtio_blk_config config;
+	char name[48];
+	char id[VIRTIO_BLK_ID_BYTES];
+	int fd;				/* borrowed from the blk_image */
+	bool ro;
+	uint64_t capacity;		/* sectors */
+	unsigned int inflight;		/* I/O thread */
+	bool sync_writes;		/* FLUSH not negotiated: writes are RWF_DSYNC */
+	struct virtio_blk_req req[VIRTIO_BLK_QUEUE_SIZE];
+};
+
+/* Creates a virtio-blk device (heap-allocated, for virtio_blk_destroy()) on (img), which stays
+ * open and owned by the caller. (name) labels messages; (id) is what GET_ID returns (up to 20
+ * bytes, NULL for none). Arms its reads on (loop): before loop_start() or on the I/O thread.
+ * Returns the device or NULL (logged). */
+struct virtio_blk *virtio_blk_create(const char *name, const struct blk_image *img,
+				     const char *id, const struct guest_mem *mem,
+				     struct loop *loop);
+
+/* After the loop has stopped: waits (at most a few seconds) for in-flight I/O, so nothing
+ * writes guest RAM once it is unmapped. Runs the loop's completions on the calling thread. */
+void virtio_blk_drain(struct virtio_blk *b);
+void virtio_blk_destroy(struct virtio_blk *b);
+
+#endif

@@ -1,0 +1,181 @@
+/* mmio.h: the virtio-mmio transport, version 2 (virtio 1.2 section 4.2), shared by every mvm
+ * virtio device. A device embeds a struct virtio_mmio, gives it its ID, features, config space
+ * and callbacks, and gets back to itself with container_of().
+ *
+ * Threads:
+ * - vCPU threads call the register file (virtio_mmio_bus_ops) under the transport's mutex.
+ *   InterruptStatus and the NEEDS_RESET status bit are atomics the I/O thread also writes.
+ * - The I/O thread (the struct loop) runs all queue processing: kicks arrive as reads on one
+ *   eventfd per queue (bound by the VMM to QueueNotify with KVM_IOEVENTFD, or written by the
+ *   register file when a write reaches user space), interrupts leave through one eventfd
+ *   (bound with KVM_IRQFD, or read by a unit test).
+ * - Activation (DRIVER_OK) and reset (Status = 0) are handed to the I/O thread through a
+ *   control eventfd; the writing vCPU waits, holding the mutex, until the I/O thread has run
+ *   the device's activate()/reset() and, for a reset, until the device has drained or
+ *   cancelled its in-flight I/O. The I/O thread never takes the mutex, so it never waits on a
+ *   vCPU. */
+#ifndef MVM_VIRTIO_MMIO_H
+#define MVM_VIRTIO_MMIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/bus.h"
+#include "core/guest_mem.h"
+#include "core/loop.h"
+#include "virtio/vq.h"
+
+/* Register offsets (section 4.2.2). */
+#define VIRTIO_MMIO_MAGIC_VALUE		0x000
+#define VIRTIO_MMIO_VERSION		0x004
+#define VIRTIO_MMIO_DEVICE_ID		0x008
+#define VIRTIO_MMIO_VENDOR_ID		0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL		0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
+#define VIRTIO_MMIO_QUEUE_NUM		0x038
+#define VIRTIO_MMIO_QUEUE_READY		0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
+#define VIRTIO_MMIO_STATUS		0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW	0x090
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH	0x094
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW	0x0a0
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH	0x0a4
+#define VIRTIO_MMIO_SHM_SEL		0x0ac
+#define VIRTIO_MMIO_SHM_LEN_LOW		0x0b0
+#define VIRTIO_MMIO_SHM_LEN_HIGH	0x0b4
+#define VIRTIO_MMIO_SHM_BASE_LOW	0x0b8
+#define VIRTIO_MMIO_SHM_BASE_HIGH	0x0bc
+#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
+#define VIRTIO_MMIO_CONFIG		0x100
+
+#define VIRTIO_MMIO_MAGIC  0x74726976 /* "virt" */
+#define VIRTIO_MMIO_VENDOR 0x204d564d /* "MVM " */
+#define VIRTIO_MMIO_WINDOW 0x1000
+#define VIRTIO_MMIO_MAX_QUEUES 4
+
+struct virtio_mmio;
+
+/* What a device implements. All but config_write are called on the I/O thread. */
+struct virtio_mmio_dev_ops {
+	/* The driver set DRIVER_OK. Queue i is usable when virtio_mmio_queue_ready(t, i). The
+	 * transport calls notify() for every ready queue right after, for buffers posted before
+	 * DRIVER_OK. May be NULL. */
+	void (*activate)(struct virtio_mmio *t);
+	/* The driver reset the device (or it is being destroyed): stop using the queues.
+	 * Return true when nothing is in flight any more; otherwise cancel or drain and call
+	 * virtio_mmio_reset_done() once the last in-flight operation completed. */
+	bool (*reset)(struct virtio_mmio *t);
+	/* Queue (q) was notified while the device is live. */
+	void (*notify)(struct virtio_mmio *t, unsigned int q);
+	/* A driver write to config space at (off, size), already bounds-checked. vCPU thread,
+	 * transport mutex held. NULL: config space is read-only. */
+	void (*config_write)(struct virtio_mmio *t, uint32_t off, const void *data,
+			     unsigned int size);
+};
+
+struct virtio_mmio_queue {
+	/* Register file, vCPU threads under the mutex. */
+	uint16_t num;
+	bool ready;
+	uint64_t desc, driver, device;
+	/* I/O thread while the device is live (filled by the vCPU before the activation
+	 * hand-off, cleared after the reset hand-off; size 0 = queue not in use). */
+	struct vq vq;
+	/* Kicks: an eventfd read that is always armed. */
+	int kick_fd;
+	uint64_t kick_buf;
+	struct loop_op kick_op;
+	/* Deferred interrupt decision, once per loop iteration (see virtio_mmio_signal_used). */
+	struct loop_op notify_op;
+	bool notify_pending;
+	struct virtio_mmio *t;
+	unsigned int index;
+};
+
+enum virtio_mmio_ctl { VIRTIO_CTL_NONE, VIRTIO_CTL_ACTIVATE, VIRTIO_CTL_RESET };
+
+struct virtio_mmio {
+	const char *name;		/* borrowed, for messages ("virtio-blk vda") */
+	const struct virtio_mmio_dev_ops *ops;
+	const struct guest_mem *mem;	/* borrowed */
+	struct loop *loop;		/* borrowed */
+	uint32_t device_id;
+	uint64_t device_features;
+	const void *config;		/* borrowed device config space, little-endian */
+	uint32_t config_len;
+	unsigned int nqueues;
+	uint16_t queue_max;
+
+	pthread_mutex_t lock;		/* the register file */
+	uint32_t dev_features_sel, drv_features_sel, queue_sel, shm_sel;
+	uint64_t driver_features;
+	bool handed_off;		/* activation handed to the I/O thread, not yet reset */
+	_Atomic uint32_t status;
+	_Atomic uint32_t isr;
+
+	int irq_fd;			/* eventfd: one write = one interrupt edge */
+	struct virtio_mmio_queue q[VIRTIO_MMIO_MAX_QUEUES];
+
+	/* The vCPU -> I/O thread hand-off. */
+	int ctl_fd;
+	uint64_t ctl_buf;
+	struct loop_op ctl_op;
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	enum virtio_mmio_ctl ctl_req;
+	bool ctl_done;
+
+	/* I/O thread. */
+	bool live;			/* activated, not broken, not being reset */
+	bool resetting;			/* a reset waits for the device to drain */
+	_Atomic bool warned;		/* a guest error was logged for this device */
+};
+
+/* The register file, to bus_register() on the MMIO bus for a VIRTIO_MMIO_WINDOW window with
+ * the struct virtio_mmio as device. */
+extern const struct bus_ops virtio_mmio_bus_ops;
+
+/* Sets up (t): (nqueues) queues of at most (queue_max) entries (a power of two), device
+ * (device_id) offering (features) (VIRTIO_F_VERSION_1 is always added), config space
+ * (config, config_len). Creates the eventfds and arms the kick and control reads on (loop):
+ * before loop_start() or on the I/O thread. Pointers are borrowed. Returns 0 or -errno. */
+int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct virtio_mmio_dev_ops *ops,
+		     uint32_t device_id, uint64_t features, unsigned int nqueues,
+		     uint16_t queue_max, const void *config, uint32_t config_len,
+		     const struct guest_mem *mem, struct loop *loop);
+/* Closes the eventfds. After the loop has stopped (or before it started). */
+void virtio_mmio_fini(struct virtio_mmio *t);
+
+/* The eventfd a guest write of (q) to QueueNotify must signal (for KVM_IOEVENTFD). */
+int virtio_mmio_kick_fd(const struct virtio_mmio *t, unsigned int q);
+/* The eventfd written once per interrupt (for KVM_IRQFD on an edge-triggered line). */
+int virtio_mmio_irq_fd(const struct virtio_mmio *t);
+
+/* ---- for devices, I/O thread ---- */
+
+/* Queue (q) is set up and the device is live (activated, not broken, no reset pending). */
+bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned int q);
+/* The driver negotiated feature bit (bit). Stable while live. */
+bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned int bit);
+/* Call after vq_push() on queue (q): decides, once per loop iteration, whether the driver
+ * wants an interrupt, and if so sets InterruptStatus bit 0 and signals the irq eventfd. */
+void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned int q);
+/* The driver broke the rules: sets DEVICE_NEEDS_RESET, stops queue processing until the
+ * driver resets the device, sends a configuration change interrupt, and logs (why) once per
+ * device. In-flight requests still complete. */
+void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *why);
+/* Logs a guest error once per device without breaking it (the request fails instead). */
+void virtio_mmio_guest_error(struct virtio_mmio *t, const char *why);
+/* The device has nothing in flight any more after reset() returned false. */
+void virtio_mmio_reset_done(struct virtio_mmio *t);
+
+#endif

@@ -1,0 +1,561 @@
+/* mmio.c: the virtio-mmio v2 transport: register file, feature negotiation, queue setup,
+ * activation and reset handed to the I/O thread, kicks and interrupts through eventfds. */
+#define pr_fmt(fmt) "virtio-mmio: " fmt
+#include "virtio/mmio.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+/* How long a vCPU waits for the I/O thread to finish an activation or reset before it gives
+ * up (and the device is left needing a reset). Only a wedged I/O thread takes this long. */
+#define CTL_TIMEOUT_S 30
+
+static void arm_read(struct virtio_mmio *t, struct loop_op *op, int fd, uint64_t *buf)
+{
+	struct io_uring_sqe *sqe = loop_sqe(t->loop, op);
+
+	if (!sqe) {
+		pr_err("%s: the io_uring submission queue is full; the device stalls", t->name);
+		return;
+	}
+	io_uring_prep_read(sqe, fd, buf, sizeof(*buf), 0);
+}
+
+static void raise_irq(struct virtio_mmio *t, uint32_t isr_bits)
+{
+	uint64_t one = 1;
+
+	atomic_fetch_or(&t->isr, isr_bits);
+	/* Edge semantics: every write is a new interrupt, even when ISR was already set, so a
+	 * driver that has already read ISR does not miss this one. */
+	if (write(t->irq_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_warn_once("%s: interrupt eventfd write: %s", t->name, strerror(errno));
+}
+
+static void log_guest_error(struct virtio_mmio *t, const char *why, const char *what)
+{
+	if (!atomic_exchange(&t->warned, true))
+		pr_warn("%s: guest error: %s%s (logged once per device)", t->name, why, what);
+	else
+		pr_debug("%s: guest error: %s%s", t->name, why, what);
+}
+
+void virtio_mmio_guest_error(struct virtio_mmio *t, const char *why)
+{
+	log_guest_error(t, why, "; request failed");
+}
+
+/* ---- I/O thread side ---- */
+
+static void ctl_complete(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->ctl_lock);
+	t->ctl_done = true;
+	t->ctl_req = VIRTIO_CTL_NONE;
+	pthread_cond_broadcast(&t->ctl_cond);
+	pthread_mutex_unlock(&t->ctl_lock);
+}
+
+static void ctl_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct virtio_mmio *t = container_of(op, struct virtio_mmio, ctl_op);
+	enum virtio_mmio_ctl req;
+
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		pr_err("%s: control eventfd read: %s", t->name, strerror(-res));
+		return;
+	}
+	arm_read(t, &t->ctl_op, t->ctl_fd, &t->ctl_buf);
+	pthread_mutex_lock(&t->ctl_lock);
+	req = t->ctl_req;
+	pthread_mutex_unlock(&t->ctl_lock);
+
+	switch (req) {
+	case VIRTIO_CTL_ACTIVATE:
+		t->live = true;
+		t->resetting = false;
+		if (t->ops->activate)
+			t->ops->activate(t);
+		for (unsigned int i = 0; i < t->nqueues; i++)
+			if (virtio_mmio_queue_live(t, i))
+				t->ops->notify(t, i);
+		ctl_complete(t);
+		break;
+	case VIRTIO_CTL_RESET:
+		t->live = false;
+		if (t->ops->reset && !t->ops->reset(t)) {
+			t->resetting = true; /* virtio_mmio_reset_done() completes it */
+			break;
+		}
+		ctl_complete(t);
+		break;
+	case VIRTIO_CTL_NONE:
+		break;
+	}
+}
+
+void virtio_mmio_reset_done(struct virtio_mmio *t)
+{
+	if (!t->resetting)
+		return;
+	t->resetting = false;
+	ctl_complete(t);
+}
+
+static void kick_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct virtio_mmio_queue *q = container_of(op, struct virtio_mmio_queue, kick_op);
+	struct virtio_mmio *t = q->t;
+
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		pr_err("%s: queue %u kick eventfd read: %s", t->name, q->index, strerror(-res));
+		return;
+	}
+	arm_read(t, &q->kick_op, q->kick_fd, &q->kick_buf);
+	if (virtio_mmio_queue_live(t, q->index))
+		t->ops->notify(t, q->index);
+}
+
+static void notify_now(struct virtio_mmio *t, struct virtio_mmio_queue *q)
+{
+	if (vq_should_notify(&q->vq))
+		raise_irq(t, VIRTIO_ISR_USED);
+}
+
+static void notify_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct virtio_mmio_queue *q = container_of(op, struct virtio_mmio_queue, notify_op);
+
+	q->notify_pending = false;
+	if (virtio_mmio_queue_live(q->t, q->index))
+		notify_now(q->t, q);
+}
+
+void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned int q)
+{
+	struct virtio_mmio_queue *mq = &t->q[q];
+	struct io_uring_sqe *sqe;
+
+	if (mq->notify_pending)
+		return;
+	/* A NOP completes in the next loop iteration, after every completion this iteration
+	 * reaped: one interrupt decision per batch. */
+	sqe = loop_sqe(t->loop, &mq->notify_op);
+	if (!sqe) {
+		notify_now(t, mq);
+		return;
+	}
+	io_uring_prep_nop(sqe);
+	mq->notify_pending = true;
+}
+
+bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned int q)
+{
+	/* vq.size is non-zero only for queues checked at activation (written before the
+	 * hand-off, cleared after the reset hand-off), so no register field is read here. */
+	return t->live && q < t->nqueues && t->q[q].vq.size;
+}
+
+bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned int bit)
+{
+	return bit < 64 && (t->driver_features & VIRTIO_BIT(bit));
+}
+
+void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *why)
+{
+	if (!t->live)
+		return;
+	t->live = false;
+	log_guest_error(t, why, "; device needs a reset");
+	atomic_fetch_or(&t->status, VIRTIO_STATUS_NEEDS_RESET);
+	/* Section 2.1.2: a device entering NEEDS_RESET sends a config change notification. */
+	raise_irq(t, VIRTIO_ISR_CONFIG);
+}
+
+/* ---- vCPU side, t->lock held ---- */
+
+/* Hands (req) to the I/O thread and waits for it to finish. */
+static void ctl_call(struct virtio_mmio *t, enum virtio_mmio_ctl req)
+{
+	uint64_t one = 1;
+	struct timespec deadline;
+	int waited = 0;
+
+	pthread_mutex_lock(&t->ctl_lock);
+	t->ctl_req = req;
+	t->ctl_done = false;
+	pthread_mutex_unlock(&t->ctl_lock);
+	if (write(t->ctl_fd, &one, sizeof(one)) < 0) {
+		pr_err("%s: control eventfd write: %s", t->name, strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&t->ctl_lock);
+	while (!t->ctl_done) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += 1;
+		if (pthread_cond_timedwait(&t->ctl_cond, &t->ctl_lock, &deadline) == ETIMEDOUT &&
+		    ++waited == CTL_TIMEOUT_S) {
+			pr_err("%s: the I/O thread did not finish a %s in %d s", t->name,
+			       req == VIRTIO_CTL_RESET ? "reset" : "activation", CTL_TIMEOUT_S);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->ctl_lock);
+}
+
+static void needs_reset_locked(struct virtio_mmio *t, const char *why)
+{
+	log_guest_error(t, why, "; device needs a reset");
+	atomic_fetch_or(&t->status, VIRTIO_STATUS_NEEDS_RESET);
+	raise_irq(t, VIRTIO_ISR_CONFIG);
+}
+
+static void reset_locked(struct virtio_mmio *t)
+{
+	if (t->handed_off) {
+		ctl_call(t, VIRTIO_CTL_RESET);
+		t->handed_off = false;
+	}
+	t->dev_features_sel = t->drv_features_sel = t->queue_sel = t->shm_sel = 0;
+	t->driver_features = 0;
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		struct virtio_mmio_queue *q = &t->q[i];
+
+		q->num = 0;
+		q->ready = false;
+		q->desc = q->driver = q->device = 0;
+		memset(&q->vq, 0, sizeof(q->vq));
+	}
+	atomic_store(&t->isr, 0);
+	atomic_store(&t->status, 0);
+}
+
+static bool features_acceptable(struct virtio_mmio *t)
+{
+	if (t->driver_features & ~t->device_features) {
+		log_guest_error(t, "driver accepted features the device does not offer",
+				"; FEATURES_OK refused");
+		return false;
+	}
+	/* Section 4.2.2: a version 2 device is a modern device only. */
+	if (!(t->driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+		log_guest_error(t, "driver did not accept VIRTIO_F_VERSION_1",
+				"; FEATURES_OK refused");
+		return false;
+	}
+	return true;
+}
+
+/* Checks every ready queue and hands the activation to the I/O thread. */
+static void activate_locked(struct virtio_mmio *t)
+{
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		struct virtio_mmio_queue *q = &t->q[i];
+
+		memset(&q->vq, 0, sizeof(q->vq));
+		if (!q->ready)
+			continue;
+		if (q->num > t->queue_max ||
+		    vq_init(&q->vq, t->mem, q->num, q->desc, q->driver, q->device,
+			    t->driver_features)) {
+			needs_reset_locked(t, q->num > t->queue_max ? "queue size above QueueNumMax"
+								    : q->vq.error);
+			memset(&q->vq, 0, sizeof(q->vq));
+			return;
+		}
+	}
+	t->handed_off = true;
+	ctl_call(t, VIRTIO_CTL_ACTIVATE);
+}
+
+static void write_status(struct virtio_mmio *t, uint32_t v)
+{
+	uint32_t old = atomic_load(&t->status);
+
+	if (v == 0) {
+		reset_locked(t);
+		return;
+	}
+	/* The driver only ever sets bits (section 2.1.1); NEEDS_RESET is the device's. */
+	v &= 0xff & ~VIRTIO_STATUS_NEEDS_RESET;
+	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
+	    !features_acceptable(t))
+		v &= ~VIRTIO_STATUS_FEATURES_OK;
+	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
+		if (!((old | v) & VIRTIO_STATUS_FEATURES_OK) || (old & VIRTIO_STATUS_NEEDS_RESET)) {
+			needs_reset_locked(t, "DRIVER_OK without FEATURES_OK");
+			v &= ~VIRTIO_STATUS_DRIVER_OK;
+		} else {
+			activate_locked(t);
+		}
+	}
+	atomic_fetch_or(&t->status, v);
+}
+
+static struct virtio_mmio_queue *sel_queue(struct virtio_mmio *t)
+{
+	return t->queue_sel < t->nqueues ? &t->q[t->queue_sel] : NULL;
+}
+
+/* Queue registers may change only while the queue is not ready (section 4.2.3.2). */
+static struct virtio_mmio_queue *sel_queue_writable(struct virtio_mmio *t)
+{
+	struct virtio_mmio_queue *q = sel_queue(t);
+
+	if (q && q->ready) {
+		log_guest_error(t, "queue register written while the queue is ready",
+				"; write ignored");
+		return NULL;
+	}
+	return q;
+}
+
+static void set_lo(uint64_t *r, uint32_t v)
+{
+	*r = (*r & 0xffffffff00000000ULL) | v;
+}
+
+static void set_hi(uint64_t *r, uint32_t v)
+{
+	*r = (*r & 0xffffffffULL) | ((uint64_t)v << 32);
+}
+
+static uint32_t reg_read(struct virtio_mmio *t, uint64_t off)
+{
+	struct virtio_mmio_queue *q = sel_queue(t);
+
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC_VALUE: return VIRTIO_MMIO_MAGIC;
+	case VIRTIO_MMIO_VERSION: return 2;
+	case VIRTIO_MMIO_DEVICE_ID: return t->device_id;
+	case VIRTIO_MMIO_VENDOR_ID: return VIRTIO_MMIO_VENDOR;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		return t->dev_features_sel < 2 ? (uint32_t)(t->device_features >>
+							    (32 * t->dev_features_sel))
+					       : 0;
+	case VIRTIO_MMIO_QUEUE_NUM_MAX: return q ? t->queue_max : 0;
+	case VIRTIO_MMIO_QUEUE_NUM: return q ? q->num : 0;
+	case VIRTIO_MMIO_QUEUE_READY: return q ? q->ready : 0;
+	case VIRTIO_MMIO_INTERRUPT_STATUS: return atomic_load(&t->isr);
+	case VIRTIO_MMIO_STATUS: return atomic_load(&t->status);
+	case VIRTIO_MMIO_QUEUE_DESC_LOW: return q ? (uint32_t)q->desc : 0;
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH: return q ? (uint32_t)(q->desc >> 32) : 0;
+	case VIRTIO_MMIO_QUEUE_DRIVER_LOW: return q ? (uint32_t)q->driver : 0;
+	case VIRTIO_MMIO_QUEUE_DRIVER_HIGH: return q ? (uint32_t)(q->driver >> 32) : 0;
+	case VIRTIO_MMIO_QUEUE_DEVICE_LOW: return q ? (uint32_t)q->device : 0;
+	case VIRTIO_MMIO_QUEUE_DEVICE_HIGH: return q ? (uint32_t)(q->device >> 32) : 0;
+	/* No shared memory regions: "a length of -1" (section 4.2.2). */
+	case VIRTIO_MMIO_SHM_LEN_LOW:
+	case VIRTIO_MMIO_SHM_LEN_HIGH:
+	case VIRTIO_MMIO_SHM_BASE_LOW:
+	case VIRTIO_MMIO_SHM_BASE_HIGH: return 0xffffffff;
+	case VIRTIO_MMIO_CONFIG_GENERATION: return 0; /* config space never changes */
+	default: return 0;
+	}
+}
+
+static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	struct virtio_mmio_queue *q;
+	uint64_t one = 1;
+
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL: t->dev_features_sel = v; break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		if (atomic_load(&t->status) & VIRTIO_STATUS_FEATURES_OK)
+			break; /* negotiation is over */
+		if (t->drv_features_sel == 0)
+			set_lo(&t->driver_features, v);
+		else if (t->drv_features_sel == 1)
+			set_hi(&t->driver_features, v);
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL: t->drv_features_sel = v; break;
+	case VIRTIO_MMIO_QUEUE_SEL: t->queue_sel = v; break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+		if ((q = sel_queue_writable(t)))
+			q->num = v > 0xffff ? 0 : (uint16_t)v; /* checked at DRIVER_OK */
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		if ((q = sel_queue(t))) {
+			if (!(v & 1) && q->ready && t->handed_off)
+				log_guest_error(t, "queue disabled while the device runs",
+						"; ignored until reset");
+			else
+				q->ready = v & 1;
+		}
+		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		/* Reaches here only without KVM_IOEVENTFD (or for an unknown queue index). */
+		if (v < t->nqueues && write(t->q[v].kick_fd, &one, sizeof(one)) < 0)
+			pr_warn_once("%s: kick eventfd write: %s", t->name, strerror(errno));
+		break;
+	case VIRTIO_MMIO_INTERRUPT_ACK: atomic_fetch_and(&t->isr, ~v); break;
+	case VIRTIO_MMIO_STATUS: write_status(t, v); break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+		if ((q = sel_queue_writable(t)))
+			set_lo(&q->desc, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		if ((q = sel_queue_writable(t)))
+			set_hi(&q->desc, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+		if ((q = sel_queue_writable(t)))
+			set_lo(&q->driver, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+		if ((q = sel_queue_writable(t)))
+			set_hi(&q->driver, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+		if ((q = sel_queue_writable(t)))
+			set_lo(&q->device, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+		if ((q = sel_queue_writable(t)))
+			set_hi(&q->device, v);
+		break;
+	case VIRTIO_MMIO_SHM_SEL: t->shm_sel = v; break;
+	default:
+		log_guest_error(t, "write to a read-only or reserved register", "; ignored");
+		break;
+	}
+}
+
+static uint64_t mmio_read(void *dev, uint64_t off, unsigned int size)
+{
+	struct virtio_mmio *t = dev;
+	uint64_t v = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		/* Config space: any width (section 4.2.2.2), little-endian bytes. */
+		uint64_t c = off - VIRTIO_MMIO_CONFIG;
+
+		if (c < t->config_len && size <= t->config_len - c)
+			memcpy(&v, (const uint8_t *)t->config + c, size);
+	} else if (size == 4 && !(off & 3)) {
+		v = reg_read(t, off);
+	} else {
+		log_guest_error(t, "register read that is not 32 bits wide", "; reads as 0");
+	}
+	pthread_mutex_unlock(&t->lock);
+	return v;
+}
+
+static void mmio_write(void *dev, uint64_t off, uint64_t val, unsigned int size)
+{
+	struct virtio_mmio *t = dev;
+
+	pthread_mutex_lock(&t->lock);
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		uint64_t c = off - VIRTIO_MMIO_CONFIG;
+
+		if (t->ops->config_write && c < t->config_len && size <= t->config_len - c)
+			t->ops->config_write(t, (uint32_t)c, &val, size);
+	} else if (size == 4 && !(off & 3)) {
+		reg_write(t, off, (uint32_t)val);
+	} else {
+		log_guest_error(t, "register write that is not 32 bits wide", "; ignored");
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+const struct bus_ops virtio_mmio_bus_ops = {.read = mmio_read, .write = mmio_write};
+
+int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct virtio_mmio_dev_ops *ops,
+		     uint32_t device_id, uint64_t features, unsigned int nqueues,
+		     uint16_t queue_max, const void *config, uint32_t config_len,
+		     const struct guest_mem *mem, struct loop *loop)
+{
+	pthread_condattr_t ca;
+	unsigned int i;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	t->irq_fd = t->ctl_fd = -1;
+	for (i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		t->q[i].kick_fd = -1;
+	if (nqueues == 0 || nqueues > VIRTIO_MMIO_MAX_QUEUES || queue_max == 0 ||
+	    (queue_max & (queue_max - 1)) || !ops || !ops->notify)
+		return -EINVAL;
+	t->name = name;
+	t->ops = ops;
+	t->mem = mem;
+	t->loop = loop;
+	t->device_id = device_id;
+	t->device_features = features | VIRTIO_BIT(VIRTIO_F_VERSION_1);
+	t->config = config;
+	t->config_len = config_len;
+	t->nqueues = nqueues;
+	t->queue_max = queue_max;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->ctl_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->ctl_cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	t->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	t->ctl_fd = eventfd(0, EFD_CLOEXEC);
+	if (t->irq_fd < 0 || t->ctl_fd < 0)
+		goto fail_errno;
+	for (i = 0; i < nqueues; i++) {
+		struct virtio_mmio_queue *q = &t->q[i];
+
+		q->t = t;
+		q->index = i;
+		q->kick_op.done = kick_done;
+		q->notify_op.done = notify_done;
+		q->kick_fd = eventfd(0, EFD_CLOEXEC);
+		if (q->kick_fd < 0)
+			goto fail_errno;
+	}
+	t->ctl_op.done = ctl_done;
+	arm_read(t, &t->ctl_op, t->ctl_fd, &t->ctl_buf);
+	for (i = 0; i < nqueues; i++)
+		arm_read(t, &t->q[i].kick_op, t->q[i].kick_fd, &t->q[i].kick_buf);
+	return 0;
+fail_errno:
+	ret = -errno;
+	pr_err("%s: eventfd: %s", name, strerror(errno));
+	virtio_mmio_fini(t);
+	return ret;
+}
+
+void virtio_mmio_fini(struct virtio_mmio *t)
+{
+	for (unsigned int i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+		if (t->q[i].kick_fd >= 0)
+			close(t->q[i].kick_fd);
+		t->q[i].kick_fd = -1;
+	}
+	if (t->irq_fd >= 0)
+		close(t->irq_fd);
+	if (t->ctl_fd >= 0)
+		close(t->ctl_fd);
+	t->irq_fd = t->ctl_fd = -1;
+	if (t->ops) {
+		pthread_cond_destroy(&t->ctl_cond);
+		pthread_mutex_destroy(&t->ctl_lock);
+		pthread_mutex_destroy(&t->lock);
+		t->ops = NULL;
+	}
+}
+
+int virtio_mmio_kick_fd(const struct virtio_mmio *t, unsigned int q)
+{
+	return q < t->nqueues ? t->q[q].kick_fd : -1;
+}
+
+int virtio_mmio_irq_fd(const struct virtio_mmio *t)
+{
+	return t->irq_fd;
+}
