@@ -17,6 +17,7 @@
 #include "dev/legacy.h"
 #include "dev/uart8250.h"
 #include "file.h"
+#include "kvm/emulate.h"
 #include "kvm/vm.h"
 #include "options.h"
 #include "term.h"
@@ -170,6 +171,19 @@ static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *n
 	return 0;
 }
 
+/* Kernel parameters a Linux guest needs on this KVM backend, appended to the user's (the
+ * buffer has room for them). On KVM-PVM the guest sees the host's KVM
+ * paravirtual features through CPUID, and with more than one vCPU Linux then sends IPIs and
+ * yields with VMCALL, which hangs a vCPU on PVM (KVM-HOST.md): "nopv" makes it a generic
+ * guest (no kvmclock either; it uses the TSC). */
+static void add_backend_parameters(struct machine *m, const struct vm_config *cfg)
+{
+	if (m->vm.backend != KVM_BACKEND_PVM || cfg->cpus < 2 || strstr(m->cmdline, "nopv"))
+		return;
+	strcat(m->cmdline, " nopv");
+	pr_info("KVM-PVM with %u vCPUs: added 'nopv' to the kernel command line", cfg->cpus);
+}
+
 static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 {
 	static const char *const names[MVM_MAX_DISKS] = {
@@ -178,10 +192,12 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 	};
 	int ret;
 
-	m->cmdline = malloc(strlen(cfg->cmdline) + VIRTIO_SLOTS * VIRTIO_CMDLINE_ENTRY + 1);
+	m->cmdline = malloc(strlen(cfg->cmdline) + sizeof(" nopv") +
+			    VIRTIO_SLOTS * VIRTIO_CMDLINE_ENTRY + 1);
 	if (!m->cmdline)
 		return -ENOMEM;
 	strcpy(m->cmdline, cfg->cmdline);
+	add_backend_parameters(m, cfg);
 	/* Disks first, in option order, so the first -d is the guest's vda. */
 	for (unsigned int i = 0; i < m->ndisks; i++) {
 		m->disks[i] = virtio_blk_create(names[i], &m->images[i],
@@ -313,6 +329,18 @@ out:
 	return ret;
 }
 
+/* --stats: what the VM cost in emulation and where it poked at nothing. */
+static void print_stats(struct machine *m)
+{
+	emulate_print_stats(stderr);
+	fprintf(stderr, "mvm: unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu "
+		"reads, %llu writes\n",
+		(unsigned long long)m->vm.pio.unclaimed_reads,
+		(unsigned long long)m->vm.pio.unclaimed_writes,
+		(unsigned long long)m->vm.mmio.unclaimed_reads,
+		(unsigned long long)m->vm.mmio.unclaimed_writes);
+}
+
 /* How the machine stopped, as the process's exit status (options.h documents them). */
 static int exit_status(const struct machine *m)
 {
@@ -416,14 +444,8 @@ static int run(const struct vm_config *cfg)
 	status = exit_status(m);
 	if (stop_reason(&m->vm.stop) != STOP_GUEST_EXIT)
 		pr_info("guest stopped: %s", stop_reason_name(stop_reason(&m->vm.stop)));
-	if (m->vm.pio.unclaimed_reads || m->vm.pio.unclaimed_writes || m->vm.mmio.unclaimed_reads ||
-	    m->vm.mmio.unclaimed_writes)
-		pr_info("unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu reads, "
-			"%llu writes",
-			(unsigned long long)m->vm.pio.unclaimed_reads,
-			(unsigned long long)m->vm.pio.unclaimed_writes,
-			(unsigned long long)m->vm.mmio.unclaimed_reads,
-			(unsigned long long)m->vm.mmio.unclaimed_writes);
+	if (cfg->stats)
+		print_stats(m);
 out_console:
 	if (cfg->console == CONSOLE_STDIO)
 		console_input_fini(&m->in);

@@ -30,6 +30,8 @@ const char options_usage[] =
 	"                        PATH is a comma\n"
 	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
 	"                        virtio: stdio on a virtio console (hvc0) instead\n"
+	"      --stats           print counters when the VM stops: instructions mvm emulated\n"
+	"                        (per mnemonic) and unclaimed port I/O and MMIO accesses\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         mvm's version\n"
 	"\n"
@@ -133,7 +135,7 @@ static int parse_disk(const char *arg, struct vm_config *cfg, char *err, unsigne
 
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
-	enum { OPT_CONSOLE = 256 };
+	enum { OPT_CONSOLE = 256, OPT_STATS };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -143,6 +145,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"cpus", required_argument, NULL, 'c'},
 		{"console", required_argument, NULL, OPT_CONSOLE},
 		{"disk", required_argument, NULL, 'd'},
+		{"stats", no_argument, NULL, OPT_STATS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -193,6 +196,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			ret = parse_disk(optarg, cfg, err, errlen);
 			if (ret)
 				return ret;
+			break;
+		case OPT_STATS:
+			cfg->stats = true;
 			break;
 		case 'h':
 			cfg->command = CMD_HELP;

@@ -51,6 +51,7 @@ struct vm_config {
 	const char *console_path; /* CONSOLE_FILE */
 	unsigned int ndisks;
 	struct disk_config disks[MVM_MAX_DISKS];
+	bool stats;		/* print exit and emulation counters when the VM stops */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

@@ -91,8 +91,10 @@ def case_triplefault(c):
 def case_emulate(c):
     # MVM_LOG=info names the KVM backend and each mnemonic mvm's emulator handles (once).
     os.environ["MVM_LOG"] = "info"
-    r = mvmtest.run(MVM, ["run", "-k", guest("emulate")])
+    r = mvmtest.run(MVM, ["run", "-k", guest("emulate"), "--stats"])
     guest_passed(c, r, "emulate")
+    c.check("mvm: emulated instructions:" in r.err and "mvm: unclaimed accesses:" in r.err,
+            "--stats prints the counters", r)
     m = re.search(r"^EMULATE-CLASSES (\d+)", r.out, re.M)
     # bt, fxsave, x87, movq, movdqu, pxor, lar-lsl, int3 and int80 need no CPUID bit.
     c.check(m and int(m.group(1)) >= 9, "EMULATE-CLASSES counts at least the 9 unconditional "
@@ -102,6 +104,8 @@ def case_emulate(c):
         for mnemonic in ("int3", "int", "lar", "movq", "pxor", "fld1"):
             c.check(f"emulating {mnemonic} (first time)" in r.err,
                     f"KVM-PVM: mvm emulated {mnemonic}", r)
+            c.check(re.search(rf"^  {mnemonic} +[1-9]", r.err, re.M),
+                    f"KVM-PVM: --stats counts {mnemonic}", r)
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -2,8 +2,8 @@
 """Linux end to end: the default kernel and initramfs under `mvm run`.
 
 Usage: test_linux.py MVM CASE
-  pvh      vmlinux through PVH: MVM-INIT-READY, the mvm.run command's output
-           (/proc/cpuinfo, /dev, system calls from user space), a clean
+  pvh      vmlinux through PVH, 2 vCPUs: MVM-INIT-READY, the mvm.run command's output
+           (/proc/cpuinfo, /dev, system calls from user space), both CPUs online, a clean
            reboot (status 0)
   bzimage  the same kernel as a bzImage through the 64-bit boot protocol
 The kernel and initramfs come from MVM_VMLINUX, MVM_BZIMAGE and MVM_INITRAMFS (scripts/test.sh
@@ -51,12 +51,12 @@ def common_checks(c, r, what):
 def case_pvh(c):
     p = images()
     run = "cat /proc/cpuinfo; ls /dev; nproc; echo ok"
-    r = boot(p["MVM_VMLINUX"], p["MVM_INITRAMFS"], run, ["-m", "256M"])
+    r = boot(p["MVM_VMLINUX"], p["MVM_INITRAMFS"], run, ["-c", "2", "-m", "256M"])
     common_checks(c, r, "vmlinux (PVH)")
-    c.check(re.search(r"^processor\s*: 0", r.out, re.M), "/proc/cpuinfo lists the CPU", r)
+    c.check(re.search(r"^processor\s*: 1", r.out, re.M), "/proc/cpuinfo lists 2 CPUs", r)
     c.check(re.search(r"\bttyS0\b", r.out) and re.search(r"\bnull\b", r.out),
             "ls /dev shows devtmpfs nodes", r)
-    c.check(re.search(r"^1\r?$", r.out, re.M), "nproc says 1", r)
+    c.check(re.search(r"^2\r?$", r.out, re.M), "nproc says 2", r)
     c.check(re.search(r"^ok\r?$", r.out, re.M), "the command ran to its end", r)
 
 

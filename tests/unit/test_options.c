@@ -57,6 +57,12 @@ int main(void)
 	CHECK_EQ(P("run", "-k", "k", "--cmdline", ""), 0);
 	CHECK_STR(cfg.cmdline, "");
 
+	/* --stats. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK(!cfg.stats);
+	CHECK_EQ(P("run", "-k", "k", "--stats"), 0);
+	CHECK(cfg.stats);
+
 	/* Help and version. */
 	CHECK_EQ(P("--help"), 0);
 	CHECK_EQ(cfg.command, CMD_HELP);
