@@ -26,6 +26,8 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
 
 /* virtio-mmio device slots, in attach order: slot i is the 4 KiB window at
  * LAYOUT_VIRTIO_MMIO_BASE + i * 4 KiB on ISA IRQ virtio_irqs[i]. The IRQs are the ISA lines no
@@ -38,7 +40,7 @@ _Static_assert(LAYOUT_VIRTIO_MMIO_SIZE == VIRTIO_MMIO_WINDOW, "virtio-mmio windo
 _Static_assert(LAYOUT_VIRTIO_MMIO_BASE >= LAYOUT_MMIO_HOLE &&
 		       LAYOUT_VIRTIO_MMIO_BASE + 9 * LAYOUT_VIRTIO_MMIO_SIZE <= LAYOUT_IOAPIC,
 	       "virtio-mmio windows inside the reserved MMIO hole, below the IOAPIC");
-_Static_assert(MVM_MAX_DISKS + 1 <= 9, "an IRQ for every disk and the virtio console");
+_Static_assert(MVM_MAX_VIRTIO <= ARRAY_SIZE(virtio_irqs), "an IRQ for every virtio device");
 
 /* Room for " virtio_mmio.device=4K@0xd0000000:15" per slot. */
 #define VIRTIO_CMDLINE_ENTRY 48
@@ -58,6 +60,11 @@ struct machine {
 	unsigned int ndisks;
 	struct virtio_console vcon;
 	bool vcon_ready;
+	int tap_fds[MVM_MAX_NETS];
+	unsigned int ntaps;		/* TAPs opened (tap_fds[0, ntaps)) */
+	struct virtio_net *nets[MVM_MAX_NETS];
+	struct virtio_rng rng;
+	bool rng_ready;
 	struct console_escape vcon_escape;
 	unsigned int nvirtio;		/* virtio-mmio slots in use */
 	char *cmdline;			/* the user's command line + virtio_mmio.device= entries */
@@ -209,6 +216,28 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 		if (ret)
 			return ret;
 	}
+	/* Then NICs, in option order: the first -n is the guest's eth0. */
+	for (unsigned int i = 0; i < m->ntaps; i++) {
+		static const char *const net_names[MVM_MAX_NETS] = {
+			"virtio-net 0", "virtio-net 1", "virtio-net 2", "virtio-net 3",
+		};
+		const struct net_config *nc = &cfg->nets[i];
+		uint8_t mac[6];
+
+		if (nc->has_mac)
+			memcpy(mac, nc->mac, sizeof(mac));
+		else
+			virtio_net_random_mac(mac);
+		m->nets[i] = virtio_net_create(net_names[i], m->tap_fds[i], true, mac, &m->vm.mem,
+					       &m->loop);
+		if (!m->nets[i])
+			return -ENOMEM;
+		ret = attach_virtio(m, &m->nets[i]->mmio, net_names[i]);
+		if (ret)
+			return ret;
+		pr_info("%s on TAP %s, MAC %02x:%02x:%02x:%02x:%02x:%02x", net_names[i], nc->tap,
+			mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	}
 	if (cfg->console == CONSOLE_VIRTIO) {
 		ret = virtio_console_init(&m->vcon, "virtio-console", STDIN_FILENO, STDOUT_FILENO,
 					  vcon_filter, m, &m->vm.mem, &m->loop);
@@ -219,11 +248,25 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 		if (ret)
 			return ret;
 	}
+	/* Last, so the slots of the devices the user asked for do not move with --no-rng. */
+	if (cfg->rng) {
+		ret = virtio_rng_init(&m->rng, "virtio-rng", &m->vm.mem, &m->loop);
+		if (ret)
+			return ret;
+		m->rng_ready = true;
+		ret = attach_virtio(m, &m->rng.mmio, "virtio-rng");
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
 static void destroy_virtio_devices(struct machine *m)
 {
+	if (m->rng_ready)
+		virtio_rng_fini(&m->rng);
+	for (unsigned int i = 0; i < m->ntaps; i++)
+		virtio_net_destroy(m->nets[i]);
 	if (m->vcon_ready)
 		virtio_console_fini(&m->vcon);
 	for (unsigned int i = 0; i < m->ndisks; i++)
@@ -249,6 +292,26 @@ static void close_disks(struct machine *m)
 {
 	for (unsigned int i = 0; i < m->ndisks; i++)
 		blk_image_close(&m->images[i]);
+}
+
+/* Opens (or creates) every TAP before any VM exists: a TAP that cannot be opened is a usage
+ * error with one message and no guest started. */
+static int open_taps(struct machine *m, const struct vm_config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nnets; i++) {
+		int fd = tap_open(cfg->nets[i].tap);
+
+		if (fd < 0)
+			return fd;
+		m->tap_fds[m->ntaps++] = fd;
+	}
+	return 0;
+}
+
+static void close_taps(struct machine *m)
+{
+	for (unsigned int i = 0; i < m->ntaps; i++)
+		close(m->tap_fds[i]);
 }
 
 static int attach_devices(struct machine *m, const struct vm_config *cfg)
@@ -395,7 +458,8 @@ static int run(const struct vm_config *cfg)
 
 	if (!m)
 		return MVM_EXIT_VMM;
-	if (check_inputs(cfg) || open_disks(m, cfg)) {
+	if (check_inputs(cfg) || open_disks(m, cfg) || open_taps(m, cfg)) {
+		close_taps(m);
 		close_disks(m);
 		free(m);
 		return MVM_EXIT_USAGE;
@@ -440,6 +504,9 @@ static int run(const struct vm_config *cfg)
 	for (unsigned int i = 0; i < m->ndisks; i++)
 		if (m->disks[i])
 			virtio_blk_drain(m->disks[i]);
+	for (unsigned int i = 0; i < m->ntaps; i++)
+		if (m->nets[i])
+			virtio_net_drain(m->nets[i]);
 	term_restore();
 	status = exit_status(m);
 	if (stop_reason(&m->vm.stop) != STOP_GUEST_EXIT)
@@ -463,6 +530,7 @@ out_signal:
 	close(m->signal_fd);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 out_free:
+	close_taps(m);
 	close_disks(m);
 	free(m);
 	term_restore();

@@ -28,6 +28,12 @@ const char options_usage[] =
 	"                        id: the serial the guest reads (up to 20 bytes). The image\n"
 	"                        is locked: one writer or several read-only users. \",,\" in\n"
 	"                        PATH is a comma\n"
+	"  -n, --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]\n"
+	"                        a virtio-net NIC on TAP device NAME (repeatable, up to 4),\n"
+	"                        created if it does not exist (needs CAP_NET_ADMIN); mac: the\n"
+	"                        guest's address (default: a random locally administered one)\n"
+	"      --rng, --no-rng   a virtio-rng entropy device (the guest's /dev/hwrng), fed\n"
+	"                        from getrandom(); on by default\n"
 	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
 	"                        virtio: stdio on a virtio console (hvc0) instead\n"
 	"      --stats           print counters when the VM stops: instructions mvm emulated\n"
@@ -133,9 +139,92 @@ static int parse_disk(const char *arg, struct vm_config *cfg, char *err, unsigne
 	return 0;
 }
 
+/* "XX:XX:XX:XX:XX:XX", hex, a unicast address other than zero. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		unsigned int v = 0;
+
+		for (int j = 0; j < 2; j++) {
+			char c = *s++;
+
+			if (c >= '0' && c <= '9')
+				v = v * 16 + (unsigned int)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v = v * 16 + (unsigned int)(c - 'a' + 10);
+			else if (c >= 'A' && c <= 'F')
+				v = v * 16 + (unsigned int)(c - 'A' + 10);
+			else
+				return -EINVAL;
+		}
+		mac[i] = (uint8_t)v;
+		if (*s++ != (i == 5 ? 0 : ':'))
+			return -EINVAL;
+	}
+	if (mac[0] & 1)
+		return -EINVAL;
+	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return -EINVAL;
+	return 0;
+}
+
+/* Interface names the kernel accepts (dev_valid_name()): 1 to 15 bytes, not "." or "..", no
+ * '/', ':' or white space. */
+static bool valid_ifname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MVM_TAP_NAME_MAX || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || *s == ':' || *s == ' ' || (*s >= '\t' && *s <= '\r'))
+			return false;
+	return true;
+}
+
+static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	struct net_config *n;
+	const char *p = arg;
+	char opt[64];
+
+	if (cfg->nnets == MVM_MAX_NETS)
+		return fail(err, errlen, "--net: at most %d NICs", MVM_MAX_NETS);
+	n = &cfg->nets[cfg->nnets];
+	memset(n, 0, sizeof(*n));
+	while (*p) {
+		int len = next_field(&p, opt, sizeof(opt));
+
+		if (len < 0)
+			return fail(err, errlen, "--net: an option in '%s' is too long", arg);
+		if (!strncmp(opt, "tap=", 4)) {
+			if (!valid_ifname(opt + 4))
+				return fail(err, errlen, "--net: '%s' is not an interface name (1 to "
+					    "%d bytes, no '/', ':' or spaces)", opt + 4,
+					    MVM_TAP_NAME_MAX);
+			memcpy(n->tap, opt + 4, (size_t)len - 4 + 1);
+		} else if (!strncmp(opt, "mac=", 4)) {
+			if (parse_mac(opt + 4, n->mac))
+				return fail(err, errlen, "--net: mac '%s' is not a unicast address "
+					    "XX:XX:XX:XX:XX:XX", opt + 4);
+			n->has_mac = true;
+		} else {
+			return fail(err, errlen, "--net: unknown option '%s' in '%s' "
+				    "(tap=NAME[,mac=XX:XX:XX:XX:XX:XX])", opt, arg);
+		}
+	}
+	if (!n->tap[0])
+		return fail(err, errlen, "--net: '%s' names no TAP device (tap=NAME)", arg);
+	for (unsigned int i = 0; i < cfg->nnets; i++)
+		if (!strcmp(cfg->nets[i].tap, n->tap))
+			return fail(err, errlen, "--net: TAP '%s' given twice", n->tap);
+	cfg->nnets++;
+	return 0;
+}
+
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
-	enum { OPT_CONSOLE = 256, OPT_STATS };
+	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -145,16 +234,20 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"cpus", required_argument, NULL, 'c'},
 		{"console", required_argument, NULL, OPT_CONSOLE},
 		{"disk", required_argument, NULL, 'd'},
+		{"net", required_argument, NULL, 'n'},
+		{"rng", no_argument, NULL, OPT_RNG},
+		{"no-rng", no_argument, NULL, OPT_NO_RNG},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	bool cmdline_given = false;
+	bool cmdline_given = false, rng_given = false;
+	unsigned int nvirtio;
 	uint64_t v;
 	int c, ret;
 
 	/* '+': stop at the first non-option; ':': report a missing argument as ':'. */
-	while ((c = getopt_long(argc, argv, "+:k:i:p:m:c:d:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:k:i:p:m:c:d:n:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			cfg->kernel = optarg;
@@ -197,6 +290,16 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			if (ret)
 				return ret;
 			break;
+		case 'n':
+			ret = parse_net(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
+		case OPT_RNG:
+		case OPT_NO_RNG:
+			cfg->rng = c == OPT_RNG;
+			rng_given = true;
+			break;
 		case OPT_STATS:
 			cfg->stats = true;
 			break;
@@ -213,6 +316,15 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
 	if (!cfg->kernel)
 		return fail(err, errlen, "no kernel given (-k FILE)");
+	nvirtio = cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO);
+	if (nvirtio + cfg->rng > MVM_MAX_VIRTIO) {
+		if (rng_given || nvirtio > MVM_MAX_VIRTIO)
+			return fail(err, errlen, "too many virtio devices: %u disks, %u NICs%s%s; "
+				    "at most %d in all", cfg->ndisks, cfg->nnets,
+				    cfg->console == CONSOLE_VIRTIO ? ", the virtio console" : "",
+				    cfg->rng ? ", the rng" : "", MVM_MAX_VIRTIO);
+		cfg->rng = false; /* the default rng gives way to explicit devices */
+	}
 	/* Without -p, the kernel's console follows --console. */
 	if (cfg->console == CONSOLE_VIRTIO && !cmdline_given)
 		cfg->cmdline = MVM_VIRTIO_CONSOLE_CMDLINE;
@@ -227,6 +339,7 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsig
 		.mem = MVM_DEFAULT_MEM,
 		.cpus = 1,
 		.console = CONSOLE_STDIO,
+		.rng = true,
 	};
 	err[0] = 0;
 	optind = 0; /* full reset of getopt, so tests can parse many command lines */

@@ -26,6 +26,10 @@
 #define MVM_MAX_DISKS	    8
 #define MVM_DISK_ID_MAX	    20	/* VIRTIO_BLK_ID_BYTES */
 #define MVM_DISK_PATH_MAX   4096
+#define MVM_MAX_NETS	    4
+#define MVM_TAP_NAME_MAX    15	/* IFNAMSIZ - 1 */
+/* All virtio-mmio devices together: disks, NICs, the virtio console and the rng. */
+#define MVM_MAX_VIRTIO	    9
 
 /* CONSOLE_VIRTIO: stdin/stdout on a virtio-console (hvc0); the serial port still prints
  * there too (early boot messages), but gets no input. */
@@ -36,6 +40,13 @@ struct disk_config {
 	char path[MVM_DISK_PATH_MAX];
 	char id[MVM_DISK_ID_MAX + 1];	/* "" for none */
 	bool ro;
+};
+
+/* One -n/--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]. */
+struct net_config {
+	char tap[MVM_TAP_NAME_MAX + 1];
+	uint8_t mac[6];
+	bool has_mac;		/* false: mvm generates a locally administered one */
 };
 
 enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
@@ -51,6 +62,10 @@ struct vm_config {
 	const char *console_path; /* CONSOLE_FILE */
 	unsigned int ndisks;
 	struct disk_config disks[MVM_MAX_DISKS];
+	unsigned int nnets;
+	struct net_config nets[MVM_MAX_NETS];
+	bool rng;		/* a virtio-rng device (default on; dropped, with --rng not given,
+				 * when the other virtio devices take every slot) */
 	bool stats;		/* print exit and emulation counters when the VM stops */
 };
 

@@ -154,6 +154,58 @@ int main(void)
 		CHECK(strstr(err, "longer than"));
 	}
 
+	/* virtio-rng: on by default, --no-rng / --rng; the default gives way to explicit
+	 * devices when the nine slots are full, an explicit --rng does not. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK(cfg.rng);
+	CHECK_EQ(P("run", "-k", "k", "--no-rng"), 0);
+	CHECK(!cfg.rng);
+	CHECK_EQ(P("run", "-k", "k", "--no-rng", "--rng"), 0);
+	CHECK(cfg.rng);
+	CHECK_EQ(P("run", "-k", "k", "-d", "1", "-d", "2", "-d", "3", "-d", "4", "-d", "5", "-d",
+		   "6", "-d", "7", "-d", "8", "--console", "virtio"), 0);
+	CHECK(!cfg.rng);
+	CHECK_EQ(P("run", "-k", "k", "-d", "1", "-d", "2", "-d", "3", "-d", "4", "-d", "5", "-d",
+		   "6", "-d", "7", "-d", "8", "--console", "virtio", "--rng"), -EINVAL);
+	CHECK(strstr(err, "too many virtio devices"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "1", "-d", "2", "-d", "3", "-d", "4", "-d", "5", "-d",
+		   "6", "-d", "7", "-d", "8", "-n", "tap=t0", "-n", "tap=t1"), -EINVAL);
+	CHECK(strstr(err, "at most 9"));
+
+	/* NICs: -n/--net tap=NAME[,mac=...], repeatable. */
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=tap0", "--net", "mac=02:00:0A:c8:00:02,tap=mvm1",
+		   "--net=tap=x"), 0);
+	CHECK_EQ(cfg.nnets, 3);
+	CHECK_STR(cfg.nets[0].tap, "tap0");
+	CHECK(!cfg.nets[0].has_mac);
+	CHECK_STR(cfg.nets[1].tap, "mvm1");
+	CHECK(cfg.nets[1].has_mac);
+	CHECK_EQ(cfg.nets[1].mac[0], 0x02);
+	CHECK_EQ(cfg.nets[1].mac[3], 0xc8);
+	CHECK_EQ(cfg.nets[1].mac[5], 0x02);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,mac=02:00:00:00:00"), -EINVAL);
+	CHECK(strstr(err, "not a unicast address"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,mac=02:00:00:00:00:0g"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,mac=02:00:00:00:00:001"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,mac=01:00:5e:00:00:01"), -EINVAL);
+	CHECK(strstr(err, "not a unicast address"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,mac=00:00:00:00:00:00"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-n", "mac=02:00:00:00:00:01"), -EINVAL);
+	CHECK(strstr(err, "names no TAP"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap="), -EINVAL);
+	CHECK(strstr(err, "not an interface name"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=0123456789abcdef"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=a/b"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=.."), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=0123456789abcde"), 0);
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap0"), -EINVAL);
+	CHECK(strstr(err, "unknown option 'tap0'"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=a", "-n", "tap=a"), -EINVAL);
+	CHECK(strstr(err, "given twice"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=a", "-n", "tap=b", "-n", "tap=c", "-n", "tap=d",
+		   "-n", "tap=e"), -EINVAL);
+	CHECK(strstr(err, "at most 4"));
+
 	/* --console virtio: hvc0 becomes the default kernel console, unless -p says otherwise. */
 	CHECK_EQ(P("run", "-k", "k", "--console", "virtio"), 0);
 	CHECK_EQ(cfg.console, CONSOLE_VIRTIO);

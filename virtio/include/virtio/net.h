@@ -1,0 +1,118 @@
+/* net.h: virtio-net (virtio 1.2 section 5.1) on a TAP device, one receive and one transmit
+ * queue, served on the I/O thread's io_uring loop: a transmit chain becomes one writev from
+ * guest RAM to the TAP, a receive chain one readv from the TAP into guest RAM, with the 12-byte
+ * virtio_net_hdr_v1 passed through (IFF_VNET_HDR) so checksum and segmentation offloads cross
+ * unchanged. When the guest has posted no receive buffer, nothing is read: frames wait in the
+ * TAP's queue until the guest's next RX kick. No allocation per packet. */
+#ifndef MVM_VIRTIO_NET_H
+#define MVM_VIRTIO_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/guest_mem.h"
+#include "core/loop.h"
+#include "virtio/mmio.h"
+#include "virtio/vq.h"
+
+/* Feature bits (section 5.1.3). */
+#define VIRTIO_NET_F_CSUM	    0
+#define VIRTIO_NET_F_GUEST_CSUM	    1
+#define VIRTIO_NET_F_MTU	    3
+#define VIRTIO_NET_F_MAC	    5
+#define VIRTIO_NET_F_GUEST_TSO4	    7
+#define VIRTIO_NET_F_GUEST_TSO6	    8
+#define VIRTIO_NET_F_GUEST_ECN	    9
+#define VIRTIO_NET_F_GUEST_UFO	    10
+#define VIRTIO_NET_F_HOST_TSO4	    11
+#define VIRTIO_NET_F_HOST_TSO6	    12
+#define VIRTIO_NET_F_HOST_ECN	    13
+#define VIRTIO_NET_F_HOST_UFO	    14
+#define VIRTIO_NET_F_MRG_RXBUF	    15
+#define VIRTIO_NET_F_STATUS	    16
+#define VIRTIO_NET_F_CTRL_VQ	    17
+
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* virtio_net_hdr flags and gso_type (section 5.1.6). */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE	    0
+#define VIRTIO_NET_HDR_GSO_TCPV4    1
+#define VIRTIO_NET_HDR_GSO_UDP	    3
+#define VIRTIO_NET_HDR_GSO_TCPV6    4
+#define VIRTIO_NET_HDR_GSO_ECN	    0x80
+
+#define VIRTIO_NET_RX_QUEUE   0
+#define VIRTIO_NET_TX_QUEUE   1
+#define VIRTIO_NET_QUEUE_SIZE 256
+/* The largest frame a TSO/GSO packet can be, plus the header: what a receive chain needs. */
+#define VIRTIO_NET_MAX_FRAME  (65535 + 14 + 4)
+
+struct virtio_net_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+};
+_Static_assert(sizeof(struct virtio_net_config) == 12, "virtio_net_config size");
+_Static_assert(offsetof(struct virtio_net_config, status) == 6, "virtio_net_config.status");
+
+/* The header in front of every frame, both directions. With VIRTIO_F_VERSION_1 (always
+ * negotiated here) it has num_buffers whether or not MRG_RXBUF is (section 5.1.6). */
+struct virtio_net_hdr_v1 {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+};
+_Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1 size");
+_Static_assert(offsetof(struct virtio_net_hdr_v1, num_buffers) == 10, "num_buffers");
+
+/* Opens TAP (name) with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR and a 12-byte vnet header, creating
+ * it when it does not exist (which needs CAP_NET_ADMIN; the TAP then goes away with the fd).
+ * Returns the fd (O_CLOEXEC, blocking) or -errno after one clear message naming the TAP: no
+ * /dev/net/tun, no permission, in use, not a TAP, no vnet header support. */
+int tap_open(const char *name);
+
+/* A random locally administered unicast MAC (first byte xxxxxx10). */
+void virtio_net_random_mac(uint8_t mac[6]);
+
+struct virtio_net {
+	struct virtio_mmio mmio;	/* first: the bus device */
+	struct virtio_net_config config;
+	char name[48];
+	int fd;				/* borrowed: the TAP (or, in tests, a SOCK_SEQPACKET) */
+	bool tap;			/* fd is a TAP: offloads go to TUNSETOFFLOAD */
+	unsigned int offloads;		/* TUN_F_* set on the TAP */
+
+	/* I/O thread. One receive and one transmit in flight at most; each keeps its chain. */
+	struct loop_op rx_op, tx_op, rx_cancel_op, tx_cancel_op;
+	struct vq_chain rx, tx;
+	bool rx_busy, tx_busy;		/* an op is in flight on rx_op / tx_op */
+	bool rx_have_chain;		/* rx holds a popped chain not yet returned */
+	bool rx_poll, tx_poll;		/* the op in flight is a POLLIN / POLLOUT wait */
+	bool rx_stopped;		/* the backend failed for good: no more reads */
+	bool draining;			/* virtio_net_drain(): completions resubmit nothing */
+	unsigned int tx_nr;		/* readable segments of tx */
+	uint64_t rx_packets, tx_packets, rx_dropped, tx_dropped;
+};
+
+/* Creates a virtio-net device (heap-allocated, for virtio_net_destroy()) on (fd), which stays
+ * open and owned by the caller; (tap) says whether fd is a TAP (offloads are then applied with
+ * TUNSETOFFLOAD when the driver accepts them). (mac) is the guest's address. Before
+ * loop_start() or on the I/O thread. Returns the device or NULL (logged). */
+struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const uint8_t mac[6],
+				     const struct guest_mem *mem, struct loop *loop);
+
+/* After the loop has stopped: cancels the receive that waits on the TAP and waits (at most a
+ * few seconds) for both ops, so nothing writes guest RAM once it is unmapped. Runs the loop's
+ * completions on the calling thread. */
+void virtio_net_drain(struct virtio_net *n);
+void virtio_net_destroy(struct virtio_net *n);
+
+#endif

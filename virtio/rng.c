@@ -1,0 +1,101 @@
+/* rng.c: virtio-rng (virtio 1.2 section 5.4). getrandom() never blocks once the host's pool is
+ * initialised (it is long before a VM starts), so requests are served synchronously on the I/O
+ * thread, straight into guest RAM, with a per-request byte bound. */
+#define pr_fmt(fmt) "virtio-rng: " fmt
+#include "virtio/rng.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+static struct virtio_rng *to_rng(struct virtio_mmio *t)
+{
+	return container_of(t, struct virtio_rng, mmio);
+}
+
+/* Fills up to VIRTIO_RNG_MAX_BYTES of the writable part of (c). Returns the bytes written. */
+static uint32_t fill(struct vq_chain *c)
+{
+	const struct iovec *in = c->iov + c->nr_out;
+	uint32_t left = c->in_len < VIRTIO_RNG_MAX_BYTES ? c->in_len : VIRTIO_RNG_MAX_BYTES;
+	uint32_t done = 0;
+
+	for (unsigned int i = 0; i < c->nr_in && left; i++) {
+		size_t want = in[i].iov_len < left ? in[i].iov_len : left;
+		size_t got = 0;
+
+		while (got < want) {
+			/* Without GRND_NONBLOCK a read from an initialised pool never fails short
+			 * of a signal; a failure returns what was filled so far. */
+			ssize_t n = getrandom((uint8_t *)in[i].iov_base + got, want - got, 0);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				pr_warn_once("getrandom: %s", strerror(errno));
+				return done + (uint32_t)got;
+			}
+			got += (size_t)n;
+		}
+		done += (uint32_t)want;
+		left -= (uint32_t)want;
+	}
+	return done;
+}
+
+static void rng_notify(struct virtio_mmio *t, unsigned int q)
+{
+	struct virtio_rng *r = to_rng(t);
+	struct vq *vq = &t->q[0].vq;
+	bool pushed = false;
+
+	while (virtio_mmio_queue_live(t, 0)) {
+		uint32_t n;
+		int ret = vq_pop(vq, &r->chain);
+
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			virtio_mmio_set_needs_reset(t, vq->error);
+			break;
+		}
+		/* Section 5.4.6.1: the driver must not post device-readable buffers. */
+		if (r->chain.nr_out) {
+			virtio_mmio_set_needs_reset(t, "virtio-rng request with a readable buffer");
+			break;
+		}
+		n = fill(&r->chain);
+		r->bytes += n;
+		vq_push(vq, r->chain.head, n);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_mmio_signal_used(t, 0);
+}
+
+static bool rng_reset(struct virtio_mmio *t)
+{
+	return true; /* nothing is ever in flight */
+}
+
+static const struct virtio_mmio_dev_ops rng_ops = {
+	.reset = rng_reset,
+	.notify = rng_notify,
+};
+
+int virtio_rng_init(struct virtio_rng *r, const char *name, const struct guest_mem *mem,
+		    struct loop *loop)
+{
+	memset(r, 0, sizeof(*r));
+	return virtio_mmio_init(&r->mmio, name, &rng_ops, VIRTIO_ID_RNG,
+				VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX), 1,
+				VIRTIO_RNG_QUEUE_SIZE, NULL, 0, mem, loop);
+}
+
+void virtio_rng_fini(struct virtio_rng *r)
+{
+	virtio_mmio_fini(&r->mmio);
+}
