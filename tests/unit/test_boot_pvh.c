@@ -22,6 +22,7 @@
 #include "core/layout.h"
 #include "core/memmap.h"
 #include "test.h"
+#include "test_log.h"
 
 #define RAM_SIZE	      (32ULL << 20)
 #define SEG_PADDR	      0x100000ULL
@@ -47,43 +48,6 @@ static uint64_t rd(const uint8_t *p, int size)
 static void wr(uint8_t *p, uint64_t v, int size)
 {
 	memcpy(p, &v, size);
-}
-
-/* Log capture: expected failures must not print, and their message is checked. */
-static char logbuf[4096];
-static int log_fd = -1, saved_fd = -1;
-
-static void quiet_begin(void)
-{
-	if (log_fd < 0) {
-		FILE *f = tmpfile();
-
-		if (!f) {
-			perror("tmpfile");
-			exit(T_EXIT_FAIL);
-		}
-		log_fd = dup(fileno(f));
-		fclose(f);
-	}
-	fflush(stderr);
-	if (ftruncate(log_fd, 0) || lseek(log_fd, 0, SEEK_SET) < 0) {
-		perror("ftruncate");
-		exit(T_EXIT_FAIL);
-	}
-	saved_fd = dup(2);
-	dup2(log_fd, 2);
-}
-
-static const char *quiet_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(saved_fd, 2);
-	close(saved_fd);
-	n = pread(log_fd, logbuf, sizeof(logbuf) - 1, 0);
-	logbuf[n > 0 ? n : 0] = 0;
-	return logbuf;
 }
 
 /* A synthetic image and where its parts are, so tests can corrupt them. */

@@ -15,6 +15,7 @@
 #include "core/guest_mem.h"
 #include "core/layout.h"
 #include "test.h"
+#include "test_log.h"
 #include "util/util.h"
 
 #define RAM_SIZE (2ULL << 20)
@@ -36,43 +37,6 @@ static uint8_t sum(const uint8_t *p, size_t len)
 	while (len--)
 		s += *p++;
 	return s;
-}
-
-/* Log capture: expected failures must not print, and their message is checked. */
-static char logbuf[4096];
-static int log_fd = -1, saved_fd = -1;
-
-static void quiet_begin(void)
-{
-	if (log_fd < 0) {
-		FILE *f = tmpfile();
-
-		if (!f) {
-			perror("tmpfile");
-			exit(T_EXIT_FAIL);
-		}
-		log_fd = dup(fileno(f));
-		fclose(f);
-	}
-	fflush(stderr);
-	if (ftruncate(log_fd, 0) || lseek(log_fd, 0, SEEK_SET) < 0) {
-		perror("ftruncate");
-		exit(T_EXIT_FAIL);
-	}
-	saved_fd = dup(2);
-	dup2(log_fd, 2);
-}
-
-static const char *quiet_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(saved_fd, 2);
-	close(saved_fd);
-	n = pread(log_fd, logbuf, sizeof(logbuf) - 1, 0);
-	logbuf[n > 0 ? n : 0] = 0;
-	return logbuf;
 }
 
 static void check_table(unsigned int ncpus)
