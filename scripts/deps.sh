@@ -4,14 +4,15 @@
 # Usage: scripts/deps.sh [build|kernel|test]...   (default: all of them)
 #   build   compiling mvm and its test guests
 #   kernel  building the guest Linux kernel and initramfs from Debian sources
-#   test    the test suite's extra tools (QEMU for the TCG cross-check, iproute2)
+#   test    the test suite's extra tools (QEMU for the TCG cross-check, iproute2 for
+#           network namespaces, e2fsprogs for the ext4 disk test, util-linux for setpriv)
 # Already-installed packages cost nothing: apt is only called for what is missing.
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config liburing-dev libzydis-dev python3)
 kernel_pkgs=(linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 perl
 	busybox-static)
-test_pkgs=(qemu-system-x86 iproute2)
+test_pkgs=(qemu-system-x86 iproute2 e2fsprogs util-linux)
 
 want=()
 [[ $# -eq 0 ]] && set -- build kernel test
