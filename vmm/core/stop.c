@@ -19,11 +19,12 @@ void stop_request(struct stop_ctl *s, enum stop_reason reason, int status)
 
 enum stop_reason stop_reason(const struct stop_ctl *s)
 {
-	int r = atomic_load_explicit((_Atomic int *)&s->reason, memory_order_acquire);
+	int r;
 
-	/* -1: a stop is being recorded. Callers only need "stopping or not" at that moment;
-	 * the final reason is read after every thread has joined. */
-	return r == -1 ? STOP_USER : (enum stop_reason)r;
+	/* -1: the winner is between its CAS and publishing; that takes a few instructions. */
+	while ((r = atomic_load_explicit((_Atomic int *)&s->reason, memory_order_acquire)) == -1)
+		;
+	return (enum stop_reason)r;
 }
 
 const char *stop_reason_name(enum stop_reason r)
