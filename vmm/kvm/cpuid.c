@@ -13,6 +13,11 @@
  *   RDPMC faults; advertising counters the guest cannot use only makes it probe them.
  * Instructions that KVM-PVM hands back to the VMM (popcnt, xsave family, ...) stay advertised:
  * finishing them is the instruction emulator's job, not the policy's.
+ *
+ * NOTE: on KVM-PVM the guest's CPUID instruction does not return this policy (measured: leaf 1
+ * ECX 0xf7f83203 in the guest against 0x81202000 here): it reflects the host CPU, minus what PVM
+ * masks. The policy is still set, for VMX/SVM and for KVM's own use; the emulator follows what
+ * the guest really sees (emulate.c asks the guest), and cli/main.c adds "nopv" for SMP guests there.
  */
 #define pr_fmt(fmt) "cpuid: " fmt
 #include "kvm/cpuid.h"
