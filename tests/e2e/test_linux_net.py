@@ -3,7 +3,8 @@
 (mvmtest-net-PID, deleted at the end even on failure; the TAP and both addresses live in it, no
 traffic leaves it).
 
-The guest brings eth0 up as 10.200.0.2/24, pings the host end of the TAP (10.200.0.1), sends
+Two NICs. The guest brings eth0 up as 10.200.0.2/24 and eth1 as 10.201.0.2/24, pings the host
+end of each TAP (10.200.0.1, 10.201.0.1), sends
 1 MiB of random data to a TCP server of this test and receives 1 MiB from another, printing the
 SHA-256 of each; the test compares them with its own and reports the throughput it saw. The guest
 also reads /dev/hwrng (virtio-rng).
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mvmtest  # noqa: E402
 
 TAP, HOST_IP, GUEST_IP = "mvmtap0", "10.200.0.1", "10.200.0.2"
+TAP2, HOST2_IP, GUEST2_IP = "mvmtap1", "10.201.0.1", "10.201.0.2"  # the second NIC
 SIZE = 1 << 20
 PORT_IN, PORT_OUT = 5001, 5002
 
@@ -81,7 +83,10 @@ def inner():
     sh("ip", "link", "set", "lo", "up")
     for cmd in (["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
                 ["ip", "addr", "add", f"{HOST_IP}/24", "dev", TAP],
-                ["ip", "link", "set", TAP, "up"]):
+                ["ip", "link", "set", TAP, "up"],
+                ["ip", "tuntap", "add", "dev", TAP2, "mode", "tap"],
+                ["ip", "addr", "add", f"{HOST2_IP}/24", "dev", TAP2],
+                ["ip", "link", "set", TAP2, "up"]):
         r = sh(*cmd)
         if not c.check(r.returncode == 0, f"{' '.join(cmd)}: {r.stderr.strip()}"):
             c.done()
@@ -91,18 +96,22 @@ def inner():
     tx.start()
     run = ("ip link set eth0 up; ip addr add %s/24 dev eth0; "
            "ping -c 2 -W 10 %s && echo PING-OK; "
+           "ip link set eth1 up; ip addr add %s/24 dev eth1; "
+           "ping -c 2 -W 10 %s && echo PING1-OK; "
            "dd if=/dev/urandom of=/tmp/out bs=64k count=16 2>/dev/null; "
            "echo OUT-SHA $(sha256sum /tmp/out); nc %s %d < /tmp/out; "
            "nc %s %d > /tmp/in; echo IN-SHA $(sha256sum /tmp/in); "
            "dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c | sed 's/^/HWRNG-BYTES /'"
-           % (GUEST_IP, HOST_IP, HOST_IP, PORT_IN, HOST_IP, PORT_OUT))
+           % (GUEST_IP, HOST_IP, GUEST2_IP, HOST2_IP, HOST_IP, PORT_IN, HOST_IP, PORT_OUT))
     r = mvmtest.run(MVM, ["run", "-k", os.environ["MVM_VMLINUX"], "-i",
                           os.environ["MVM_INITRAMFS"], "-n", f"tap={TAP}",
+                          "-n", f"tap={TAP2}",
                           "-p", f'console=ttyS0 reboot=k panic=-1 mvm.run="{run}"'],
                     timeout=800)
     c.check(r.status == 0 and "MVM-RUN-EXIT" in r.out, f"the guest ran and rebooted "
             f"(status {r.status})", r)
     c.check("PING-OK" in r.out, "the guest pinged the host end of the TAP", r)
+    c.check("PING1-OK" in r.out, "the second NIC (eth1) reached its own TAP", r)
     m = re.search(r"OUT-SHA ([0-9a-f]{64})", r.out)
     c.check(m and m.group(1) == hashlib.sha256(rx.received).hexdigest()
             and len(rx.received) == SIZE, "1 MiB guest -> host arrived intact", r)
