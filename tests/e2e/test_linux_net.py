@@ -78,6 +78,26 @@ class Server(threading.Thread):
         self.seconds = time.monotonic() - start
 
 
+class Sniffer(threading.Thread):
+    """The largest frame the guest sent on (ifname): above 1514 bytes means TSO reached the TAP."""
+
+    def __init__(self, ifname):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        self.sock.bind((ifname, 0))
+        self.sock.settimeout(0.5)
+        self.largest, self.stop = 0, False
+
+    def run(self):
+        while not self.stop:
+            try:
+                frame, addr = self.sock.recvfrom(1 << 17)
+            except OSError:
+                continue
+            if addr[2] != socket.PACKET_OUTGOING:
+                self.largest = max(self.largest, len(frame))
+
+
 def inner():
     c = mvmtest.Checker("linux-net")
     sh("ip", "link", "set", "lo", "up")
@@ -90,6 +110,8 @@ def inner():
         r = sh(*cmd)
         if not c.check(r.returncode == 0, f"{' '.join(cmd)}: {r.stderr.strip()}"):
             c.done()
+    sniffer = Sniffer(TAP)
+    sniffer.start()
     to_guest = os.urandom(SIZE)
     rx, tx = Server(PORT_IN), Server(PORT_OUT, to_guest)
     rx.start()
@@ -119,6 +141,8 @@ def inner():
     c.check(m and m.group(1) == hashlib.sha256(to_guest).hexdigest(),
             "1 MiB host -> guest arrived intact", r)
     c.check(re.search(r"HWRNG-BYTES\s+32", r.out), "/dev/hwrng gave 32 bytes", r)
+    sniffer.stop = True
+    print(f"largest frame from the guest on {TAP}: {sniffer.largest} bytes")
     for what, srv in (("guest -> host", rx), ("host -> guest", tx)):
         if srv.seconds:
             print(f"TCP {what}: {SIZE / srv.seconds / 1e6:.2f} MB/s "
