@@ -81,7 +81,7 @@ struct virtio_dev {
 	uint64_t features;	/* negotiated */
 };
 
-#define VIRTQ_MAX 64
+#define VIRTQ_MAX 256 /* the three pages of VIRTQ_MEM hold a queue this size */
 /* Bytes of ring memory a queue of (n) entries needs: virtq_setup() lays it out. */
 #define VIRTQ_MEM(n) (3 * 4096)
 
