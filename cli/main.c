@@ -279,7 +279,8 @@ static void destroy_virtio_devices(struct machine *m)
 static int open_disks(struct machine *m, const struct vm_config *cfg)
 {
 	for (unsigned int i = 0; i < cfg->ndisks; i++) {
-		int ret = blk_image_open(&m->images[i], cfg->disks[i].path, cfg->disks[i].ro);
+		int ret = blk_image_open(&m->images[i], cfg->disks[i].path, cfg->disks[i].ro,
+					 cfg->disks[i].direct);
 
 		if (ret)
 			return ret;

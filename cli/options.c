@@ -22,9 +22,10 @@ const char options_usage[] =
 	"                        default \"" MVM_DEFAULT_CMDLINE "\"\n"
 	"  -m, --mem SIZE        guest RAM, with K/M/G suffix, bare number = MiB (default 256M)\n"
 	"  -c, --cpus N          number of vCPUs, 1-64 (default 1)\n"
-	"  -d, --disk PATH[,ro][,id=NAME]\n"
+	"  -d, --disk PATH[,ro][,direct][,id=NAME]\n"
 	"                        a raw disk image as a virtio-blk device (repeatable, up to 8;\n"
 	"                        the guest sees vda, vdb, ... in order). ro: read-only;\n"
+	"                        direct: O_DIRECT, bypassing the host page cache;\n"
 	"                        id: the serial the guest reads (up to 20 bytes). The image\n"
 	"                        is locked: one writer or several read-only users. \",,\" in\n"
 	"                        PATH is a comma\n"
@@ -125,13 +126,16 @@ static int parse_disk(const char *arg, struct vm_config *cfg, char *err, unsigne
 			d->ro = true;
 		} else if (!strcmp(opt, "rw")) {
 			d->ro = false;
+		} else if (!strcmp(opt, "direct")) {
+			d->direct = true;
 		} else if (n >= 3 && !strncmp(opt, "id=", 3)) {
 			if (n == 3 || n - 3 > MVM_DISK_ID_MAX)
 				return fail(err, errlen, "--disk: id must be 1 to %d bytes",
 					    MVM_DISK_ID_MAX);
 			memcpy(d->id, opt + 3, (size_t)n - 3 + 1);
 		} else {
-			return fail(err, errlen, "--disk: unknown option '%s' in '%s' (ro, id=NAME)",
+			return fail(err, errlen,
+				    "--disk: unknown option '%s' in '%s' (ro, direct, id=NAME)",
 				    opt, arg);
 		}
 	}

@@ -40,6 +40,7 @@ struct disk_config {
 	char path[MVM_DISK_PATH_MAX];
 	char id[MVM_DISK_ID_MAX + 1];	/* "" for none */
 	bool ro;
+	bool direct;			/* O_DIRECT */
 };
 
 /* One -n/--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]. */

@@ -20,18 +20,21 @@
 #include "util/log.h"
 #include "util/util.h"
 
-int blk_image_open(struct blk_image *img, const char *path, bool ro)
+int blk_image_open(struct blk_image *img, const char *path, bool ro, bool direct)
 {
 	struct stat st;
 	int ret;
 
-	img->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	img->fd = open(path, (ro ? O_RDONLY : O_RDWR) | (direct ? O_DIRECT : 0) | O_CLOEXEC);
 	img->ro = ro;
+	img->direct = direct;
 	if (img->fd < 0) {
 		ret = -errno;
 		pr_err("disk '%s': %s%s", path, strerror(errno),
 		       !ro && (errno == EACCES || errno == EROFS || errno == EPERM)
 			       ? " (append ,ro to use it read-only)"
+		       : direct && errno == EINVAL
+			       ? " (its file system does not support O_DIRECT: drop ,direct)"
 			       : "");
 		return ret;
 	}

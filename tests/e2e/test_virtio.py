@@ -76,6 +76,20 @@ def case_blk(c):
         c.check(read_sectors(img, 32, 4) == bytes(4 * SECTOR), "write-zeroes left zeroes")
 
 
+def case_blk_direct(c):
+    """The same disk checks with ,direct (O_DIRECT), on the build tree's file system."""
+    base = os.path.dirname(os.path.abspath(GUEST_DIR))  # the build tree: a disk file system
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        img = image(tmp, "disk.img", 1 << 20)
+        r = mvmtest.run(MVM, ["run", "-k", guest("virtio_blk"), "-d", f"{img},direct,id=d0",
+                              "-p", "cap0=2048 id0=d0"], timeout=240)
+        if "does not support O_DIRECT" in r.err:
+            mvmtest.skip(f"{base} has no O_DIRECT")
+        guest_passed(c, r, "virtio_blk on an O_DIRECT disk")
+        want = b"".join(pattern(1, s) for s in range(8, 16))
+        c.check(read_sectors(img, 8, 8) == want, "the pattern reached the image")
+
+
 def case_blk_ro(c):
     """A read-only disk: offered as RO, writes fail with IOERR, the image is unchanged."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -106,6 +106,12 @@ int main(void)
 	CHECK_EQ(P("run", "-k", "k", "extra"), -EINVAL);
 	CHECK(strstr(err, "extra"));
 
+	/* O_DIRECT disks. */
+	CHECK_EQ(P("run", "-k", "k", "-d", "a.img,direct"), 0);
+	CHECK(cfg.disks[0].direct);
+	CHECK_EQ(P("run", "-k", "k", "-d", "a.img"), 0);
+	CHECK(!cfg.disks[0].direct);
+
 	/* Disks: -d/--disk PATH[,ro][,id=NAME], repeatable, in order. */
 	CHECK_EQ(P("run", "-k", "k"), 0);
 	CHECK_EQ(cfg.ndisks, 0);

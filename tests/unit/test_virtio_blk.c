@@ -182,22 +182,23 @@ static void test_image_open(void)
 {
 	struct blk_image a, b;
 
-	CHECK_EQ(blk_image_open(&a, path_of("missing.img"), false), -ENOENT);
-	CHECK(blk_image_open(&a, dir, false) < 0);
-	CHECK(blk_image_open(&a, dir, true) < 0);
+	CHECK_EQ(blk_image_open(&a, path_of("missing.img"), false, false), -ENOENT);
+	CHECK_EQ(blk_image_open(&a, path_of("missing.img"), false, true), -ENOENT);
+	CHECK(blk_image_open(&a, dir, false, false) < 0);
+	CHECK(blk_image_open(&a, dir, true, false) < 0);
 	make_file("tiny.img", 100);
-	CHECK_EQ(blk_image_open(&a, path_of("tiny.img"), false), -EINVAL);
+	CHECK_EQ(blk_image_open(&a, path_of("tiny.img"), false, false), -EINVAL);
 	make_file("odd.img", 4096 + 100);
-	CHECK_EQ(blk_image_open(&a, path_of("odd.img"), false), 0);
+	CHECK_EQ(blk_image_open(&a, path_of("odd.img"), false, false), 0);
 	CHECK_EQ(a.size, 4196);
 	/* One writer; readers share; a writer excludes readers and the other way round. */
-	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), false), -EWOULDBLOCK);
-	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), true), -EWOULDBLOCK);
+	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), false, false), -EWOULDBLOCK);
+	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), true, false), -EWOULDBLOCK);
 	blk_image_close(&a);
-	CHECK_EQ(blk_image_open(&a, path_of("odd.img"), true), 0);
-	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), true), 0);
+	CHECK_EQ(blk_image_open(&a, path_of("odd.img"), true, false), 0);
+	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), true, false), 0);
 	blk_image_close(&b);
-	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), false), -EWOULDBLOCK);
+	CHECK_EQ(blk_image_open(&b, path_of("odd.img"), false, false), -EWOULDBLOCK);
 	blk_image_close(&a);
 	CHECK_EQ(a.fd, -1);
 	blk_image_close(&a); /* idempotent */
@@ -217,7 +218,7 @@ static void test_rw(void)
 	uint32_t used_len = 0;
 
 	make_file("disk.img", DISK_SECTORS * 512);
-	CHECK_EQ(blk_image_open(&d.img, path_of("disk.img"), false), 0);
+	CHECK_EQ(blk_image_open(&d.img, path_of("disk.img"), false, false), 0);
 	start_loop();
 	d.b = virtio_blk_create("unit-blk", &d.img, "unit-disk", &f.mem, &loop);
 	CHECK(d.b != NULL);
@@ -401,7 +402,7 @@ static void test_ro(void)
 	struct seg r = {DATA + 0x1000, 512, true};
 
 	make_file("ro.img", 64 * 512);
-	CHECK_EQ(blk_image_open(&d.img, path_of("ro.img"), true), 0);
+	CHECK_EQ(blk_image_open(&d.img, path_of("ro.img"), true, false), 0);
 	start_loop();
 	d.b = virtio_blk_create("unit-ro", &d.img, NULL, &f.mem, &loop);
 	CHECK(d.b != NULL);

@@ -99,13 +99,17 @@ struct blk_image {
 	int fd;
 	uint64_t size;		/* bytes */
 	bool ro;
+	bool direct;		/* O_DIRECT: the host page cache is bypassed */
 };
 
 /* Opens (path) read-write, or read-only when (ro), and locks it with flock(): LOCK_EX, or
- * LOCK_SH for read-only, never waiting. Regular files and block devices. Returns 0 or -errno
- * after one clear message naming the path: missing, unreadable, not writable (suggests ",ro"),
- * locked by another process, not a file or device, or smaller than one sector. */
-int blk_image_open(struct blk_image *img, const char *path, bool ro);
+ * LOCK_SH for read-only, never waiting. Regular files and block devices. With (direct) the
+ * image is opened O_DIRECT: guest buffers are then read and written without the host page
+ * cache, and a request whose buffers are not 512-byte aligned fails with IOERR (Linux guests
+ * align them). Returns 0 or -errno after one clear message naming the path: missing,
+ * unreadable, not writable (suggests ",ro"), no O_DIRECT on that file system, locked by another
+ * process, not a file or device, or smaller than one sector. */
+int blk_image_open(struct blk_image *img, const char *path, bool ro, bool direct);
 void blk_image_close(struct blk_image *img);
 
 struct virtio_blk;
