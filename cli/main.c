@@ -47,6 +47,7 @@ _Static_assert(MVM_MAX_VIRTIO <= ARRAY_SIZE(virtio_irqs), "an IRQ for every virt
 
 /* Everything one running machine owns, torn down in reverse order. */
 struct machine {
+	struct mapped_file kernel, initrd; /* open_inputs() until the guest is loaded */
 	struct vm vm;
 	struct loop loop;
 	struct uart8250 uart;
@@ -178,17 +179,24 @@ static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *n
 	return 0;
 }
 
-/* Kernel parameters a Linux guest needs on this KVM backend, appended to the user's (the
- * buffer has room for them). On KVM-PVM the guest sees the host's KVM
- * paravirtual features through CPUID, and with more than one vCPU Linux then sends IPIs and
- * yields with VMCALL, which hangs a vCPU on PVM (KVM-HOST.md): "nopv" makes it a generic
- * guest (no kvmclock either; it uses the TSC). */
-static void add_backend_parameters(struct machine *m, const struct vm_config *cfg)
+/* Starts the kernel command line from the user's, with room for what the machine adds:
+ * one virtio_mmio.device= entry per device (attach_virtio) and the parameters this KVM backend
+ * needs. On KVM-PVM the guest sees the host's KVM paravirtual features through CPUID, and with
+ * more than one vCPU Linux then sends IPIs and yields with VMCALL, which hangs a vCPU on PVM
+ * (KVM-HOST.md): "nopv" makes it a generic guest (no kvmclock either; it uses the TSC). */
+static int kernel_cmdline_init(struct machine *m, const struct vm_config *cfg)
 {
-	if (m->vm.backend != KVM_BACKEND_PVM || cfg->cpus < 2 || strstr(m->cmdline, "nopv"))
-		return;
-	strcat(m->cmdline, " nopv");
-	pr_info("KVM-PVM with %u vCPUs: added 'nopv' to the kernel command line", cfg->cpus);
+	m->cmdline = malloc(strlen(cfg->cmdline) + sizeof(" nopv") +
+			    VIRTIO_SLOTS * VIRTIO_CMDLINE_ENTRY + 1);
+	if (!m->cmdline)
+		return -ENOMEM;
+	strcpy(m->cmdline, cfg->cmdline);
+	if (m->vm.backend == KVM_BACKEND_PVM && cfg->cpus > 1 && !strstr(m->cmdline, "nopv")) {
+		strcat(m->cmdline, " nopv");
+		pr_info("KVM-PVM with %u vCPUs: added 'nopv' to the kernel command line",
+			cfg->cpus);
+	}
+	return 0;
 }
 
 static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
@@ -199,12 +207,6 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 	};
 	int ret;
 
-	m->cmdline = malloc(strlen(cfg->cmdline) + sizeof(" nopv") +
-			    VIRTIO_SLOTS * VIRTIO_CMDLINE_ENTRY + 1);
-	if (!m->cmdline)
-		return -ENOMEM;
-	strcpy(m->cmdline, cfg->cmdline);
-	add_backend_parameters(m, cfg);
 	/* Disks first, in option order, so the first -d is the guest's vda. */
 	for (unsigned int i = 0; i < m->ndisks; i++) {
 		m->disks[i] = virtio_blk_create(names[i], &m->images[i],
@@ -358,39 +360,25 @@ static int attach_devices(struct machine *m, const struct vm_config *cfg)
 		pr_err("device port ranges overlap");
 		return -EEXIST;
 	}
-	return attach_virtio_devices(m, cfg);
+	ret = kernel_cmdline_init(m, cfg);
+	return ret ? ret : attach_virtio_devices(m, cfg);
 }
 
-/* Loads kernel and initrd into guest memory; (*cpu) receives the entry state. Every failure
- * here is about the user's files. */
+/* Loads the mapped kernel and initrd into guest memory; (*cpu) receives the entry state. Every
+ * failure here is about the user's files. */
 static int load_guest(struct machine *m, const struct vm_config *cfg, struct boot_cpu *cpu)
 {
-	struct mapped_file kernel, initrd = {0};
-	struct boot_input in;
-	int ret;
-
-	ret = file_map(&kernel, cfg->kernel, "kernel", cfg->mem);
-	if (ret)
-		return ret;
-	if (cfg->initrd) {
-		ret = file_map(&initrd, cfg->initrd, "initrd", cfg->mem);
-		if (ret)
-			goto out;
-	}
-	in = (struct boot_input){
-		.kernel = kernel.data,
-		.kernel_len = kernel.len,
-		.initrd = initrd.data,
-		.initrd_len = initrd.len,
+	struct boot_input in = {
+		.kernel = m->kernel.data,
+		.kernel_len = m->kernel.len,
+		.initrd = m->initrd.data,
+		.initrd_len = m->initrd.len,
 		.cmdline = m->cmdline,
 		.map = &m->vm.map,
 		.ncpus = cfg->cpus,
 	};
-	ret = boot_load(&m->vm.mem, &in, cpu);
-out:
-	file_unmap(&initrd);
-	file_unmap(&kernel);
-	return ret;
+
+	return boot_load(&m->vm.mem, &in, cpu);
 }
 
 /* --stats: what the VM cost in emulation and where it poked at nothing. */
@@ -422,10 +410,9 @@ static int exit_status(const struct machine *m)
 	}
 }
 
-/* Checks the input files before any VM exists, so a typo costs nothing. */
-static int check_inputs(const struct vm_config *cfg)
+/* Maps and checks the input files before any VM exists, so a typo costs nothing. */
+static int open_inputs(struct machine *m, const struct vm_config *cfg)
 {
-	struct mapped_file kernel;
 	enum boot_kind kind;
 	int ret;
 
@@ -435,19 +422,22 @@ static int check_inputs(const struct vm_config *cfg)
 		       (unsigned long long)(host_ram_bytes() >> 20));
 		return -EINVAL;
 	}
-	ret = file_map(&kernel, cfg->kernel, "kernel", cfg->mem);
+	ret = file_map(&m->kernel, cfg->kernel, "kernel", cfg->mem);
 	if (ret)
 		return ret;
-	ret = boot_detect(kernel.data, kernel.len, &kind);
-	if (ret)
+	ret = boot_detect(m->kernel.data, m->kernel.len, &kind);
+	if (ret) {
 		pr_err("kernel '%s' is neither a Linux bzImage (no \"HdrS\" boot header) nor a "
 		       "PVH ELF (no ELF header with a Xen PHYS32_ENTRY note)", cfg->kernel);
-	file_unmap(&kernel);
-	if (!ret && cfg->initrd && access(cfg->initrd, R_OK) < 0) {
-		ret = -errno;
-		pr_err("initrd '%s': %s", cfg->initrd, strerror(errno));
+		return ret;
 	}
-	return ret;
+	return cfg->initrd ? file_map(&m->initrd, cfg->initrd, "initrd", cfg->mem) : 0;
+}
+
+static void close_inputs(struct machine *m)
+{
+	file_unmap(&m->initrd);
+	file_unmap(&m->kernel);
 }
 
 static int run(const struct vm_config *cfg)
@@ -459,9 +449,10 @@ static int run(const struct vm_config *cfg)
 
 	if (!m)
 		return MVM_EXIT_VMM;
-	if (check_inputs(cfg) || open_disks(m, cfg) || open_taps(m, cfg)) {
+	if (open_inputs(m, cfg) || open_disks(m, cfg) || open_taps(m, cfg)) {
 		close_taps(m);
 		close_disks(m);
+		close_inputs(m);
 		free(m);
 		return MVM_EXIT_USAGE;
 	}
@@ -482,7 +473,10 @@ static int run(const struct vm_config *cfg)
 									   : MVM_EXIT_VMM;
 		goto out_loop;
 	}
-	if (load_guest(m, cfg, &cpu)) {
+	ret = load_guest(m, cfg, &cpu);
+	/* The images are in guest memory now; their mappings would only add to our RSS. */
+	close_inputs(m);
+	if (ret) {
 		status = MVM_EXIT_USAGE;
 		goto out_devices;
 	}
@@ -533,6 +527,7 @@ out_signal:
 out_free:
 	close_taps(m);
 	close_disks(m);
+	close_inputs(m);
 	free(m);
 	term_restore();
 	return status;
