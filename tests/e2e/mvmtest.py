@@ -4,6 +4,7 @@ Exit codes follow the rest of the suite: 0 pass, 1 fail, 77 skip. With MVM_REQUI
 that would skip for want of /dev/kvm fails instead, so CI cannot pass by skipping.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -44,6 +45,19 @@ def run(mvm, args, stdin=b"", timeout=60):
     except subprocess.TimeoutExpired as e:
         return Result(None, (e.stdout or b"").decode(errors="replace"),
                       (e.stderr or b"").decode(errors="replace"), timed_out=True)
+
+
+def guest_path(guest_dir, name):
+    """The test guest (name).elf in the build tree's guest directory."""
+    return os.path.join(guest_dir, f"{name}.elf")
+
+
+def guest_passed(c, r, what):
+    """The test guests' success: in time, exit status 0, RESULT PASS, no FAIL line."""
+    c.check(not r.timed_out, f"{what}: finished in time", r)
+    c.check(r.status == 0, f"{what}: exit status 0 (got {r.status})", r)
+    c.check("RESULT PASS" in r.out, f"{what}: guest printed RESULT PASS", r)
+    c.check(not re.search(r"^FAIL", r.out, re.M), f"{what}: no FAIL lines", r)
 
 
 class Checker:

@@ -15,19 +15,12 @@ MVM_EXIT_CRASH = 80
 
 
 def guest(name):
-    return os.path.join(GUEST_DIR, f"{name}.elf")
-
-
-def guest_passed(c, r, what):
-    c.check(not r.timed_out, f"{what}: finished in time", r)
-    c.check(r.status == 0, f"{what}: exit status 0 (got {r.status})", r)
-    c.check("RESULT PASS" in r.out, f"{what}: guest printed RESULT PASS", r)
-    c.check(not re.search(r"^FAIL", r.out, re.M), f"{what}: no FAIL lines", r)
+    return mvmtest.guest_path(GUEST_DIR, name)
 
 
 def case_hello(c):
     r = mvmtest.run(MVM, ["run", "-k", guest("hello")])
-    guest_passed(c, r, "hello")
+    mvmtest.guest_passed(c, r, "hello")
     c.check("Hello from the mvm test guest" in r.out, "greeting on the console", r)
 
 
@@ -39,7 +32,7 @@ def case_exitcode(c):
 
 def case_echo(c):
     r = mvmtest.run(MVM, ["run", "-k", guest("echo")], stdin=b"hello mvm\n")
-    guest_passed(c, r, "echo")
+    mvmtest.guest_passed(c, r, "echo")
     c.check("ECHO: hello mvm" in r.out, "the line typed came back", r)
     # More than the 16-byte FIFO at once: nothing may be lost.
     line = "the quick brown fox jumps over the lazy dog 0123456789"
@@ -56,18 +49,18 @@ def case_escape(c):
 
 def case_unclaimed(c):
     r = mvmtest.run(MVM, ["run", "-k", guest("unclaimed")])
-    guest_passed(c, r, "unclaimed")
+    mvmtest.guest_passed(c, r, "unclaimed")
 
 
 def case_timer(c):
     r = mvmtest.run(MVM, ["run", "-k", guest("timer")])
-    guest_passed(c, r, "timer")
+    mvmtest.guest_passed(c, r, "timer")
 
 
 def case_smp(c):
     for n in (1, 2, 4):
         r = mvmtest.run(MVM, ["run", "-k", guest("smp"), "-c", str(n), "-p", f"cpus={n}"])
-        guest_passed(c, r, f"smp -c {n}")
+        mvmtest.guest_passed(c, r, f"smp -c {n}")
         c.check(f"CPUS {n}" in r.out, f"{n} vCPUs reported in", r)
 
 
@@ -75,7 +68,7 @@ def case_memsize(c):
     for mib, top in ((64, 64 << 20), (256, 256 << 20), (4096, (4 << 30) + (1 << 30))):
         r = mvmtest.run(MVM, ["run", "-k", guest("memsize"), "-m", f"{mib}M",
                               "-p", f"mem={mib}"])
-        guest_passed(c, r, f"memsize -m {mib}M")
+        mvmtest.guest_passed(c, r, f"memsize -m {mib}M")
         m = re.search(r"MEM-TOP (0x)?([0-9a-fA-F]+)", r.out)
         c.check(m and int(m.group(2), 16) == top,
                 f"-m {mib}M: highest RAM ends at {top:#x}", r)
@@ -92,7 +85,7 @@ def case_emulate(c):
     # MVM_LOG=info names the KVM backend and each mnemonic mvm's emulator handles (once).
     os.environ["MVM_LOG"] = "info"
     r = mvmtest.run(MVM, ["run", "-k", guest("emulate"), "--stats"])
-    guest_passed(c, r, "emulate")
+    mvmtest.guest_passed(c, r, "emulate")
     c.check("mvm: emulated instructions:" in r.err and "mvm: unclaimed accesses:" in r.err,
             "--stats prints the counters", r)
     m = re.search(r"^EMULATE-CLASSES (\d+)", r.out, re.M)

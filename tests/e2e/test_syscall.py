@@ -14,15 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mvmtest  # noqa: E402
 
 
-def passed(c, r, what):
-    c.check(not r.timed_out and r.status == 0, f"{what}: exit status 0 (got {r.status})", r)
-    c.check("RESULT PASS" in r.out, f"{what}: RESULT PASS", r)
-    c.check("\nFAIL" not in "\n" + r.out, f"{what}: no FAIL lines", r)
-
-
 def case_trap(c):
     r = mvmtest.run(MVM, ["run", "-k", GUEST], timeout=60)
-    passed(c, r, "syscall")
+    mvmtest.guest_passed(c, r, "syscall")
     c.check("SYSCALLS 3" in r.out, "three system calls reached the guest kernel", r)
     c.check("PASS syscall-cs-from-star" in r.out and "PASS sysret-ss" in r.out,
             "SYSCALL and SYSRET selector checks ran", r)
@@ -31,10 +25,9 @@ def case_trap(c):
 
 
 def case_trap_off(c):
-    env = dict(os.environ, MVM_SYSCALL_TRAP="off")
-    os.environ.update(env)
+    os.environ["MVM_SYSCALL_TRAP"] = "off"  # mvmtest.run passes the environment on
     r = mvmtest.run(MVM, ["run", "-k", GUEST, "-p", "user=0"], timeout=60)
-    passed(c, r, "syscall user=0 with the trap off")
+    mvmtest.guest_passed(c, r, "syscall user=0 with the trap off")
     c.check("PASS msr-lstar-reads-back" in r.out, "LSTAR reads back without the trap", r)
 
 

@@ -23,14 +23,7 @@ SECTOR = 512
 
 
 def guest(name):
-    return os.path.join(GUEST_DIR, f"{name}.elf")
-
-
-def guest_passed(c, r, what):
-    c.check(not r.timed_out, f"{what}: finished in time", r)
-    c.check(r.status == 0, f"{what}: exit status 0 (got {r.status})", r)
-    c.check("RESULT PASS" in r.out, f"{what}: guest printed RESULT PASS", r)
-    c.check(not re.search(r"^FAIL", r.out, re.M), f"{what}: no FAIL lines", r)
+    return mvmtest.guest_path(GUEST_DIR, name)
 
 
 def pattern(seed, sector):
@@ -65,7 +58,7 @@ def case_blk(c):
         img = image(tmp, "disk.img", 1 << 20)
         r = mvmtest.run(MVM, ["run", "-k", guest("virtio_blk"), "-d", f"{img},id=mvm-disk0",
                               "-p", "cap0=2048 id0=mvm-disk0"], timeout=240)
-        guest_passed(c, r, "virtio_blk")
+        mvmtest.guest_passed(c, r, "virtio_blk")
         c.check("DISK 0 at 0xd0000000 irq 5" in r.out,
                 "the guest found the device on the kernel command line", r)
         c.check(r.out.count("HOSTILE ") >= 13, "every hostile chain ran", r)
@@ -85,7 +78,7 @@ def case_blk_direct(c):
                               "-p", "cap0=2048 id0=d0"], timeout=240)
         if "does not support O_DIRECT" in r.err:
             mvmtest.skip(f"{base} has no O_DIRECT")
-        guest_passed(c, r, "virtio_blk on an O_DIRECT disk")
+        mvmtest.guest_passed(c, r, "virtio_blk on an O_DIRECT disk")
         want = b"".join(pattern(1, s) for s in range(8, 16))
         c.check(read_sectors(img, 8, 8) == want, "the pattern reached the image")
 
@@ -98,7 +91,7 @@ def case_blk_ro(c):
         before = sha(img)
         r = mvmtest.run(MVM, ["run", "-k", guest("virtio_blk"), "-d", f"{img},ro",
                               "-p", "cap0=2048 ro0=1"], timeout=240)
-        guest_passed(c, r, "virtio_blk on a read-only disk")
+        mvmtest.guest_passed(c, r, "virtio_blk on a read-only disk")
         c.check("PASS d0-ro-write-refused" in r.out, "the write was refused", r)
         c.check(sha(img) == before, "the image is unchanged")
 
@@ -112,7 +105,7 @@ def case_blk_two(c):
                               "-d", f"{b.replace(',', ',,')},ro,id=second",
                               "-p", "disks=2 cap0=4096 id0=first cap1=2048 id1=second ro1=1 "
                               "hostile=0"], timeout=240)
-        guest_passed(c, r, "virtio_blk with two disks")
+        mvmtest.guest_passed(c, r, "virtio_blk with two disks")
         c.check("DISK 0 at 0xd0000000 irq 5" in r.out and "DISK 1 at 0xd0001000 irq 6" in r.out,
                 "two devices at their windows and IRQs", r)
         want = b"".join(pattern(1, s) for s in range(8, 16))
@@ -198,7 +191,7 @@ def case_console(c):
     """--console virtio: the guest's hvc0 on stdout, and a line from stdin echoed back."""
     r = mvmtest.run(MVM, ["run", "-k", guest("virtio_console"), "--console", "virtio"],
                     stdin=b"ping from the host\n", timeout=120)
-    guest_passed(c, r, "virtio_console")
+    mvmtest.guest_passed(c, r, "virtio_console")
     c.check("HVC: hello from the virtio console" in r.out, "hvc0 output on stdout", r)
     c.check("HVC-ECHO: ping from the host" in r.out, "stdin reached hvc0 and came back", r)
     # Ctrl-A x quits through the virtio console too, while the guest waits for a line.

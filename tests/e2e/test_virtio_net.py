@@ -23,7 +23,7 @@ GUEST_MAC = "02:00:0a:c8:00:02"
 
 
 def guest(name):
-    return os.path.join(GUEST_DIR, f"{name}.elf")
+    return mvmtest.guest_path(GUEST_DIR, name)
 
 
 def sh(*args):
