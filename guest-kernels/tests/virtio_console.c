@@ -39,19 +39,11 @@ static void post_rx(uint16_t i)
 
 static bool transmit(const char *s)
 {
-	struct pit_clock clk;
-	uint32_t id, len;
 	size_t n = strlen(s);
 
 	memcpy(tx_buf, s, n);
 	txq.desc[0] = (struct vring_desc){(uint64_t)(uintptr_t)tx_buf, (uint32_t)n, 0, 0};
-	virtq_publish(&txq, 0);
-	virtq_kick(&txq);
-	pit_clock_start(&clk);
-	while (pit_clock_ms(&clk) < TX_MS)
-		if (virtq_get_used(&txq, &id, &len))
-			return id == 0;
-	return false;
+	return virtq_submit_wait(&txq, 0, TX_MS);
 }
 
 /* Collects bytes until a newline; returns the line length or -1 on timeout. */

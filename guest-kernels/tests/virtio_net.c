@@ -40,8 +40,6 @@ static void post_rx(uint16_t i)
 /* Sends header + frame as a two-descriptor chain and waits for it to be used. */
 static bool transmit(const char *payload)
 {
-	struct pit_clock clk;
-	uint32_t id, len;
 	size_t n = strlen(payload);
 
 	memset(tx_frame, 0xff, 6);		/* broadcast */
@@ -52,13 +50,7 @@ static bool transmit(const char *payload)
 	memset(tx_hdr, 0, HDR);
 	txq.desc[0] = (struct vring_desc){(uint64_t)(uintptr_t)tx_hdr, HDR, VRING_DESC_F_NEXT, 1};
 	txq.desc[1] = (struct vring_desc){(uint64_t)(uintptr_t)tx_frame, (uint32_t)(14 + n), 0, 0};
-	virtq_publish(&txq, 0);
-	virtq_kick(&txq);
-	pit_clock_start(&clk);
-	while (pit_clock_ms(&clk) < TX_MS)
-		if (virtq_get_used(&txq, &id, &len))
-			return id == 0;
-	return false;
+	return virtq_submit_wait(&txq, 0, TX_MS);
 }
 
 /* Waits for a frame of our type; copies its payload (NUL-terminated) into (out). Other frames

@@ -243,3 +243,17 @@ bool virtq_get_used(struct virtq *q, uint32_t *id, uint32_t *len)
 	*(volatile uint16_t *)virtq_used_event(q) = q->last_used;
 	return true;
 }
+
+bool virtq_submit_wait(struct virtq *q, uint16_t head, unsigned int ms)
+{
+	struct pit_clock clk;
+	uint32_t id, len;
+
+	virtq_publish(q, head);
+	virtq_kick(q);
+	pit_clock_start(&clk);
+	while (pit_clock_ms(&clk) < ms)
+		if (virtq_get_used(q, &id, &len))
+			return id == head;
+	return false;
+}

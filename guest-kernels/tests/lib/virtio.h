@@ -65,6 +65,9 @@ void virtq_publish(struct virtq *q, uint16_t head);
 void virtq_kick(struct virtq *q);
 /* Takes the next used entry if there is one. */
 bool virtq_get_used(struct virtq *q, uint32_t *id, uint32_t *len);
+/* Publishes (head), kicks, and waits up to (ms) by the PIT for the device to return a chain;
+ * true when it returned (head). */
+bool virtq_submit_wait(struct virtq *q, uint16_t head, unsigned int ms);
 static inline uint16_t *virtq_used_event(struct virtq *q)
 {
 	return &q->avail->ring[q->size];
