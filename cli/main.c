@@ -381,7 +381,7 @@ static int load_guest(struct machine *m, const struct vm_config *cfg, struct boo
 	return boot_load(&m->vm.mem, &in, cpu);
 }
 
-/* --stats: what the VM cost in emulation and where it poked at nothing. */
+/* --stats: what the VM cost in emulation, where it poked at nothing, what its NICs moved. */
 static void print_stats(struct machine *m)
 {
 	emulate_print_stats(stderr);
@@ -391,6 +391,9 @@ static void print_stats(struct machine *m)
 		(unsigned long long)m->vm.pio.unclaimed_writes,
 		(unsigned long long)m->vm.mmio.unclaimed_reads,
 		(unsigned long long)m->vm.mmio.unclaimed_writes);
+	for (unsigned int i = 0; i < m->ntaps; i++)
+		if (m->nets[i])
+			virtio_net_print_stats(m->nets[i], stderr);
 }
 
 /* How the machine stopped, as the process's exit status (options.h documents them). */

@@ -95,11 +95,56 @@ static struct virtio_net *to_net(struct virtio_mmio *t)
 /* Called when an op of (n) completed while the transport waits for a reset to drain. */
 static void reset_progress(struct virtio_net *n)
 {
-	if (!n->rx_busy && !n->tx_busy)
+	if (!n->rx_busy && !n->tx_nr_busy)
 		virtio_mmio_reset_done(&n->mmio);
 }
 
 /* ---- receive ---- */
+
+static void rx_drop_held(struct virtio_net *n)
+{
+	n->rx_nr_held = 0;
+	n->rx_nr_iov = 0;
+	n->rx_held_len = 0;
+}
+
+/* Pops receive chains until the held ones can take the largest frame the driver may be
+ * handed, the ring is empty, or no more fit. Returns false when the queue needs a reset. */
+static bool rx_hold(struct virtio_net *n)
+{
+	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
+	unsigned int max_held = n->rx_mergeable ? vq->size : 1;
+
+	while (n->rx_held_len < n->rx_need && n->rx_nr_held < max_held &&
+	       n->rx_nr_iov + VQ_IOV_MAX <= VIRTIO_NET_RX_IOV_MAX) {
+		struct vq_chain *c = &n->rx_pop;
+		struct virtio_net_rx_held *h;
+		int ret = vq_pop(vq, c);
+
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			virtio_mmio_set_needs_reset(&n->mmio, vq->error);
+			return false;
+		}
+		/* Section 5.1.6.3.1: receive buffers are device-writable and each holds at least
+		 * the header, with or without MRG_RXBUF. */
+		if (c->nr_out || c->in_len < VNET_HDR_LEN) {
+			virtio_mmio_set_needs_reset(&n->mmio, c->nr_out
+				? "virtio-net receive buffer with a device-readable part"
+				: "virtio-net receive buffer shorter than the header");
+			return false;
+		}
+		h = &n->rx_held[n->rx_nr_held++];
+		h->head = c->head;
+		h->nr_iov = c->nr_in;
+		h->len = c->in_len;
+		memcpy(n->rx_iov + n->rx_nr_iov, c->iov, c->nr_in * sizeof(c->iov[0]));
+		n->rx_nr_iov += c->nr_in;
+		n->rx_held_len += c->in_len;
+	}
+	return true;
+}
 
 static void rx_submit(struct virtio_net *n)
 {
@@ -113,46 +158,67 @@ static void rx_submit(struct virtio_net *n)
 	if (n->rx_poll)
 		io_uring_prep_poll_add(sqe, n->fd, POLLIN);
 	else
-		io_uring_prep_readv(sqe, n->fd, n->rx.iov + n->rx.nr_out, n->rx.nr_in,
-				    (uint64_t)-1);
+		io_uring_prep_readv(sqe, n->fd, n->rx_iov, n->rx_nr_iov, (uint64_t)-1);
 	n->rx_busy = true;
 }
 
-/* Takes a receive chain if none is held and reads the next frame into it. Without a chain
- * nothing is read: the frame waits in the TAP's queue and the driver's next RX kick brings us
- * back here (with EVENT_IDX, vq_pop_head() asked for that kick). */
+/* Reads the next frame once the held chains have room for any frame the driver may get.
+ * Until then nothing is read: the frame waits in the TAP's queue and the driver's next RX
+ * kick brings us back (with EVENT_IDX, vq_pop_head() asked for that kick). If the ring is
+ * full and still too small (section 5.1.6.3.1 has the driver post enough; a hostile one may
+ * not), the read goes ahead and tun drops a frame that does not fit. */
 static void rx_arm(struct virtio_net *n)
 {
 	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
-	int ret;
+	bool room;
 
 	if (n->rx_busy || n->rx_stopped || !virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE))
 		return;
-	if (!n->rx_have_chain) {
-		ret = vq_pop(vq, &n->rx);
-		if (ret == 0)
-			return;
-		if (ret < 0) {
-			virtio_mmio_set_needs_reset(&n->mmio, vq->error);
-			return;
-		}
-		/* Section 5.1.6.3: receive buffers are device-writable and hold at least the
-		 * header. */
-		if (n->rx.nr_out || n->rx.in_len < VNET_HDR_LEN) {
-			virtio_mmio_set_needs_reset(&n->mmio, n->rx.nr_out
-				? "virtio-net receive buffer with a device-readable part"
-				: "virtio-net receive buffer shorter than the header");
-			return;
-		}
-		n->rx_have_chain = true;
+	if (!rx_hold(n) || !n->rx_nr_held)
+		return;
+	room = n->rx_held_len >= n->rx_need || !n->rx_mergeable ||
+	       n->rx_nr_held == vq->size || n->rx_nr_iov + VQ_IOV_MAX > VIRTIO_NET_RX_IOV_MAX;
+	if (room)
+		rx_submit(n);
+}
+
+/* Returns the first chains, filled with the (len) bytes of one frame, to the driver:
+ * section 5.1.6.4, num_buffers says how many (always 1 without MRG_RXBUF; tun leaves those two
+ * bytes as they were in guest RAM). The chains after them stay held. */
+static void rx_complete(struct virtio_net *n, size_t len)
+{
+	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
+	unsigned int k = 0, iovs = 0;
+	size_t frame = len - VNET_HDR_LEN;
+	uint16_t num_buffers;
+
+	while (len && k < n->rx_nr_held) {
+		const struct virtio_net_rx_held *h = &n->rx_held[k];
+		uint32_t used = len < h->len ? (uint32_t)len : h->len;
+
+		vq_push(vq, h->head, used);
+		len -= used;
+		iovs += h->nr_iov;
+		n->rx_held_len -= h->len;
+		k++;
 	}
-	rx_submit(n);
+	num_buffers = htole16((uint16_t)k);
+	buf_to_iov(n->rx_iov, n->rx_held[0].nr_iov, offsetof(struct virtio_net_hdr_v1, num_buffers),
+		   &num_buffers, sizeof(num_buffers));
+	n->rx_nr_held -= k;
+	n->rx_nr_iov -= iovs;
+	memmove(n->rx_held, n->rx_held + k, n->rx_nr_held * sizeof(n->rx_held[0]));
+	memmove(n->rx_iov, n->rx_iov + iovs, n->rx_nr_iov * sizeof(n->rx_iov[0]));
+	n->rx_packets++;
+	n->rx_bytes += frame;
+	if (frame > n->rx_largest)
+		n->rx_largest = (uint32_t)frame;
+	virtio_mmio_signal_used(&n->mmio, VIRTIO_NET_RX_QUEUE);
 }
 
 static void rx_done(struct loop_op *op, int res, unsigned int flags)
 {
 	struct virtio_net *n = container_of(op, struct virtio_net, rx_op);
-	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
 	bool was_poll = n->rx_poll;
 
 	n->rx_busy = false;
@@ -160,14 +226,14 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 	if (n->draining)
 		return;
 	if (n->mmio.resetting || res == -ECANCELED) {
-		/* The chain goes back to nobody: the driver reset the device. */
-		n->rx_have_chain = false;
+		/* The chains go back to nobody: the driver reset the device. */
+		rx_drop_held(n);
 		if (n->mmio.resetting)
 			reset_progress(n);
 		return;
 	}
 	if (!virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE)) {
-		n->rx_have_chain = false;
+		rx_drop_held(n);
 		return;
 	}
 	if (was_poll) {
@@ -180,8 +246,8 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 		return;
 	}
 	if (res == -EFAULT || res == -EINVAL || res == -EMSGSIZE || res == -ENOBUFS) {
-		/* The frame did not fit the guest's buffer and was consumed: keep the chain for
-		 * the next one. */
+		/* The frame did not fit the guest's buffers and was consumed: keep them for the
+		 * next one. */
 		n->rx_dropped++;
 		pr_debug("%s: receive: %s; frame dropped", n->name, strerror(-res));
 		rx_arm(n);
@@ -192,7 +258,7 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 		pr_warn("%s: reading the TAP: %s; receive stops", n->name,
 			res ? strerror(-res) : "end of file");
 		n->rx_stopped = true;
-		n->rx_have_chain = false;
+		rx_drop_held(n);
 		return;
 	}
 	if (res < VNET_HDR_LEN) {
@@ -200,18 +266,7 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 		rx_arm(n);
 		return;
 	}
-	/* Section 5.1.6.4: num_buffers is 1 without MRG_RXBUF. tun leaves those two bytes of
-	 * the guest's buffer as they were. */
-	{
-		uint16_t one = htole16(1);
-
-		buf_to_iov(n->rx.iov + n->rx.nr_out, n->rx.nr_in,
-			   offsetof(struct virtio_net_hdr_v1, num_buffers), &one, sizeof(one));
-	}
-	n->rx_have_chain = false;
-	n->rx_packets++;
-	vq_push(vq, n->rx.head, (uint32_t)res);
-	virtio_mmio_signal_used(&n->mmio, VIRTIO_NET_RX_QUEUE);
+	rx_complete(n, (size_t)res);
 	rx_arm(n);
 }
 
@@ -219,32 +274,35 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 
 static void tx_process(struct virtio_net *n);
 
-static void tx_submit(struct virtio_net *n)
+static void tx_submit(struct virtio_net *n, struct virtio_net_tx_slot *s)
 {
-	struct io_uring_sqe *sqe = loop_sqe(n->mmio.loop, &n->tx_op);
+	struct io_uring_sqe *sqe = loop_sqe(n->mmio.loop, &s->op);
 
 	if (!sqe)
-		return; /* caller handles: tx_busy stays false */
-	if (n->tx_poll)
+		return; /* caller handles: busy stays false */
+	if (s->poll)
 		io_uring_prep_poll_add(sqe, n->fd, POLLOUT);
 	else
-		io_uring_prep_writev(sqe, n->fd, n->tx.iov, n->tx_nr, (uint64_t)-1);
-	n->tx_busy = true;
+		io_uring_prep_writev(sqe, n->fd, s->chain.iov, s->chain.nr_out, (uint64_t)-1);
+	s->busy = true;
+	n->tx_nr_busy++;
 }
 
-static void tx_complete(struct virtio_net *n)
+static void tx_complete(struct virtio_net *n, uint16_t head)
 {
-	vq_push(&n->mmio.q[VIRTIO_NET_TX_QUEUE].vq, n->tx.head, 0);
+	vq_push(&n->mmio.q[VIRTIO_NET_TX_QUEUE].vq, head, 0);
 	virtio_mmio_signal_used(&n->mmio, VIRTIO_NET_TX_QUEUE);
 }
 
 static void tx_done(struct loop_op *op, int res, unsigned int flags)
 {
-	struct virtio_net *n = container_of(op, struct virtio_net, tx_op);
-	bool was_poll = n->tx_poll;
+	struct virtio_net_tx_slot *s = container_of(op, struct virtio_net_tx_slot, op);
+	struct virtio_net *n = s->net;
+	bool was_poll = s->poll;
 
-	n->tx_busy = false;
-	n->tx_poll = false;
+	s->busy = false;
+	s->poll = false;
+	n->tx_nr_busy--;
 	if (n->draining)
 		return;
 	if (n->mmio.resetting) {
@@ -254,15 +312,15 @@ static void tx_done(struct loop_op *op, int res, unsigned int flags)
 	if (!virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE))
 		return;
 	if (was_poll && res != -ECANCELED) {
-		tx_submit(n);
-		if (n->tx_busy)
+		tx_submit(n, s);
+		if (s->busy)
 			return;
 		res = -EBUSY;
 	}
 	if (res == -EAGAIN || res == -EINTR) {
-		n->tx_poll = res == -EAGAIN;
-		tx_submit(n);
-		if (n->tx_busy)
+		s->poll = res == -EAGAIN;
+		tx_submit(n, s);
+		if (s->busy)
 			return;
 		res = -EBUSY;
 	}
@@ -271,9 +329,14 @@ static void tx_done(struct loop_op *op, int res, unsigned int flags)
 		n->tx_dropped++;
 		pr_debug("%s: writing the TAP: %s; frame dropped", n->name, strerror(-res));
 	} else {
+		size_t frame = s->chain.out_len - VNET_HDR_LEN;
+
 		n->tx_packets++;
+		n->tx_bytes += frame;
+		if (frame > n->tx_largest)
+			n->tx_largest = (uint32_t)frame;
 	}
-	tx_complete(n);
+	tx_complete(n, s->chain.head);
 	tx_process(n);
 }
 
@@ -298,19 +361,33 @@ static const char *tx_check_hdr(struct virtio_net *n, const struct virtio_net_hd
 	case VIRTIO_NET_HDR_GSO_TCPV6:
 		return virtio_mmio_has_feature(t, VIRTIO_NET_F_HOST_TSO6)
 			       ? NULL : "TSO6 without VIRTIO_NET_F_HOST_TSO6";
+	case VIRTIO_NET_HDR_GSO_UDP:
+		return virtio_mmio_has_feature(t, VIRTIO_NET_F_HOST_UFO)
+			       ? NULL : "UFO without VIRTIO_NET_F_HOST_UFO";
 	default:
 		return "unknown segmentation type";
 	}
 }
 
+static struct virtio_net_tx_slot *tx_free_slot(struct virtio_net *n)
+{
+	for (unsigned int i = 0; i < VIRTIO_NET_TX_SLOTS; i++)
+		if (!n->tx[i].busy)
+			return &n->tx[i];
+	return NULL;
+}
+
+/* Starts a write for every available chain while a slot is free; the writes of one kick are
+ * submitted together, in the driver's order (tun takes each whole and at once). */
 static void tx_process(struct virtio_net *n)
 {
 	struct vq *vq = &n->mmio.q[VIRTIO_NET_TX_QUEUE].vq;
+	struct virtio_net_tx_slot *s;
 
-	while (!n->tx_busy && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
+	while ((s = tx_free_slot(n)) && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
 		struct virtio_net_hdr_v1 hdr;
 		const char *why;
-		int ret = vq_pop(vq, &n->tx);
+		int ret = vq_pop(vq, &s->chain);
 
 		if (ret == 0)
 			break;
@@ -320,9 +397,9 @@ static void tx_process(struct virtio_net *n)
 		}
 		/* Writable segments of a transmit chain are ignored (section 5.1.6.2 has the
 		 * driver post only readable ones). */
-		if (iov_to_buf(n->tx.iov, n->tx.nr_out, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		if (iov_to_buf(s->chain.iov, s->chain.nr_out, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
 			why = "virtio-net transmit shorter than the header";
-		} else if (n->tx.out_len > VNET_HDR_LEN + VIRTIO_NET_MAX_FRAME) {
+		} else if (s->chain.out_len > VNET_HDR_LEN + VIRTIO_NET_MAX_FRAME) {
 			why = "virtio-net transmit longer than 64 KiB";
 		} else {
 			why = tx_check_hdr(n, &hdr);
@@ -330,16 +407,15 @@ static void tx_process(struct virtio_net *n)
 		if (why) {
 			virtio_mmio_guest_error(&n->mmio, why);
 			n->tx_dropped++;
-			tx_complete(n);
+			tx_complete(n, s->chain.head);
 			continue;
 		}
-		n->tx_nr = n->tx.nr_out;
-		tx_submit(n);
-		if (!n->tx_busy) {
+		tx_submit(n, s);
+		if (!s->busy) {
 			pr_warn_once("%s: io_uring submission queue full; dropping a frame",
 				     n->name);
 			n->tx_dropped++;
-			tx_complete(n);
+			tx_complete(n, s->chain.head);
 		}
 	}
 }
@@ -357,11 +433,13 @@ static void net_notify(struct virtio_mmio *t, unsigned int q)
 }
 
 /* Section 5.1.6.3 / tun's TUNSETOFFLOAD: what the TAP may hand us is what the driver said it
- * can receive. */
+ * can receive. tun accepts TUN_F_UFO but no longer produces UFO frames (Linux 4.14 removed
+ * UFO), so GUEST_UFO is honoured trivially. */
 static void net_activate(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
 	unsigned int off = 0;
+	bool gso = false;
 
 	if (virtio_mmio_has_feature(t, VIRTIO_NET_F_GUEST_CSUM)) {
 		off |= TUN_F_CSUM;
@@ -369,11 +447,20 @@ static void net_activate(struct virtio_mmio *t)
 			off |= TUN_F_TSO4;
 		if (virtio_mmio_has_feature(t, VIRTIO_NET_F_GUEST_TSO6))
 			off |= TUN_F_TSO6;
+		if (virtio_mmio_has_feature(t, VIRTIO_NET_F_GUEST_UFO))
+			off |= TUN_F_UFO;
 		if ((off & (TUN_F_TSO4 | TUN_F_TSO6)) &&
 		    virtio_mmio_has_feature(t, VIRTIO_NET_F_GUEST_ECN))
 			off |= TUN_F_TSO_ECN;
+		gso = off & (TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO);
 	}
+	/* Section 5.1.6.3.1: with a segmentation offload a frame may be 64 KiB, else it is one
+	 * Ethernet frame (with a VLAN tag). Without MRG_RXBUF each buffer must take a whole
+	 * frame by itself. */
+	n->rx_mergeable = virtio_mmio_has_feature(t, VIRTIO_NET_F_MRG_RXBUF);
+	n->rx_need = VNET_HDR_LEN + (gso ? VIRTIO_NET_MAX_FRAME : VIRTIO_NET_MAX_MTU_FRAME);
 	n->rx_stopped = false;
+	rx_drop_held(n);
 	if (n->tap && off != n->offloads) {
 		if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0) {
 			pr_warn("%s: TUNSETOFFLOAD 0x%x: %s", n->name, off, strerror(errno));
@@ -381,33 +468,43 @@ static void net_activate(struct virtio_mmio *t)
 		}
 	}
 	n->offloads = off;
+	pr_info("%s: driver features 0x%llx, receive %s, TAP offloads 0x%x", n->name,
+		(unsigned long long)t->driver_features,
+		n->rx_mergeable ? "into mergeable buffers" : "one buffer per frame", off);
 }
 
 static void cancel_done(struct loop_op *op, int res, unsigned int flags)
 {
 }
 
-static void cancel(struct virtio_net *n, struct loop_op *target, struct loop_op *op)
+/* One cancel op serves every cancellation: its completion has nothing to do. */
+static void cancel(struct virtio_net *n, struct loop_op *target)
 {
-	struct io_uring_sqe *sqe = loop_sqe(n->mmio.loop, op);
+	struct io_uring_sqe *sqe = loop_sqe(n->mmio.loop, &n->cancel_op);
 
 	if (sqe)
 		io_uring_prep_cancel(sqe, target, 0);
 }
 
-/* The pending read waits on the TAP and could wait for ever: cancel it (and a stuck write);
- * the reset finishes when both completions are in. */
+static void cancel_all(struct virtio_net *n)
+{
+	if (n->rx_busy)
+		cancel(n, &n->rx_op);
+	for (unsigned int i = 0; i < VIRTIO_NET_TX_SLOTS; i++)
+		if (n->tx[i].busy)
+			cancel(n, &n->tx[i].op);
+}
+
+/* The pending read waits on the TAP and could wait for ever: cancel it (and any stuck
+ * write); the reset finishes when every completion is in. */
 static bool net_reset(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
 
-	n->rx_have_chain = false;
-	if (!n->rx_busy && !n->tx_busy)
+	rx_drop_held(n);
+	if (!n->rx_busy && !n->tx_nr_busy)
 		return true;
-	if (n->rx_busy)
-		cancel(n, &n->rx_op, &n->rx_cancel_op);
-	if (n->tx_busy)
-		cancel(n, &n->tx_op, &n->tx_cancel_op);
+	cancel_all(n);
 	return false;
 }
 
@@ -431,21 +528,25 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
 	n->fd = fd;
 	n->tap = tap;
 	n->rx_op.done = rx_done;
-	n->tx_op.done = tx_done;
-	n->rx_cancel_op.done = cancel_done;
-	n->tx_cancel_op.done = cancel_done;
+	n->cancel_op.done = cancel_done;
+	for (unsigned int i = 0; i < VIRTIO_NET_TX_SLOTS; i++) {
+		n->tx[i].op.done = tx_done;
+		n->tx[i].net = n;
+	}
 	memcpy(n->config.mac, mac, 6);
 	n->config.status = htole16(VIRTIO_NET_S_LINK_UP);
 	n->config.max_virtqueue_pairs = htole16(1);
 	n->config.mtu = htole16(1500);
 
-	/* No MRG_RXBUF: every receive chain takes one whole frame, so a driver that accepts
-	 * GUEST_TSO posts 64 KiB chains (Linux's "big packets"). */
+	/* MRG_RXBUF lets a driver that accepts GUEST_TSO post page-sized buffers instead of
+	 * 64 KiB chains (Linux's "big packets"). */
 	features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS) |
 		   VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |
 		   VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |
-		   VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) |
-		   VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) |
+		   VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO) |
+		   VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) |
+		   VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |
+		   VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		   VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
 	if (virtio_mmio_init(&n->mmio, n->name, &net_ops, VIRTIO_ID_NET, features, 2,
 			     VIRTIO_NET_QUEUE_SIZE, &n->config, sizeof(n->config), mem, loop)) {
@@ -461,11 +562,8 @@ void virtio_net_drain(struct virtio_net *n)
 
 	/* Every completion from here on is final. */
 	n->draining = true;
-	if (n->rx_busy)
-		cancel(n, &n->rx_op, &n->rx_cancel_op);
-	if (n->tx_busy)
-		cancel(n, &n->tx_op, &n->tx_cancel_op);
-	while (n->rx_busy || n->tx_busy) {
+	cancel_all(n);
+	while (n->rx_busy || n->tx_nr_busy) {
 		struct __kernel_timespec ts = {.tv_sec = 5};
 		struct io_uring_cqe *cqe;
 		struct loop_op *op;
@@ -492,4 +590,13 @@ void virtio_net_destroy(struct virtio_net *n)
 		return;
 	virtio_mmio_fini(&n->mmio);
 	free(n);
+}
+
+void virtio_net_print_stats(const struct virtio_net *n, FILE *out)
+{
+	fprintf(out, "mvm: %s: received %llu frames, %llu bytes, largest %u, %llu dropped; sent "
+		"%llu frames, %llu bytes, largest %u, %llu dropped\n", n->name,
+		(unsigned long long)n->rx_packets, (unsigned long long)n->rx_bytes, n->rx_largest,
+		(unsigned long long)n->rx_dropped, (unsigned long long)n->tx_packets,
+		(unsigned long long)n->tx_bytes, n->tx_largest, (unsigned long long)n->tx_dropped);
 }

@@ -10,6 +10,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -44,11 +45,17 @@ static void setup(uint64_t features)
 	drv_ok(t);
 }
 
+/* Receive buffer (i): descriptor i, (len) bytes at RX_BUF + i * (stride). */
+static void post_rx_at(uint16_t i, uint32_t len, uint64_t stride)
+{
+	memset(gpa(&f, RX_BUF + i * stride), 0xee, len);
+	fring_desc(&rx, i, RX_BUF + i * stride, len, VRING_DESC_F_WRITE, 0);
+	fring_publish(&rx, i);
+}
+
 static void post_rx(uint16_t i, uint32_t len)
 {
-	memset(gpa(&f, RX_BUF + i * 0x1000ull), 0xee, 0x1000);
-	fring_desc(&rx, i, RX_BUF + i * 0x1000ull, len, VRING_DESC_F_WRITE, 0);
-	fring_publish(&rx, i);
+	post_rx_at(i, len, 0x1000);
 }
 
 /* A frame (header + payload) in two descriptors: the header, then the payload. */
@@ -80,15 +87,20 @@ static ssize_t host_recv(uint8_t *buf, size_t size, unsigned int ms)
 	return -1;
 }
 
-static void host_send(const char *payload)
+static void host_send_bytes(const void *payload, size_t n)
 {
-	uint8_t buf[256] = {0};
-	size_t n = strlen(payload);
+	static uint8_t buf[HDR + 65536];
 
+	memset(buf, 0, HDR);
 	buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
 	buf[10] = 0x77; /* what tun leaves in num_buffers is the guest's: we set it */
 	memcpy(buf + HDR, payload, n);
 	CHECK_EQ(send(sp[1], buf, HDR + n, 0), (ssize_t)(HDR + n));
+}
+
+static void host_send(const char *payload)
+{
+	host_send_bytes(payload, strlen(payload));
 }
 
 static void check_rx(uint16_t want_id, const char *payload)
@@ -103,6 +115,163 @@ static void check_rx(uint16_t want_id, const char *payload)
 	CHECK_EQ(b[0], VIRTIO_NET_HDR_F_DATA_VALID);
 	CHECK_EQ(b[10] | b[11] << 8, 1); /* num_buffers */
 	CHECK(!memcmp(b + HDR, payload, strlen(payload)));
+}
+
+/* A used entry (want_id, want_len) within 3 s. */
+static void check_used(struct fring *r, uint32_t want_id, uint32_t want_len)
+{
+	uint32_t id = ~0u, len = ~0u;
+
+	CHECK(fring_wait_used(r, &id, &len, 3000));
+	CHECK_EQ(id, want_id);
+	CHECK_EQ(len, want_len);
+}
+
+/* Section 5.1.6.4 with MRG_RXBUF: a frame spreads over as many buffers as it fills, in the
+ * order they were made available, num_buffers in the first; nothing is read until the held
+ * buffers can take the largest frame the driver may get. */
+static void mergeable_tests(struct virtio_mmio *t)
+{
+	static uint8_t frame[60000];
+	uint32_t id, len;
+	uint16_t i;
+
+	for (size_t k = 0; k < sizeof(frame); k++)
+		frame[k] = (uint8_t)(k * 7 + k / 251);
+
+	/* Without segmentation offloads a frame is at most 1518 bytes + header. */
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
+	CHECK(net->rx_mergeable);
+	CHECK_EQ(net->rx_need, (size_t)(HDR + 1518));
+	host_send_bytes(frame, 1400);
+	post_rx(0, 1024);
+	kick(t, 0);
+	usleep(30000);
+	CHECK(!fring_used(&rx, &id, &len)); /* 1024 bytes cannot take 1530: wait */
+	post_rx(1, 1024);
+	kick(t, 0);
+	check_used(&rx, 0, 1024);
+	check_used(&rx, 1, HDR + 1400 - 1024);
+	{
+		const uint8_t *b0 = gpa(&f, RX_BUF), *b1 = gpa(&f, RX_BUF + 0x1000);
+
+		CHECK_EQ(b0[10] | b0[11] << 8, 2); /* num_buffers */
+		CHECK(!memcmp(b0 + HDR, frame, 1024 - HDR));
+		CHECK(!memcmp(b1, frame + 1024 - HDR, 1400 - (1024 - HDR)));
+	}
+	/* A small frame takes one buffer; the other stays held for the next frame. */
+	post_rx(2, 1024);
+	post_rx(3, 1024);
+	kick(t, 0);
+	host_send("small");
+	check_rx(2, "small");
+	host_send("held");
+	usleep(30000);
+	CHECK(!fring_used(&rx, &id, &len)); /* buffer 3 alone is too small to read into */
+	post_rx(4, 1024);
+	kick(t, 0);
+	check_rx(3, "held");
+	CHECK_EQ(net->rx_nr_held, 1u);
+
+	/* With GUEST_TSO4 a frame may be 64 KiB: 8 buffers of 8 KiB are not enough, 9 are. */
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+	      VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) |
+	      VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	CHECK_EQ(net->rx_nr_held, 0u);
+	CHECK_EQ(net->rx_need, (size_t)(HDR + VIRTIO_NET_MAX_FRAME));
+	host_send_bytes(frame, sizeof(frame));
+	for (i = 0; i < 8; i++)
+		post_rx_at(i, 8192, 8192);
+	kick(t, 0);
+	usleep(30000);
+	CHECK(!fring_used(&rx, &id, &len));
+	post_rx_at(8, 8192, 8192);
+	kick(t, 0);
+	{
+		size_t left = HDR + sizeof(frame), got = 0;
+		uint8_t *whole = malloc(HDR + sizeof(frame));
+
+		for (i = 0; left; i++) {
+			uint32_t want = left < 8192 ? (uint32_t)left : 8192;
+
+			check_used(&rx, i, want);
+			memcpy(whole + got, gpa(&f, RX_BUF + i * 8192ull), want);
+			got += want;
+			left -= want;
+		}
+		CHECK_EQ(i, 8);
+		CHECK_EQ(whole[10] | whole[11] << 8, 8);
+		CHECK(!memcmp(whole + HDR, frame, sizeof(frame)));
+		free(whole);
+	}
+	CHECK_EQ(net->rx_nr_held, 1u);
+
+	/* A driver whose whole ring cannot take a 64 KiB frame still gets frames that fit
+	 * (the read goes ahead once the ring is full), in order. */
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+	      VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4));
+	for (i = 0; i < QSIZE; i++)
+		post_rx(i, 256);
+	kick(t, 0);
+	host_send("ring too small for 64 KiB");
+	check_rx(0, "ring too small for 64 KiB");
+	post_rx(0, 256); /* the whole ring is held again */
+	kick(t, 0);
+	host_send_bytes(frame, 600); /* 612 bytes: buffers 1, 2 and 3 */
+	check_used(&rx, 1, 256);
+	check_used(&rx, 2, 256);
+	check_used(&rx, 3, 100);
+	CHECK_EQ(*(uint16_t *)((uint8_t *)gpa(&f, RX_BUF + 0x1000) + 10), 3);
+
+	/* A mergeable buffer shorter than the header: NEEDS_RESET. */
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
+	post_rx(0, 8);
+	kick(t, 0);
+	CHECK(wait_status(t, VIRTIO_STATUS_NEEDS_RESET, 3000));
+	/* Drain what the socket still holds from the cases above. */
+	while (recv(sp[0], frame, sizeof(frame), MSG_DONTWAIT) > 0)
+		;
+}
+
+/* A whole ring of frames published at once (as many as there are write slots) goes out
+ * whole and in order, twice over. */
+static void tx_batch_tests(struct virtio_mmio *t)
+{
+	uint8_t buf[256];
+	char payload[32];
+	bool seen[QSIZE];
+	uint32_t id = 0, len = 0;
+
+	_Static_assert(QSIZE <= VIRTIO_NET_TX_SLOTS, "one write slot per ring entry here");
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	for (int round = 0; round < 2; round++) {
+		for (uint16_t k = 0; k < QSIZE; k++) {
+			struct virtio_net_hdr_v1 h = {0};
+			uint64_t a = TX_BUF + k * 0x1000ull;
+			int n = snprintf(payload, sizeof(payload), "frame %02d", round * QSIZE + k);
+
+			memcpy(gpa(&f, a), &h, HDR);
+			memcpy(gpa(&f, a + HDR), payload, (size_t)n);
+			fring_desc(&tx, k, a, (uint32_t)(HDR + n), 0, 0);
+			fring_publish(&tx, k);
+		}
+		kick(t, 1);
+		for (int k = 0; k < QSIZE; k++) {
+			int n = snprintf(payload, sizeof(payload), "frame %02d", round * QSIZE + k);
+
+			CHECK_EQ(host_recv(buf, sizeof(buf), 3000), (ssize_t)(HDR + n));
+			CHECK(!memcmp(buf + HDR, payload, (size_t)n));
+		}
+		memset(seen, 0, sizeof(seen));
+		for (int k = 0; k < QSIZE; k++) {
+			CHECK(fring_wait_used(&tx, &id, &len, 3000));
+			CHECK(id < QSIZE && !seen[id]);
+			if (id < QSIZE)
+				seen[id] = true;
+		}
+	}
+	CHECK_EQ(net->tx_nr_busy, 0u);
+	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
 }
 
 static void tap_tests(void)
@@ -173,7 +342,7 @@ int main(void)
 	CHECK_EQ(virtio_mmio_bus_ops.read(t, VIRTIO_MMIO_CONFIG + 6, 2), VIRTIO_NET_S_LINK_UP);
 	reg_wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
 	CHECK(reg_rd(t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_NET_F_MAC));
-	CHECK(!(reg_rd(t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_NET_F_MRG_RXBUF)));
+	CHECK(reg_rd(t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_NET_F_MRG_RXBUF));
 	CHECK_EQ(loop_start(&loop), 0);
 
 	/* A frame that arrives before the driver is ready waits. */
@@ -286,6 +455,9 @@ int main(void)
 	kick(t, 1);
 	CHECK(wait_status(t, VIRTIO_STATUS_NEEDS_RESET, 3000));
 	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
+
+	mergeable_tests(t);
+	tx_batch_tests(t);
 
 	/* Exit with a receive pending: drain cancels it. */
 	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1));

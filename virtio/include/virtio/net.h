@@ -1,8 +1,9 @@
 /* net.h: virtio-net (virtio 1.2 section 5.1) on a TAP device, one receive and one transmit
  * queue, served on the I/O thread's io_uring loop: a transmit chain becomes one writev from
- * guest RAM to the TAP, a receive chain one readv from the TAP into guest RAM, with the 12-byte
- * virtio_net_hdr_v1 passed through (IFF_VNET_HDR) so checksum and segmentation offloads cross
- * unchanged. When the guest has posted no receive buffer, nothing is read: frames wait in the
+ * guest RAM to the TAP, a received frame one readv from the TAP into guest RAM (across several
+ * receive buffers with VIRTIO_NET_F_MRG_RXBUF), with the 12-byte virtio_net_hdr_v1 passed
+ * through (IFF_VNET_HDR) so checksum and segmentation offloads cross unchanged. When the guest
+ * has not posted room for the largest frame it may get, nothing is read: frames wait in the
  * TAP's queue until the guest's next RX kick. No allocation per packet. */
 #ifndef MVM_VIRTIO_NET_H
 #define MVM_VIRTIO_NET_H
@@ -10,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/guest_mem.h"
 #include "core/loop.h"
@@ -49,6 +51,8 @@
 #define VIRTIO_NET_QUEUE_SIZE 256
 /* The largest frame a TSO/GSO packet can be, plus the header: what a receive chain needs. */
 #define VIRTIO_NET_MAX_FRAME  (65535 + 14 + 4)
+/* The largest frame without segmentation offloads: 1500 bytes of MTU, Ethernet header, VLAN. */
+#define VIRTIO_NET_MAX_MTU_FRAME (1500 + 14 + 4)
 
 struct virtio_net_config {
 	uint8_t mac[6];
@@ -82,6 +86,26 @@ int tap_open(const char *name);
 /* A random locally administered unicast MAC (first byte xxxxxx10). */
 void virtio_net_random_mac(uint8_t mac[6]);
 
+/* Transmit chains in flight at once: a kick's worth of frames goes out in one io_uring_enter. */
+#define VIRTIO_NET_TX_SLOTS 16
+/* Receive segments one read may cover (the kernel's UIO_MAXIOV). */
+#define VIRTIO_NET_RX_IOV_MAX 1024
+
+struct virtio_net_tx_slot {
+	struct loop_op op;
+	struct virtio_net *net;		/* the owner, for the completion */
+	struct vq_chain chain;
+	bool busy;			/* a write (or a POLLOUT wait) is in flight */
+	bool poll;			/* the op in flight is the POLLOUT wait */
+};
+
+/* A receive chain held for the next read: its segments are in rx_iov, in order. */
+struct virtio_net_rx_held {
+	uint16_t head;
+	uint16_t nr_iov;
+	uint32_t len;
+};
+
 struct virtio_net {
 	struct virtio_mmio mmio;	/* first: the bus device */
 	struct virtio_net_config config;
@@ -90,16 +114,27 @@ struct virtio_net {
 	bool tap;			/* fd is a TAP: offloads go to TUNSETOFFLOAD */
 	unsigned int offloads;		/* TUN_F_* set on the TAP */
 
-	/* I/O thread. One receive and one transmit in flight at most; each keeps its chain. */
-	struct loop_op rx_op, tx_op, rx_cancel_op, tx_cancel_op;
-	struct vq_chain rx, tx;
-	bool rx_busy, tx_busy;		/* an op is in flight on rx_op / tx_op */
-	bool rx_have_chain;		/* rx holds a popped chain not yet returned */
-	bool rx_poll, tx_poll;		/* the op in flight is a POLLIN / POLLOUT wait */
+	/* I/O thread. Receive: one read in flight, into every chain held (in the order the
+	 * driver made them available); the frame takes as many as it fills (MRG_RXBUF) or
+	 * exactly one, the rest stay held for the next frame. */
+	struct loop_op rx_op, cancel_op;
+	struct vq_chain rx_pop;		/* scratch for vq_pop() */
+	struct virtio_net_rx_held rx_held[VIRTIO_NET_QUEUE_SIZE];
+	struct iovec rx_iov[VIRTIO_NET_RX_IOV_MAX];
+	unsigned int rx_nr_held, rx_nr_iov;
+	size_t rx_held_len;		/* bytes the held chains can take */
+	size_t rx_need;			/* the largest frame the driver may be handed, with header */
+	bool rx_mergeable;		/* VIRTIO_NET_F_MRG_RXBUF negotiated */
+	bool rx_busy;			/* a read (or a POLLIN wait) is in flight */
+	bool rx_poll;			/* the op in flight is the POLLIN wait */
 	bool rx_stopped;		/* the backend failed for good: no more reads */
+	/* Transmit: up to VIRTIO_NET_TX_SLOTS writes in flight, each owning its chain. */
+	struct virtio_net_tx_slot tx[VIRTIO_NET_TX_SLOTS];
+	unsigned int tx_nr_busy;
 	bool draining;			/* virtio_net_drain(): completions resubmit nothing */
-	unsigned int tx_nr;		/* readable segments of tx */
-	uint64_t rx_packets, tx_packets, rx_dropped, tx_dropped;
+	/* Counters (I/O thread; read after the loop stopped). Frame sizes exclude the header. */
+	uint64_t rx_packets, tx_packets, rx_dropped, tx_dropped, rx_bytes, tx_bytes;
+	uint32_t rx_largest, tx_largest;
 };
 
 /* Creates a virtio-net device (heap-allocated, for virtio_net_destroy()) on (fd), which stays
@@ -114,5 +149,8 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
  * completions on the calling thread. */
 void virtio_net_drain(struct virtio_net *n);
 void virtio_net_destroy(struct virtio_net *n);
+/* One line of counters for --stats: frames, bytes, the largest frame each way (above the MTU
+ * means a segmentation offload frame crossed whole), drops. */
+void virtio_net_print_stats(const struct virtio_net *n, FILE *out);
 
 #endif
