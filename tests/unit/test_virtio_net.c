@@ -1,14 +1,17 @@
 /* test_virtio_net.c: virtio-net over a real I/O loop with a SOCK_SEQPACKET socketpair standing
  * in for the TAP (one message = one frame with its vnet header): config space, transmit from
- * multi-segment chains, receive with back-pressure (frames wait, in order, until buffers come),
- * num_buffers, refused offloads, malformed chains, a reset while a receive waits. Then, as root
- * in a private network namespace, tap_open() on real TAPs. */
+ * multi-segment chains and a ring's worth at once, receive with back-pressure (frames wait, in
+ * order, until buffers come), num_buffers, mergeable receive buffers (MRG_RXBUF), refused
+ * offloads, malformed chains, a reset while a receive waits. Then, as root in a private network
+ * namespace, tap_open() on real TAPs and a UFO datagram through one to a host UDP socket. */
 #include "virtio/net.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -274,6 +277,85 @@ static void tx_batch_tests(struct virtio_mmio *t)
 	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
 }
 
+static uint16_t ip_checksum(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* HOST_UFO on a real TAP: the guest hands over one 3000-byte UDP datagram as a UFO frame
+ * (gso_type UDP, checksum left to the host); the host stack takes it and a UDP socket on the
+ * TAP's address gets the whole datagram. */
+static void ufo_test(struct virtio_net *tn)
+{
+	static uint8_t frame[HDR + 14 + 20 + 8 + 3000], got[4000];
+	struct virtio_mmio *t = &tn->mmio;
+	struct virtio_net_hdr_v1 h = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = VIRTIO_NET_HDR_GSO_UDP,
+		.hdr_len = 14 + 20 + 8, .gso_size = 1480, .csum_start = 14 + 20, .csum_offset = 6,
+	};
+	struct sockaddr_in host = {.sin_family = AF_INET, .sin_port = htons(4789),
+				   .sin_addr.s_addr = htonl(0x0a090001)};
+	struct ifreq ifr = {0};
+	struct timeval tv = {.tv_sec = 3};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), u;
+	uint8_t *e = frame + HDR, *ip = e + 14, *udp = ip + 20;
+	uint32_t id = 0, len = 0;
+
+	/* 10.9.0.1/24 on the TAP, up. */
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "mvmunit0");
+	memcpy(&ifr.ifr_addr, &host, sizeof(host));
+	CHECK_EQ(ioctl(s, SIOCSIFADDR, &ifr), 0);
+	CHECK_EQ(ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+	ifr.ifr_flags |= IFF_UP;
+	CHECK_EQ(ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+	CHECK_EQ(ioctl(s, SIOCGIFHWADDR, &ifr), 0);
+	close(s);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK_EQ(bind(u, (struct sockaddr *)&host, sizeof(host)), 0);
+	CHECK_EQ(setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+
+	CHECK(drv_features(t, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
+			      VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO)) & VIRTIO_STATUS_FEATURES_OK);
+	fring_init(&rx, &f, RX_RING, QSIZE);
+	fring_init(&tx, &f, TX_RING, QSIZE);
+	drv_queue(t, 0, QSIZE, rx.desc_gpa, rx.avail_gpa, rx.used_gpa);
+	drv_queue(t, 1, QSIZE, tx.desc_gpa, tx.avail_gpa, tx.used_gpa);
+	drv_ok(t);
+
+	memcpy(frame, &h, HDR);
+	memcpy(e, ifr.ifr_hwaddr.sa_data, 6);
+	memcpy(e + 6, mac, 6);
+	e[12] = 0x08;
+	ip[0] = 0x45;
+	ip[2] = (20 + 8 + 3000) >> 8;
+	ip[3] = (20 + 8 + 3000) & 0xff;
+	ip[8] = 64;
+	ip[9] = 17; /* UDP */
+	memcpy(ip + 12, (uint8_t[]){10, 9, 0, 2, 10, 9, 0, 1}, 8);
+	ip[10] = (uint8_t)(ip_checksum(ip, 20) >> 8);
+	ip[11] = (uint8_t)ip_checksum(ip, 20);
+	udp[0] = 0x30, udp[1] = 0x39;		/* port 12345 */
+	udp[2] = 4789 >> 8, udp[3] = 4789 & 0xff;
+	udp[4] = (8 + 3000) >> 8, udp[5] = (8 + 3000) & 0xff;
+	for (int i = 0; i < 3000; i++)
+		udp[8 + i] = (uint8_t)(i * 13);
+	memcpy(gpa(&f, TX_BUF), frame, sizeof(frame));
+	fring_desc(&tx, 0, TX_BUF, sizeof(frame), 0, 0);
+	fring_publish(&tx, 0);
+	kick(t, 1);
+	CHECK(fring_wait_used(&tx, &id, &len, 3000));
+	CHECK_EQ(tn->tx_packets, 1u);
+	CHECK_EQ(recv(u, got, sizeof(got), 0), 3000);
+	CHECK(!memcmp(got, udp + 8, 3000));
+	close(u);
+}
+
 static void tap_tests(void)
 {
 	int fd, fd2;
@@ -314,6 +396,7 @@ static void tap_tests(void)
 		drv_queue(t, 1, QSIZE, tx.desc_gpa, tx.avail_gpa, tx.used_gpa);
 		drv_ok(t);
 		CHECK_EQ(tn->offloads, TUN_F_CSUM | TUN_F_TSO4);
+		ufo_test(tn);
 		reg_wr(t, VIRTIO_MMIO_STATUS, 0);
 		loop_join(&loop);
 		virtio_net_drain(tn);
