@@ -463,6 +463,9 @@ static int run(const struct vm_config *cfg)
 		goto out_free;
 	if (vm_create(&m->vm, cfg->mem, cfg->cpus))
 		goto out_signal;
+	/* Before anything is loaded, so the kernel's pages are huge from the first touch. */
+	if (cfg->mem_thp && (ret = guest_mem_use_thp(&m->vm.mem)))
+		pr_info("no transparent huge pages for guest RAM: %s", strerror(-ret));
 	pr_info("KVM backend %s, %u vCPU(s), %llu MiB", kvm_backend_name(m->vm.backend), cfg->cpus,
 		(unsigned long long)(cfg->mem >> 20));
 	/* Room for a full virtio-blk queue and the rest without resubmits. */

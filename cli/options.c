@@ -20,7 +20,10 @@ const char options_usage[] =
 	"  -i, --initrd FILE     initial ramdisk\n"
 	"  -p, --cmdline STR     kernel command line (also --append);\n"
 	"                        default \"" MVM_DEFAULT_CMDLINE "\"\n"
-	"  -m, --mem SIZE        guest RAM, with K/M/G suffix, bare number = MiB (default 256M)\n"
+	"  -m, --mem SIZE[,thp=on|off]\n"
+	"                        guest RAM, with K/M/G suffix, bare number = MiB (default 256M);\n"
+	"                        thp: back it with transparent huge pages where the host allows\n"
+	"                        (default on, as QEMU; off saves RSS for sparse guests)\n"
 	"  -c, --cpus N          number of vCPUs, 1-64 (default 1)\n"
 	"  -d, --disk PATH[,ro][,direct][,id=NAME]\n"
 	"                        a raw disk image as a virtio-blk device (repeatable, up to 8;\n"
@@ -76,6 +79,36 @@ static int parse_console(const char *arg, struct vm_config *cfg, char *err, unsi
 		return fail(err, errlen, "--console: '%s' is not stdio, none, virtio or file:PATH",
 			    arg);
 	}
+	return 0;
+}
+
+/* -m SIZE[,thp=on|off] */
+static int parse_mem(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	const char *comma = strchr(arg, ',');
+	char size[32];
+	uint64_t v;
+
+	if ((comma ? (size_t)(comma - arg) : strlen(arg)) >= sizeof(size))
+		return fail(err, errlen, "--mem: '%s' is not a size (e.g. 256M, 2G)", arg);
+	snprintf(size, sizeof(size), "%.*s", comma ? (int)(comma - arg) : (int)strlen(arg), arg);
+	if (parse_size(size, &v))
+		return fail(err, errlen, "--mem: '%s' is not a size (e.g. 256M, 2G)", size);
+	if (v < LAYOUT_RAM_MIN || v > LAYOUT_RAM_MAX)
+		return fail(err, errlen, "--mem: %s is outside %lluM to %lluG", size,
+			    LAYOUT_RAM_MIN >> 20, LAYOUT_RAM_MAX >> 30);
+	if (v & 0xfff)
+		return fail(err, errlen, "--mem: %s is not a multiple of 4K", size);
+	cfg->mem = v;
+	if (!comma)
+		return 0;
+	if (!strcmp(comma + 1, "thp=on"))
+		cfg->mem_thp = true;
+	else if (!strcmp(comma + 1, "thp=off"))
+		cfg->mem_thp = false;
+	else
+		return fail(err, errlen, "--mem: unknown option '%s' (SIZE[,thp=on|off])",
+			    comma + 1);
 	return 0;
 }
 
@@ -264,16 +297,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			cmdline_given = true;
 			break;
 		case 'm':
-			ret = parse_size(optarg, &v);
+			ret = parse_mem(optarg, cfg, err, errlen);
 			if (ret)
-				return fail(err, errlen, "--mem: '%s' is not a size (e.g. 256M, 2G)",
-					    optarg);
-			if (v < LAYOUT_RAM_MIN || v > LAYOUT_RAM_MAX)
-				return fail(err, errlen, "--mem: %s is outside %lluM to %lluG", optarg,
-					    LAYOUT_RAM_MIN >> 20, LAYOUT_RAM_MAX >> 30);
-			if (v & 0xfff)
-				return fail(err, errlen, "--mem: %s is not a multiple of 4K", optarg);
-			cfg->mem = v;
+				return ret;
 			break;
 		case 'c':
 			ret = parse_uint(optarg, MVM_MAX_CPUS, &v);
@@ -344,6 +370,7 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsig
 		.cpus = 1,
 		.console = CONSOLE_STDIO,
 		.rng = true,
+		.mem_thp = true,
 	};
 	err[0] = 0;
 	optind = 0; /* full reset of getopt, so tests can parse many command lines */

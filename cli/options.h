@@ -58,6 +58,7 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t mem;
+	bool mem_thp;		/* ask for transparent huge pages for guest RAM (default on) */
 	unsigned int cpus;
 	enum console_kind console;
 	const char *console_path; /* CONSOLE_FILE */

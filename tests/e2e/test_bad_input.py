@@ -49,6 +49,7 @@ def main():
         expect_usage(c, ["-k", hello, "-m", "1T"], "--mem", "-m 1T")
         expect_usage(c, ["-k", hello, "-m", "500G"], "host", "-m beyond host RAM")
         expect_usage(c, ["-k", hello, "-m", "twelve"], "--mem", "-m twelve")
+        expect_usage(c, ["-k", hello, "-m", "64M,thp=maybe"], "thp=maybe", "-m 64M,thp=maybe")
         expect_usage(c, ["-k", hello, "-c", "0"], "--cpus", "-c 0")
         expect_usage(c, ["-k", hello, "-c", "1000"], "--cpus", "-c 1000")
         expect_usage(c, ["-k", hello, "--bogus"], "--bogus", "unknown option")

@@ -72,6 +72,9 @@ def case_memsize(c):
         m = re.search(r"MEM-TOP (0x)?([0-9a-fA-F]+)", r.out)
         c.check(m and int(m.group(2), 16) == top,
                 f"-m {mib}M: highest RAM ends at {top:#x}", r)
+    # Without transparent huge pages (on by default) the guest sees the same memory.
+    r = mvmtest.run(MVM, ["run", "-k", guest("memsize"), "-m", "256M,thp=off", "-p", "mem=256"])
+    mvmtest.guest_passed(c, r, "memsize -m 256M,thp=off")
 
 
 def case_triplefault(c):

@@ -4,7 +4,11 @@
 #include "core/memmap.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test.h"
 
@@ -99,10 +103,59 @@ static void test_memmap(void)
 	CHECK_EQ(map.e[map.n - 2].gpa, LAYOUT_MMIO_HOLE);
 }
 
+/* The kernel's view of (p)'s mapping in /proc/self/smaps: the value of (key), or -1. */
+static long smaps_value(const void *p, const char *key)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[256];
+	bool in = false;
+	long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && !strncmp(line, key, strlen(key)))
+			v = strtol(line + strlen(key), NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
+/* guest_mem_use_thp(): the region becomes THP-eligible (where the host has THP at all). */
+static void test_thp(void)
+{
+	struct guest_mem mem;
+	char mode[64] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(mode, sizeof(mode), f))
+			mode[0] = 0;
+		fclose(f);
+	}
+	guest_mem_init(&mem);
+	CHECK_EQ(guest_mem_alloc(&mem, 0, 8 << 20), 0);
+	if (!strstr(mode, "[madvise]") && !strstr(mode, "[always]")) {
+		fprintf(stderr, "host THP mode '%s': THP case skipped\n", mode);
+		guest_mem_fini(&mem);
+		return;
+	}
+	if (strstr(mode, "[madvise]"))
+		CHECK_EQ(smaps_value(mem.r[0].hva, "THPeligible:"), 0);
+	CHECK_EQ(guest_mem_use_thp(&mem), 0);
+	CHECK_EQ(smaps_value(mem.r[0].hva, "THPeligible:"), 1);
+	guest_mem_fini(&mem);
+}
+
 int main(void)
 {
 	test_translation();
 	test_alloc();
+	test_thp();
 	test_memmap();
 	return t_done();
 }

@@ -52,6 +52,7 @@ int main(void)
 		   "--cpus=2", "--console=file:/tmp/out"), 0);
 	CHECK_STR(cfg.cmdline, "x y");
 	CHECK_EQ(cfg.mem, 512ULL << 20);
+	CHECK(cfg.mem_thp); /* default on */
 	CHECK_EQ(cfg.console, CONSOLE_FILE);
 	CHECK_STR(cfg.console_path, "/tmp/out");
 	CHECK_EQ(P("run", "-k", "k", "--cmdline", ""), 0);
@@ -87,6 +88,21 @@ int main(void)
 	CHECK_EQ(P("run", "-k", "k", "-m", "1000000000000000000000G"), -EINVAL);
 	CHECK_EQ(P("run", "-k", "k", "-m", "17000001B"), -EINVAL);
 	CHECK(strstr(err, "4K"));
+	/* -m SIZE[,thp=on|off] */
+	CHECK_EQ(P("run", "-k", "k", "-m", "64M,thp=off"), 0);
+	CHECK_EQ(cfg.mem, 64ULL << 20);
+	CHECK(!cfg.mem_thp);
+	CHECK_EQ(P("run", "-k", "k", "-m", "2G,thp=on"), 0);
+	CHECK_EQ(cfg.mem, 2ULL << 30);
+	CHECK(cfg.mem_thp);
+	CHECK_EQ(P("run", "-k", "k", "-m", "64M,thp=maybe"), -EINVAL);
+	CHECK(strstr(err, "unknown option 'thp=maybe'"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "64M,"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-m", ",thp=off"), -EINVAL);
+	CHECK(strstr(err, "not a size"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "1T,thp=off"), -EINVAL);
+	CHECK(strstr(err, "outside"));
+	CHECK_EQ(P("run", "-k", "k", "-m", "123456789012345678901234567890123456789M"), -EINVAL);
 	CHECK_EQ(P("run", "-k", "k", "-c", "0"), -EINVAL);
 	CHECK(strstr(err, "--cpus"));
 	CHECK_EQ(P("run", "-k", "k", "-c", "1000"), -EINVAL);

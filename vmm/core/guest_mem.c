@@ -50,6 +50,14 @@ int guest_mem_alloc(struct guest_mem *mem, gpa_t gpa, uint64_t size)
 	return add_region(mem, gpa, size, hva, true);
 }
 
+int guest_mem_use_thp(struct guest_mem *mem)
+{
+	for (unsigned int i = 0; i < mem->n; i++)
+		if (mem->r[i].owned && madvise(mem->r[i].hva, mem->r[i].size, MADV_HUGEPAGE))
+			return -errno;
+	return 0;
+}
+
 int guest_mem_add(struct guest_mem *mem, gpa_t gpa, uint64_t size, void *hva)
 {
 	int ret = check_new_region(mem, gpa, size);
