@@ -109,8 +109,12 @@ static void rx_drop_held(struct virtio_net *n)
 }
 
 /* Pops receive chains until the held ones can take the largest frame the driver may be
- * handed, the ring is empty, or no more fit. Returns false when the queue needs a reset. */
-static bool rx_hold(struct virtio_net *n)
+ * handed or no more can be held (one chain without MRG_RXBUF; the whole ring, or the iovec
+ * limit, with it). Returns 1 when a read may go ahead, 0 when the ring ran dry first (section
+ * 5.1.6.3.1 has the driver post enough; until it does the frame waits in the TAP's queue),
+ * -1 when the queue needs a reset. A ring that is full and still too small is read into
+ * anyway: tun drops a frame that does not fit. */
+static int rx_hold(struct virtio_net *n)
 {
 	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
 	unsigned int max_held = n->rx_mergeable ? vq->size : 1;
@@ -122,10 +126,10 @@ static bool rx_hold(struct virtio_net *n)
 		int ret = vq_pop(vq, c);
 
 		if (ret == 0)
-			break;
+			return 0;
 		if (ret < 0) {
 			virtio_mmio_set_needs_reset(&n->mmio, vq->error);
-			return false;
+			return -1;
 		}
 		/* Section 5.1.6.3.1: receive buffers are device-writable and each holds at least
 		 * the header, with or without MRG_RXBUF. */
@@ -133,7 +137,7 @@ static bool rx_hold(struct virtio_net *n)
 			virtio_mmio_set_needs_reset(&n->mmio, c->nr_out
 				? "virtio-net receive buffer with a device-readable part"
 				: "virtio-net receive buffer shorter than the header");
-			return false;
+			return -1;
 		}
 		h = &n->rx_held[n->rx_nr_held++];
 		h->head = c->head;
@@ -143,7 +147,7 @@ static bool rx_hold(struct virtio_net *n)
 		n->rx_nr_iov += c->nr_in;
 		n->rx_held_len += c->in_len;
 	}
-	return true;
+	return 1;
 }
 
 static void rx_submit(struct virtio_net *n)
@@ -162,23 +166,14 @@ static void rx_submit(struct virtio_net *n)
 	n->rx_busy = true;
 }
 
-/* Reads the next frame once the held chains have room for any frame the driver may get.
- * Until then nothing is read: the frame waits in the TAP's queue and the driver's next RX
- * kick brings us back (with EVENT_IDX, vq_pop_head() asked for that kick). If the ring is
- * full and still too small (section 5.1.6.3.1 has the driver post enough; a hostile one may
- * not), the read goes ahead and tun drops a frame that does not fit. */
+/* Reads the next frame into the held chains once rx_hold() says there is room for it. Until
+ * then nothing is read and the driver's next RX kick brings us back (with EVENT_IDX,
+ * vq_pop_head() asked for that kick). */
 static void rx_arm(struct virtio_net *n)
 {
-	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
-	bool room;
-
 	if (n->rx_busy || n->rx_stopped || !virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE))
 		return;
-	if (!rx_hold(n) || !n->rx_nr_held)
-		return;
-	room = n->rx_held_len >= n->rx_need || !n->rx_mergeable ||
-	       n->rx_nr_held == vq->size || n->rx_nr_iov + VQ_IOV_MAX > VIRTIO_NET_RX_IOV_MAX;
-	if (room)
+	if (rx_hold(n) > 0)
 		rx_submit(n);
 }
 
@@ -460,7 +455,6 @@ static void net_activate(struct virtio_mmio *t)
 	n->rx_mergeable = virtio_mmio_has_feature(t, VIRTIO_NET_F_MRG_RXBUF);
 	n->rx_need = VNET_HDR_LEN + (gso ? VIRTIO_NET_MAX_FRAME : VIRTIO_NET_MAX_MTU_FRAME);
 	n->rx_stopped = false;
-	rx_drop_held(n);
 	if (n->tap && off != n->offloads) {
 		if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0) {
 			pr_warn("%s: TUNSETOFFLOAD 0x%x: %s", n->name, off, strerror(errno));
