@@ -19,6 +19,7 @@
 #include "file.h"
 #include "kvm/emulate.h"
 #include "kvm/vm.h"
+#include "machine_dbt.h"
 #include "options.h"
 #include "term.h"
 #include "util/log.h"
@@ -48,7 +49,15 @@ _Static_assert(MVM_MAX_VIRTIO <= ARRAY_SIZE(virtio_irqs), "an IRQ for every virt
 /* Everything one running machine owns, torn down in reverse order. */
 struct machine {
 	struct mapped_file kernel, initrd; /* open_inputs() until the guest is loaded */
-	struct vm vm;
+	enum accel_kind accel;
+	struct vm vm;			/* --accel kvm */
+	struct dbt_machine dm;		/* --accel dbt */
+	/* What devices attach to, owned by whichever of the two runs the guest. */
+	struct guest_mem *mem;
+	struct bus *pio, *mmio;
+	struct stop_ctl *stop;
+	const struct memmap *map;
+	struct irq_chip *irqchip;
 	struct loop loop;
 	struct uart8250 uart;
 	struct console_fd_sink out;
@@ -83,7 +92,7 @@ static void signal_done(struct loop_op *op, int res, unsigned int flags)
 
 	if (res == (int)sizeof(m->siginfo)) {
 		pr_info("stopping on signal %u", m->siginfo.ssi_signo);
-		stop_request(&m->vm.stop, STOP_SIGNAL, (int)m->siginfo.ssi_signo);
+		stop_request(m->stop, STOP_SIGNAL, (int)m->siginfo.ssi_signo);
 		return;
 	}
 	arm_signal(m);
@@ -134,7 +143,7 @@ static size_t vcon_filter(void *ctx, const uint8_t *in, size_t n, uint8_t *out)
 	size_t len = console_escape_filter(&m->vcon_escape, in, n, out, &quit);
 
 	if (quit)
-		stop_request(&m->vm.stop, STOP_USER, 0);
+		stop_request(m->stop, STOP_USER, 0);
 	return len;
 }
 
@@ -143,7 +152,6 @@ static size_t vcon_filter(void *ctx, const uint8_t *in, size_t n, uint8_t *out)
  * (KVM_IOEVENTFD, datamatch = queue index), and the device on the kernel command line. */
 static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *name)
 {
-	struct vm *vm = &m->vm;
 	unsigned int slot = m->nvirtio, gsi;
 	uint64_t base;
 	size_t len;
@@ -155,21 +163,29 @@ static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *n
 	}
 	base = LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE;
 	gsi = virtio_irqs[slot];
-	ret = bus_register(&vm->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio_bus_ops, t,
+	ret = bus_register(m->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio_bus_ops, t,
 			   name);
 	if (ret) {
 		pr_err("%s: cannot claim MMIO 0x%llx: %s", name, (unsigned long long)base,
 		       strerror(-ret));
 		return ret;
 	}
-	ret = vm_irqfd(vm, gsi, virtio_mmio_irq_fd(t), true);
-	if (ret)
-		return ret;
-	for (unsigned int q = 0; q < t->nqueues; q++)
-		if (vm_ioeventfd(vm, base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q,
-				 virtio_mmio_kick_fd(t, q), true))
-			pr_warn("%s: queue %u notifications take the slower MMIO exit path",
-				name, q);
+	if (m->accel == ACCEL_DBT) {
+		/* The engine's QueueNotify writes reach the device's own MMIO handler, which
+		 * signals the kick eventfd; its interrupt eventfd is relayed to the IOAPIC. */
+		ret = dbt_machine_irqfd(&m->dm, &m->loop, virtio_mmio_irq_fd(t), gsi);
+		if (ret)
+			return ret;
+	} else {
+		ret = vm_irqfd(&m->vm, gsi, virtio_mmio_irq_fd(t), true);
+		if (ret)
+			return ret;
+		for (unsigned int q = 0; q < t->nqueues; q++)
+			if (vm_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q,
+					 virtio_mmio_kick_fd(t, q), true))
+				pr_warn("%s: queue %u notifications take the slower MMIO exit "
+					"path", name, q);
+	}
 	/* needs CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES in the guest kernel */
 	len = strlen(m->cmdline);
 	snprintf(m->cmdline + len, VIRTIO_CMDLINE_ENTRY, " virtio_mmio.device=4K@0x%llx:%u",
@@ -211,7 +227,7 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 	for (unsigned int i = 0; i < m->ndisks; i++) {
 		m->disks[i] = virtio_blk_create(names[i], &m->images[i],
 						cfg->disks[i].id[0] ? cfg->disks[i].id : NULL,
-						&m->vm.mem, &m->loop);
+						m->mem, &m->loop);
 		if (!m->disks[i])
 			return -ENOMEM;
 		ret = attach_virtio(m, &m->disks[i]->mmio, names[i]);
@@ -230,7 +246,7 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 			memcpy(mac, nc->mac, sizeof(mac));
 		else
 			virtio_net_random_mac(mac);
-		m->nets[i] = virtio_net_create(net_names[i], m->tap_fds[i], true, mac, &m->vm.mem,
+		m->nets[i] = virtio_net_create(net_names[i], m->tap_fds[i], true, mac, m->mem,
 					       &m->loop);
 		if (!m->nets[i])
 			return -ENOMEM;
@@ -242,7 +258,7 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 	}
 	if (cfg->console == CONSOLE_VIRTIO) {
 		ret = virtio_console_init(&m->vcon, "virtio-console", STDIN_FILENO, STDOUT_FILENO,
-					  vcon_filter, m, &m->vm.mem, &m->loop);
+					  vcon_filter, m, m->mem, &m->loop);
 		if (ret)
 			return ret;
 		m->vcon_ready = true;
@@ -252,7 +268,7 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 	}
 	/* Last, so the slots of the devices the user asked for do not move with --no-rng. */
 	if (cfg->rng) {
-		ret = virtio_rng_init(&m->rng, "virtio-rng", &m->vm.mem, &m->loop);
+		ret = virtio_rng_init(&m->rng, "virtio-rng", m->mem, &m->loop);
 		if (ret)
 			return ret;
 		m->rng_ready = true;
@@ -319,8 +335,7 @@ static void close_taps(struct machine *m)
 
 static int attach_devices(struct machine *m, const struct vm_config *cfg)
 {
-	struct vm *vm = &m->vm;
-	struct irq_line serial_irq = {.chip = &vm->irqchip, .gsi = LAYOUT_IRQ_SERIAL0};
+	struct irq_line serial_irq = {.chip = m->irqchip, .gsi = LAYOUT_IRQ_SERIAL0};
 	int ret = 0;
 
 	m->console_fd = -1;
@@ -342,19 +357,19 @@ static int attach_devices(struct machine *m, const struct vm_config *cfg)
 		break;
 	}
 	uart8250_init(&m->uart, serial_irq, cfg->console == CONSOLE_NONE ? NULL : &m->out.sink);
-	m->i8042.stop = &vm->stop;
-	m->debug_exit.stop = &vm->stop;
+	m->i8042.stop = m->stop;
+	m->debug_exit.stop = m->stop;
 	cmos_init(&m->cmos);
 
 	/* Port I/O map: the legacy PC devices Linux and the test guests touch. The PIC, PIT
 	 * and speaker port are KVM's in-kernel devices. */
-	ret |= bus_register(&vm->pio, 0x3f8, UART_PORTS, &uart8250_ops, &m->uart, "ttyS0");
-	ret |= bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &m->i8042, "i8042");
-	ret |= bus_register(&vm->pio, I8042_COMMAND_PORT, 1, &i8042_command_ops, &m->i8042,
+	ret |= bus_register(m->pio, 0x3f8, UART_PORTS, &uart8250_ops, &m->uart, "ttyS0");
+	ret |= bus_register(m->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &m->i8042, "i8042");
+	ret |= bus_register(m->pio, I8042_COMMAND_PORT, 1, &i8042_command_ops, &m->i8042,
 			    "i8042");
-	ret |= bus_register(&vm->pio, CMOS_PORT, 2, &cmos_ops, &m->cmos, "cmos");
-	ret |= bus_register(&vm->pio, POST_PORT, 1, &sink_ops, NULL, "post");
-	ret |= bus_register(&vm->pio, DEBUG_EXIT_PORT, 4, &debug_exit_ops, &m->debug_exit,
+	ret |= bus_register(m->pio, CMOS_PORT, 2, &cmos_ops, &m->cmos, "cmos");
+	ret |= bus_register(m->pio, POST_PORT, 1, &sink_ops, NULL, "post");
+	ret |= bus_register(m->pio, DEBUG_EXIT_PORT, 4, &debug_exit_ops, &m->debug_exit,
 			    "debug-exit");
 	if (ret) {
 		pr_err("device port ranges overlap");
@@ -374,23 +389,26 @@ static int load_guest(struct machine *m, const struct vm_config *cfg, struct boo
 		.initrd = m->initrd.data,
 		.initrd_len = m->initrd.len,
 		.cmdline = m->cmdline,
-		.map = &m->vm.map,
+		.map = m->map,
 		.ncpus = cfg->cpus,
 	};
 
-	return boot_load(&m->vm.mem, &in, cpu);
+	return boot_load(m->mem, &in, cpu);
 }
 
 /* --stats: what the VM cost in emulation, where it poked at nothing, what its NICs moved. */
 static void print_stats(struct machine *m)
 {
-	emulate_print_stats(stderr);
+	if (m->accel == ACCEL_DBT)
+		dbt_print_stats(m->dm.dbt, stderr);
+	else
+		emulate_print_stats(stderr);
 	fprintf(stderr, "mvm: unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu "
 		"reads, %llu writes\n",
-		(unsigned long long)m->vm.pio.unclaimed_reads,
-		(unsigned long long)m->vm.pio.unclaimed_writes,
-		(unsigned long long)m->vm.mmio.unclaimed_reads,
-		(unsigned long long)m->vm.mmio.unclaimed_writes);
+		(unsigned long long)m->pio->unclaimed_reads,
+		(unsigned long long)m->pio->unclaimed_writes,
+		(unsigned long long)m->mmio->unclaimed_reads,
+		(unsigned long long)m->mmio->unclaimed_writes);
 	for (unsigned int i = 0; i < m->ntaps; i++)
 		if (m->nets[i])
 			virtio_net_print_stats(m->nets[i], stderr);
@@ -399,14 +417,14 @@ static void print_stats(struct machine *m)
 /* How the machine stopped, as the process's exit status (options.h documents them). */
 static int exit_status(const struct machine *m)
 {
-	enum stop_reason r = stop_reason(&m->vm.stop);
+	enum stop_reason r = stop_reason(m->stop);
 
 	switch (r) {
-	case STOP_GUEST_EXIT: return m->vm.stop.status;
+	case STOP_GUEST_EXIT: return m->stop->status;
 	case STOP_RESET:
 	case STOP_POWEROFF:
 	case STOP_USER: return MVM_EXIT_OK;
-	case STOP_SIGNAL: return 128 + m->vm.stop.status;
+	case STOP_SIGNAL: return 128 + m->stop->status;
 	case STOP_CRASH: return MVM_EXIT_CRASH;
 	case STOP_UNHANDLED: return MVM_EXIT_UNHANDLED;
 	default: return MVM_EXIT_VMM;
@@ -443,6 +461,40 @@ static void close_inputs(struct machine *m)
 	file_unmap(&m->kernel);
 }
 
+/* The accelerator: a KVM VM, or mvm's engine with its own RAM, buses and interrupt
+ * controllers. Either way (m->mem, pio, mmio, stop, map, irqchip) are what devices attach to. */
+static int create_machine(struct machine *m, const struct vm_config *cfg)
+{
+	m->accel = cfg->accel;
+	if (m->accel == ACCEL_DBT) {
+		if (dbt_machine_init(&m->dm, cfg->mem, cfg->cpus))
+			return -1;
+		m->mem = &m->dm.mem;
+		m->pio = &m->dm.pio;
+		m->mmio = &m->dm.mmio;
+		m->stop = &m->dm.stop;
+		m->map = &m->dm.map;
+		pr_info("engine dbt (no KVM), %u vCPU(s), %llu MiB", cfg->cpus,
+			(unsigned long long)(cfg->mem >> 20));
+		return 0;
+	}
+	if (vm_create(&m->vm, cfg->mem, cfg->cpus)) {
+		if (access("/dev/kvm", R_OK | W_OK))
+			pr_err("no usable /dev/kvm on this host: run with --accel dbt to use mvm's "
+			       "own execution engine");
+		return -1;
+	}
+	m->mem = &m->vm.mem;
+	m->pio = &m->vm.pio;
+	m->mmio = &m->vm.mmio;
+	m->stop = &m->vm.stop;
+	m->map = &m->vm.map;
+	m->irqchip = &m->vm.irqchip;
+	pr_info("KVM backend %s, %u vCPU(s), %llu MiB", kvm_backend_name(m->vm.backend), cfg->cpus,
+		(unsigned long long)(cfg->mem >> 20));
+	return 0;
+}
+
 static int run(const struct vm_config *cfg)
 {
 	struct machine *m = calloc(1, sizeof(*m));
@@ -461,16 +513,19 @@ static int run(const struct vm_config *cfg)
 	}
 	if (setup_signals(m, &sigs))
 		goto out_free;
-	if (vm_create(&m->vm, cfg->mem, cfg->cpus))
+	if (create_machine(m, cfg))
 		goto out_signal;
 	/* Before anything is loaded, so the kernel's pages are huge from the first touch. */
-	if (cfg->mem_thp && (ret = guest_mem_use_thp(&m->vm.mem)))
+	if (cfg->mem_thp && (ret = guest_mem_use_thp(m->mem)))
 		pr_info("no transparent huge pages for guest RAM: %s", strerror(-ret));
-	pr_info("KVM backend %s, %u vCPU(s), %llu MiB", kvm_backend_name(m->vm.backend), cfg->cpus,
-		(unsigned long long)(cfg->mem >> 20));
 	/* Room for a full virtio-blk queue and the rest without resubmits. */
 	if (loop_init(&m->loop, 512))
 		goto out_vm;
+	if (m->accel == ACCEL_DBT) {
+		if (dbt_machine_attach_intc(&m->dm, &m->loop, cfg->cpus))
+			goto out_loop;
+		m->irqchip = intc_irq_chip(&m->dm.intc);
+	}
 	ret = attach_devices(m, cfg);
 	if (ret) {
 		/* The only input-dependent failure here is the console file (a disk image was
@@ -486,12 +541,14 @@ static int run(const struct vm_config *cfg)
 		status = MVM_EXIT_USAGE;
 		goto out_devices;
 	}
-	if (vm_set_boot_cpu(&m->vm, &cpu))
+	if (m->accel == ACCEL_DBT)
+		dbt_machine_set_entry(&m->dm, &cpu);
+	else if (vm_set_boot_cpu(&m->vm, &cpu))
 		goto out_devices;
 	m->signal_op.done = signal_done;
 	arm_signal(m);
 	if (cfg->console == CONSOLE_STDIO) {
-		if (console_input_init(&m->in, &m->loop, &m->uart, &m->vm.stop, STDIN_FILENO))
+		if (console_input_init(&m->in, &m->loop, &m->uart, m->stop, STDIN_FILENO))
 			goto out_devices;
 	}
 	if ((cfg->console == CONSOLE_STDIO || cfg->console == CONSOLE_VIRTIO) &&
@@ -499,7 +556,10 @@ static int run(const struct vm_config *cfg)
 		pr_warn("cannot put the terminal in raw mode; input is line-buffered");
 	if (loop_start(&m->loop))
 		goto out_console;
-	vm_run(&m->vm);
+	if (m->accel == ACCEL_DBT)
+		dbt_run(m->dm.dbt);
+	else
+		vm_run(&m->vm);
 	loop_join(&m->loop);
 	/* Nothing may write guest RAM once it is unmapped. */
 	for (unsigned int i = 0; i < m->ndisks; i++)
@@ -510,8 +570,8 @@ static int run(const struct vm_config *cfg)
 			virtio_net_drain(m->nets[i]);
 	term_restore();
 	status = exit_status(m);
-	if (stop_reason(&m->vm.stop) != STOP_GUEST_EXIT)
-		pr_info("guest stopped: %s", stop_reason_name(stop_reason(&m->vm.stop)));
+	if (stop_reason(m->stop) != STOP_GUEST_EXIT)
+		pr_info("guest stopped: %s", stop_reason_name(stop_reason(m->stop)));
 	if (cfg->stats)
 		print_stats(m);
 out_console:
@@ -526,7 +586,10 @@ out_loop:
 	/* After the ring is gone: its pending reads pointed into the devices. */
 	destroy_virtio_devices(m);
 out_vm:
-	vm_destroy(&m->vm);
+	if (m->accel == ACCEL_DBT)
+		dbt_machine_fini(&m->dm);
+	else
+		vm_destroy(&m->vm);
 out_signal:
 	close(m->signal_fd);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);

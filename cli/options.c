@@ -14,7 +14,7 @@ const char options_usage[] =
 	"Usage: mvm run -k KERNEL [options]\n"
 	"       mvm --help | --version\n"
 	"\n"
-	"Run a virtual machine on /dev/kvm until the guest exits, resets or powers off.\n"
+	"Run a virtual machine until the guest exits, resets or powers off.\n"
 	"\n"
 	"  -k, --kernel FILE     kernel: Linux bzImage, or a PVH ELF (vmlinux, test guests)\n"
 	"  -i, --initrd FILE     initial ramdisk\n"
@@ -40,6 +40,8 @@ const char options_usage[] =
 	"                        from getrandom(); on by default\n"
 	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
 	"                        virtio: stdio on a virtio console (hvc0) instead\n"
+	"      --accel kvm|dbt   run the guest on /dev/kvm (default), or on mvm's own\n"
+	"                        execution engine (no /dev/kvm needed)\n"
 	"      --stats           print counters when the VM stops: instructions mvm emulated\n"
 	"                        (per mnemonic) and unclaimed port I/O and MMIO accesses\n"
 	"  -h, --help            this text\n"
@@ -261,7 +263,7 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
-	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG };
+	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -275,6 +277,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"rng", no_argument, NULL, OPT_RNG},
 		{"no-rng", no_argument, NULL, OPT_NO_RNG},
 		{"stats", no_argument, NULL, OPT_STATS},
+		{"accel", required_argument, NULL, OPT_ACCEL},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -332,6 +335,15 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			break;
 		case OPT_STATS:
 			cfg->stats = true;
+			break;
+		case OPT_ACCEL:
+			if (!strcmp(optarg, "kvm"))
+				cfg->accel = ACCEL_KVM;
+			else if (!strcmp(optarg, "dbt"))
+				cfg->accel = ACCEL_DBT;
+			else
+				return fail(err, errlen, "--accel: '%s' is neither kvm nor dbt",
+					    optarg);
 			break;
 		case 'h':
 			cfg->command = CMD_HELP;

@@ -52,6 +52,9 @@ struct net_config {
 
 enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
 
+/* Who runs the guest's instructions: KVM, or mvm's own engine (vmm/dbt). */
+enum accel_kind { ACCEL_KVM, ACCEL_DBT };
+
 struct vm_config {
 	enum mvm_command command;
 	const char *kernel;	/* borrowed from argv */
@@ -68,6 +71,7 @@ struct vm_config {
 	struct net_config nets[MVM_MAX_NETS];
 	bool rng;		/* a virtio-rng device (default on; dropped, with --rng not given,
 				 * when the other virtio devices take every slot) */
+	enum accel_kind accel;
 	bool stats;		/* print exit and emulation counters when the VM stops */
 };
 

@@ -276,6 +276,35 @@ out:
 	}
 }
 
+int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t vector,
+		      bool has_error, uint32_t error, struct emu_result *res)
+{
+	static _Thread_local struct emu_ctx ctx_storage;
+	static _Thread_local struct emu_cpu work;
+	struct emu_ctx *ctx = &ctx_storage;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	memcpy(&work, cpu, sizeof(work));
+	memset(&ctx->insn, 0, sizeof(ctx->insn));
+	ctx->cpu = &work;
+	ctx->env = env;
+	ctx->res = res;
+	ctx->nw = ctx->wused = 0;
+	ctx->nad = 0;
+	ctx->rip_written = false;
+	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
+	ret = emu_deliver_interrupt(ctx, vector, false, has_error, error);
+	if (ret == EMU_OK) {
+		emu_commit(ctx);
+		memcpy(cpu, &work, sizeof(work));
+		res->status = EMU_DONE;
+	} else {
+		res->status = ret == EMU_EXC ? EMU_FAULT : EMU_UNSUPPORTED;
+	}
+	return ret;
+}
+
 void emu_disassemble(const struct emu_cpu *cpu, const struct emu_result *res, char *buf,
 		     size_t size)
 {

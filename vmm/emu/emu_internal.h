@@ -167,8 +167,10 @@ int emu_exec_sse(struct emu_ctx *ctx);
 int emu_exec_interrupt(struct emu_ctx *ctx);	/* int3, int n, into */
 int emu_exec_atomic(struct emu_ctx *ctx);	/* cmpxchg8b/16b */
 
-/* Delivers interrupt (vector) through the guest IDT as the CPU does for a software interrupt
- * (soft: DPL checked against CPL) with the return address cpu->rip set by the caller. */
-int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft);
+/* Delivers interrupt (vector) through the guest IDT in IA-32e mode (soft: a software
+ * interrupt, DPL checked against CPL; has_error: push (error) as exceptions with an error code
+ * do) with the return address cpu->rip set by the caller. */
+int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft, bool has_error,
+			  uint32_t error);
 
 #endif

@@ -30,7 +30,8 @@ static int read_code_descriptor(struct emu_ctx *ctx, uint16_t sel, uint64_t *des
 	return emu_read_linear(ctx, base + (sel & ~7u), desc, 8, EMU_ACC_IMPLICIT);
 }
 
-int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft)
+int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft, bool has_error,
+			  uint32_t error)
 {
 	struct emu_cpu *c = ctx->cpu;
 	unsigned int cpl = emu_cpl(c), new_cpl, ist, gate_dpl, type;
@@ -94,6 +95,8 @@ int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft)
 		ret = push64(ctx, &rsp, c->seg[EMU_CS].sel);
 	if (!ret)
 		ret = push64(ctx, &rsp, c->rip);
+	if (!ret && has_error)
+		ret = push64(ctx, &rsp, error);
 	if (ret)
 		return ret;
 
@@ -124,14 +127,15 @@ int emu_exec_interrupt(struct emu_ctx *ctx)
 	c->rip = ctx->next_rip;
 	switch (ctx->insn.mnemonic) {
 	case ZYDIS_MNEMONIC_INT3:
-		return emu_deliver_interrupt(ctx, EXC_BP, true);
+		return emu_deliver_interrupt(ctx, EXC_BP, true, false, 0);
 	case ZYDIS_MNEMONIC_INTO:
 		if (!(c->rflags & RF_OF)) {
 			ctx->rip_written = true;
 			return EMU_OK;
 		}
-		return emu_deliver_interrupt(ctx, EXC_OF, true);
+		return emu_deliver_interrupt(ctx, EXC_OF, true, false, 0);
 	default:
-		return emu_deliver_interrupt(ctx, (uint8_t)ctx->ops[0].imm.value.u, true);
+		return emu_deliver_interrupt(ctx, (uint8_t)ctx->ops[0].imm.value.u, true, false,
+					     0);
 	}
 }

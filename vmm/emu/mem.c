@@ -190,6 +190,8 @@ void emu_commit(struct emu_ctx *ctx)
 			mmio_access(ctx, w->gpa, data, w->len, true);
 		else
 			memcpy(gpa_to_hva(ctx->env->mem, w->gpa, w->len), data, w->len);
+		if (!w->mmio && ctx->env->ram_written)
+			ctx->env->ram_written(ctx->env->ram_written_ctx, w->gpa, w->len);
 	}
 	ctx->nw = 0;
 	ctx->wused = 0;

@@ -66,6 +66,10 @@ struct emu_env {
 	const struct guest_mem *mem;	/* borrowed */
 	struct bus *mmio;		/* borrowed; accesses outside RAM go here */
 	const struct emu_features *features;
+	/* Optional: told of every store to RAM the emulator commits (the engine invalidates
+	 * translated code on those pages). */
+	void (*ram_written)(void *ctx, uint64_t gpa, uint64_t len);
+	void *ram_written_ctx;
 };
 
 /* A fault, as the CPU would raise it. */
@@ -98,6 +102,12 @@ struct emu_result {
  * otherwise neither changed. */
 void emu_step(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
 	      unsigned int len, struct emu_result *res);
+
+/* Delivers an external event (exception or hardware interrupt) (vector) with an optional
+ * error code through the guest IDT in IA-32e mode, all or nothing. (res->status) EMU_DONE,
+ * EMU_FAULT with the fault the delivery itself raised, or EMU_UNSUPPORTED. */
+int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t vector,
+		      bool has_error, uint32_t error, struct emu_result *res);
 
 /* Formats the instruction in (res) as Intel syntax into (buf) ("??" if it does not decode). */
 void emu_disassemble(const struct emu_cpu *cpu, const struct emu_result *res, char *buf,

@@ -1,0 +1,86 @@
+/* dbt.h: mvm's own execution engine (--accel dbt): runs whole guests without /dev/kvm on the
+ * instruction core of vmm/emu/.
+ *
+ * Tiers (see README, "The engine"):
+ *  1. decode once: a guest basic block is decoded by Zydis into uops (emu/vcpu.h) and kept
+ *     in a code cache keyed by (linear RIP, physical address of its first byte, decoder mode);
+ *  2. chaining: a direct branch's successor on the same page is linked once known; other
+ *     transfers go through the cache's hash table;
+ *  3. a bounded code cache, flushed whole when full;
+ *  4. self-modifying code: pages that hold translated code are tracked; a store to one (by a
+ *     vCPU, or by a device through dbt_dma_written()) invalidates its blocks, including the
+ *     one running, before they run again;
+ *  5. precise exceptions: uops change nothing when they fault, and REP string instructions
+ *     run in bounded chunks, restartable;
+ *  6. a software TLB per vCPU, flushed on CR3/CR0/CR4/EFER writes and INVLPG.
+ * Interrupts are taken at block boundaries and at HLT; a guest whose vCPUs all halt costs no
+ * host CPU. All vCPUs run on one host thread, in turn (a slice of blocks each): guest memory
+ * is never touched by two vCPUs at once, so locked instructions need no host atomics and the
+ * memory model is sequential consistency between vCPUs.
+ */
+#ifndef MVM_DBT_DBT_H
+#define MVM_DBT_DBT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/bus.h"
+#include "core/guest_mem.h"
+#include "core/stop.h"
+
+/* The interrupt controllers as the engine uses them (vmm/dev/intc.h in mvm). */
+struct dbt_irq_ops {
+	bool (*pending)(void *ctx, unsigned int cpu);
+	int (*ack)(void *ctx, unsigned int cpu);
+	uint64_t (*lapic_read)(void *ctx, unsigned int cpu, uint64_t off, unsigned int size);
+	void (*lapic_write)(void *ctx, unsigned int cpu, uint64_t off, uint64_t val,
+			    unsigned int size);
+	int (*set_apic_base)(void *ctx, unsigned int cpu, uint64_t val);
+	void *ctx;
+};
+
+struct dbt_config {
+	struct guest_mem *mem;		/* borrowed */
+	struct bus *pio, *mmio;		/* borrowed */
+	struct stop_ctl *stop;		/* borrowed; dbt sets its kick */
+	unsigned int ncpus;
+	uint64_t cache_bytes;		/* code cache size (0: the default, 64 MiB) */
+};
+
+struct dbt;
+
+/* Creates the engine and its vCPUs (all at reset; vCPU 0 runs first, the others wait for
+ * INIT/SIPI). Returns NULL after logging. */
+struct dbt *dbt_create(const struct dbt_config *cfg);
+void dbt_destroy(struct dbt *d);
+
+/* Connects the interrupt controllers. Before dbt_run(). */
+void dbt_set_irq(struct dbt *d, const struct dbt_irq_ops *ops);
+
+/* Sets vCPU 0's state for a 32-bit protected-mode or 64-bit entry (boot/boot.h's facts,
+ * passed as plain values so dbt does not depend on boot/). */
+struct dbt_entry {
+	bool long_mode;
+	uint64_t rip, rsp, rsi, rbx, rflags, cr0, cr3, cr4, efer, gdt_base;
+	uint16_t gdt_limit, cs_sel, ds_sel, tr_sel;
+};
+void dbt_set_entry(struct dbt *d, const struct dbt_entry *e);
+
+/* Runs the guest on the calling thread until a stop is requested. */
+void dbt_run(struct dbt *d);
+
+/* For the interrupt controllers (any thread): something may be deliverable to (cpu); INIT;
+ * STARTUP IPI. */
+void dbt_kick(struct dbt *d, unsigned int cpu);
+void dbt_init_cpu(struct dbt *d, unsigned int cpu);
+void dbt_sipi(struct dbt *d, unsigned int cpu, uint8_t vector);
+
+/* A device wrote guest RAM [gpa, gpa+len) behind the CPUs' back (DMA): translated code there
+ * is dropped before it runs again. Any thread; cheap when the range holds no code. */
+void dbt_dma_written(struct dbt *d, uint64_t gpa, uint64_t len);
+
+/* --stats: instructions, blocks, cache, chains, invalidations, TLB, time. */
+void dbt_print_stats(struct dbt *d, FILE *f);
+
+#endif
