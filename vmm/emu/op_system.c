@@ -396,7 +396,11 @@ int uop_invlpg(struct emu_vcpu *v, const struct emu_uop *u)
 		return exit_after(v, u, EXIT_MODE); /* non-canonical: a no-op */
 	if (ret)
 		return ret;
-	emu_tlb_flush_page(v, la);
+	/* The TLB keeps 4 KiB entries even for 2 MiB and 1 GiB pages, and INVLPG of any
+	 * address in a large page drops all of it (SDM Vol. 3A 4.10.4.1): flush everything
+	 * rather than track page sizes. */
+	(void)la;
+	emu_tlb_flush(v);
 	return exit_after(v, u, EXIT_MODE);
 }
 
