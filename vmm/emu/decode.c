@@ -754,3 +754,25 @@ bool emu_uop_ends_block(const struct emu_uop *u)
 			return true;
 	return false;
 }
+
+bool emu_uop_pure(const struct emu_uop *u)
+{
+	/* Instructions whose uops read and write only registers and memory: a driver other
+	 * than the engine (the KVM fallback) can run them on a copy of its vCPU's state.
+	 * System instructions need the engine's MSRs, ports and interrupt state. */
+	static const emu_uop_fn pure[] = {
+		uop_nop, uop_mov, uop_mov_rr, uop_mov_load, uop_mov_store, uop_mov_ri, uop_movzx,
+		uop_movsx, uop_lea, uop_xchg, uop_cmov, uop_setcc, uop_bswap, uop_cbw, uop_cwd,
+		uop_lahf, uop_sahf, uop_push, uop_pop, uop_pushf, uop_enter, uop_leave, uop_xlat,
+		uop_movbe, uop_add, uop_adc, uop_sub, uop_sbb, uop_and, uop_or, uop_xor, uop_cmp,
+		uop_test, uop_inc, uop_dec, uop_neg, uop_not, uop_cmp_ri, uop_add_ri, uop_sub_ri,
+		uop_test_rr, uop_mul, uop_imul1, uop_imul, uop_div, uop_idiv, uop_shift, uop_shd,
+		uop_bt, uop_xadd, uop_cmpxchg, uop_flagop, uop_bitscan, uop_jmp, uop_jcc,
+		uop_jmp_ind, uop_call, uop_call_ind, uop_ret, uop_jcxz, uop_loop, uop_movs,
+		uop_stos, uop_lods, uop_cmps, uop_scas,
+	};
+	for (unsigned int i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
+		if (u->fn == pure[i])
+			return true;
+	return false;
+}

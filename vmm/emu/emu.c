@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "emu_internal.h"
+#include "uop_internal.h"
 
 int emu_raise(struct emu_ctx *ctx, uint8_t vector, bool has_error, uint32_t error)
 {
@@ -88,16 +88,6 @@ static int fetch(struct emu_ctx *ctx, uint8_t *buf, unsigned int *len, struct em
 static emu_handler_fn handler_for(ZydisMnemonic m)
 {
 	switch (m) {
-	case ZYDIS_MNEMONIC_POPCNT:
-	case ZYDIS_MNEMONIC_LZCNT:
-	case ZYDIS_MNEMONIC_TZCNT:
-	case ZYDIS_MNEMONIC_BSF:
-	case ZYDIS_MNEMONIC_BSR:
-	case ZYDIS_MNEMONIC_BT:
-	case ZYDIS_MNEMONIC_BTS:
-	case ZYDIS_MNEMONIC_BTR:
-	case ZYDIS_MNEMONIC_BTC:
-		return emu_exec_bits;
 	case ZYDIS_MNEMONIC_CLAC:
 	case ZYDIS_MNEMONIC_STAC:
 	case ZYDIS_MNEMONIC_RDTSCP:
@@ -175,6 +165,64 @@ static emu_handler_fn handler_for(ZydisMnemonic m)
 	}
 }
 
+/* The time stamp a stand-alone copy of a CPU sees: the one its driver put in (tsc). */
+static uint64_t copy_tsc(struct emu_vcpu *v)
+{
+	return v->cpu.tsc;
+}
+
+/* Runs the instruction in (bytes) with the engine's uop when it has a pure one (emu/vcpu.h),
+ * so each instruction has one implementation whichever driver asks. Returns false to leave it
+ * to the class handlers. */
+static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
+		     unsigned int len, struct emu_result *res)
+{
+	static _Thread_local struct emu_vcpu tv;
+	static const struct emu_platform plat = {.tsc = copy_tsc};
+	uint8_t buf[24] = {0};
+	struct emu_uop u;
+	int ret;
+
+	memcpy(buf, bytes, len < 15 ? len : 15);
+	emu_vcpu_init(&tv, 0, env, &plat);
+	memcpy(&tv.cpu, cpu, sizeof(*cpu));
+	tv.cc.op = CC_EFLAGS;
+	emu_vcpu_mode_changed(&tv, true);
+	if (emu_decode(&tv, cpu->rip, buf, len, &u) <= 0 || !emu_uop_pure(&u))
+		return false;
+	res->insn_len = u.len;
+	res->mnemonic = ZydisMnemonicGetString((ZydisMnemonic)u.mnemonic);
+	if ((u.flags & UOP_F_LOCK) && (u.flags & UOP_F_MEMDST)) {
+		/* Other vCPU threads run at the same time: a locked read-modify-write would
+		 * need a host atomic of the same width, which the uops do not do. */
+		snprintf(res->why, sizeof(res->why), "locked %s", res->mnemonic);
+		res->status = EMU_UNSUPPORTED;
+		return true;
+	}
+	ret = u.fn(&tv, &u);
+	switch (ret) {
+	case EXIT_NEXT:
+		tv.cpu.rip = u.next_rip;
+		/* fall through */
+	case EXIT_BRANCH:
+	case EXIT_JUMP_TAKEN:
+	case EXIT_JUMP_NOT:
+		tv.cpu.rflags = emu_flags(&tv) & ~RF_RF;
+		tv.cpu.dirty = EMU_DIRTY_GPRS;
+		memcpy(cpu, &tv.cpu, sizeof(*cpu));
+		res->status = EMU_DONE;
+		return true;
+	case EXIT_FAULT:
+		res->fault = tv.fault;
+		res->status = EMU_FAULT;
+		return true;
+	default:
+		snprintf(res->why, sizeof(res->why), "%s", tv.why);
+		res->status = EMU_UNSUPPORTED;
+		return true;
+	}
+}
+
 void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *bytes,
 	      unsigned int len, struct emu_result *res)
 {
@@ -214,6 +262,11 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 		memcpy(res->insn, bytes, len);
 	}
 	res->insn_len = len;
+	if (step_uop(cpu_in, env, res->insn, len, res)) {
+		if (res->status == EMU_DONE)
+			emu_commit(ctx); /* the accessed bits of the fetch's walks */
+		return;
+	}
 
 	decoder_mode(&work, &mode, &sw);
 	ZydisDecoderInit(&dec, mode, sw);
@@ -227,6 +280,11 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 		if (ret)
 			goto out;
 		res->insn_len = len;
+		if (step_uop(cpu_in, env, res->insn, len, res)) {
+			if (res->status == EMU_DONE)
+				emu_commit(ctx);
+			return;
+		}
 		zs = ZydisDecoderDecodeFull(&dec, res->insn, len, &ctx->insn, ctx->ops);
 	}
 	if (!ZYAN_SUCCESS(zs)) {

@@ -159,7 +159,6 @@ static inline uint64_t emu_mask(unsigned int bits)
 }
 
 /* Handlers by class. Each returns EMU_OK, EMU_EXC or EMU_UNSUP. */
-int emu_exec_bits(struct emu_ctx *ctx);	/* popcnt, lzcnt, tzcnt, bt* */
 int emu_exec_system(struct emu_ctx *ctx);	/* clac, stac, rdtscp, rdpid, lar, lsl, ... */
 int emu_exec_xsave(struct emu_ctx *ctx);	/* xsave family, fxsave, xgetbv, xsetbv */
 int emu_exec_x87(struct emu_ctx *ctx);

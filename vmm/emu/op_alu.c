@@ -502,29 +502,33 @@ int uop_bt(struct emu_vcpu *v, const struct emu_uop *u)
 int uop_bitscan(struct emu_vcpu *v, const struct emu_uop *u)
 {
 	const struct emu_features *ft = v->env.features;
-	unsigned int bits = u->osz * 8;
+	unsigned int bits = u->osz * 8, op = u->cond;
 	uint64_t s, r = 0, f;
 	int ret;
 
-	if ((u->cond == 4 && !ft->popcnt) || (u->cond == 3 && !ft->lzcnt) ||
-	    (u->cond == 2 && !ft->bmi1)) {
-		/* Without the feature the encoding is bsf/bsr (rep prefix ignored) or #UD. */
-		if (u->cond == 4)
-			return raise_ud(v);
-	}
+	/* Without CPUID.80000001H:ECX.LZCNT (CPUID.(7,0):EBX.BMI1) the F3 prefix is ignored:
+	 * lzcnt is bsr and tzcnt bsf (SDM Vol. 2 LZCNT, TZCNT); popcnt is #UD. */
+	if (op == 3 && !ft->lzcnt)
+		op = 1;
+	else if (op == 2 && !ft->bmi1)
+		op = 0;
+	else if (op == 4 && !ft->popcnt)
+		return raise_ud(v);
 	ret = src_get(v, u, &s);
 	if (ret)
 		return ret;
 	f = emu_flags(v);
-	switch (u->cond) {
+	switch (op) {
 	case 0:
 	case 1:
+		/* Source zero: ZF set, destination unchanged (as current CPUs do); the flags
+		 * the SDM leaves undefined are left as they were. */
 		if (!s) {
 			emu_flags_set(v, f | RF_ZF);
-			return EXIT_NEXT; /* destination unchanged (what CPUs do) */
+			return EXIT_NEXT;
 		}
-		r = u->cond == 0 ? (uint64_t)__builtin_ctzll(s) : 63 - (uint64_t)__builtin_clzll(s);
-		f = (f & ~RF_ZF);
+		r = op == 0 ? (uint64_t)__builtin_ctzll(s) : 63 - (uint64_t)__builtin_clzll(s);
+		f &= ~RF_ZF;
 		break;
 	case 2:
 		r = s ? (uint64_t)__builtin_ctzll(s) : bits;
@@ -535,6 +539,7 @@ int uop_bitscan(struct emu_vcpu *v, const struct emu_uop *u)
 		f = (f & ~(RF_CF | RF_ZF)) | (s ? 0 : RF_CF) | (r == 0 ? RF_ZF : 0);
 		break;
 	default:
+		/* OF SF ZF AF CF PF cleared; ZF set when the source is zero. */
 		r = (uint64_t)__builtin_popcountll(s);
 		f = (f & ~RF_ARITH) | (s ? 0 : RF_ZF);
 		break;

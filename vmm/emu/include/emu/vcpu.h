@@ -185,6 +185,9 @@ void emu_flags_set(struct emu_vcpu *v, uint64_t rflags);
  * (u->fn) is always set: instructions without a uop handler become generic uops. */
 int emu_decode(const struct emu_vcpu *v, uint64_t rip, const uint8_t *bytes, unsigned int len,
 	       struct emu_uop *u);
+/* True when (u) touches only registers and memory (no MSRs, ports, descriptor tables or
+ * interrupt state), so it can run on a stand-alone copy of a CPU. */
+bool emu_uop_pure(const struct emu_uop *u);
 /* True when (u) ends a block: control transfers and instructions that change the mode, the
  * paging or the interrupt state. */
 bool emu_uop_ends_block(const struct emu_uop *u);
