@@ -11,6 +11,12 @@
 #include "util/log.h"
 #include "util/util.h"
 
+/* Device writes into guest RAM reach the engine, which drops code translated from there. */
+static void dma_written(void *ctx, gpa_t gpa, uint64_t len)
+{
+	dbt_dma_written(ctx, gpa, len);
+}
+
 int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncpus)
 {
 	struct dbt_config cfg = {.mem = &dm->mem, .pio = &dm->pio, .mmio = &dm->mmio,
@@ -40,6 +46,8 @@ int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncp
 		guest_mem_fini(&dm->mem);
 		return -ENOMEM;
 	}
+	dm->mem.dma_written = dma_written;
+	dm->mem.dma_ctx = dm->dbt;
 	return 0;
 }
 

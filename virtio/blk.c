@@ -110,6 +110,10 @@ static void complete(struct virtio_blk_req *r, uint8_t status, uint32_t written)
 	}
 	if (!virtio_mmio_queue_live(&b->mmio, 0))
 		return;
+	if (r->type == VIRTIO_BLK_T_IN)
+		for (unsigned int i = r->chain.nr_out; i < r->chain.nr_out + r->chain.nr_in; i++)
+			guest_mem_dma_done(b->mmio.mem, r->chain.iov[i].iov_base,
+					   r->chain.iov[i].iov_len);
 	vq_push(&b->mmio.q[0].vq, r->chain.head, written);
 	virtio_mmio_signal_used(&b->mmio, 0);
 }

@@ -191,6 +191,9 @@ static void rx_complete(struct virtio_net *n, size_t len)
 		const struct virtio_net_rx_held *h = &n->rx_held[k];
 		uint32_t used = len < h->len ? (uint32_t)len : h->len;
 
+		for (unsigned int i = 0; i < h->nr_iov; i++)
+			guest_mem_dma_done(n->mmio.mem, n->rx_iov[iovs + i].iov_base,
+					   n->rx_iov[iovs + i].iov_len);
 		vq_push(vq, h->head, used);
 		len -= used;
 		iovs += h->nr_iov;

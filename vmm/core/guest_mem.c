@@ -107,3 +107,22 @@ int guest_mem_read(const struct guest_mem *mem, gpa_t gpa, void *dst, uint64_t l
 	memcpy(dst, src, len);
 	return 0;
 }
+
+void guest_mem_dma_done(const struct guest_mem *mem, const void *hva, uint64_t len)
+{
+	const uint8_t *p = hva;
+
+	if (!mem->dma_written || !len)
+		return;
+	for (unsigned int i = 0; i < mem->n; i++) {
+		const struct guest_mem_region *r = &mem->r[i];
+
+		if (p >= r->hva && p < r->hva + r->size) {
+			uint64_t off = (uint64_t)(p - r->hva);
+
+			mem->dma_written(mem->dma_ctx, r->gpa + off,
+					 len < r->size - off ? len : r->size - off);
+			return;
+		}
+	}
+}

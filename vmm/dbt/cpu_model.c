@@ -2,7 +2,7 @@
  * that follow from it. Only what the engine implements is advertised, so an advertised
  * instruction the engine lacks is a bug (reported, VM stopped) and anything else is #UD.
  *
- * Model: "GenuineIntel" family 6, x86-64 with SSE2 (the x86-64 baseline), CX8, CX16, CMOV,
+ * Model: "GenuineIntel" family 6 model 0x36, x86-64 with SSE2 (the x86-64 baseline), CX8, CX16, CMOV,
  * FXSR, PAT, PGE, PSE, PAE, NX, SYSCALL, LAHF, POPCNT, LZCNT (ABM), MOVBE, RDTSCP, SMEP,
  * ERMS, an xAPIC, no XSAVE, no AVX, no PCID, no x2APIC, no TSC deadline, no MTRRs.
  * Time: the TSC runs at 1 GHz from CLOCK_MONOTONIC (stated in leaves 0x15 and 0x16), which is
@@ -58,7 +58,11 @@ void dbt_cpuid(struct emu_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 		vendor(out, "GenuineIntel");
 		break;
 	case 1:
-		out[0] = 0x000306a9;	/* family 6, model 0x3a, stepping 9 */
+		/* Family 6, model 0x36 (Atom Saltwell), stepping 1: a model Linux knows to
+		 * speculate nothing (cpu_vuln_whitelist, NO_SPECULATION), which is true of the
+		 * engine, so the guest turns on no Meltdown/Spectre/MDS mitigation (no page-
+		 * table isolation: no CR3 switch on every system call). */
+		out[0] = 0x00030661;
 		out[1] = (v->index << 24) | ((ncpus > 1 ? ncpus : 1) << 16) | (8 << 8);
 		/* ECX: CX16, MOVBE, POPCNT, hypervisor. */
 		out[2] = (1u << 13) | (1u << 22) | (1u << 23) | (1u << 31);

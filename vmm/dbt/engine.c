@@ -134,11 +134,16 @@ void dbt_sipi(struct dbt *d, unsigned int cpu, uint8_t vector)
 
 void dbt_dma_written(struct dbt *d, uint64_t gpa, uint64_t len)
 {
+	bool code = false;
+
 	if (!len)
 		return;
-	/* NOTE: the page map is read without the engine's lock: a page that becomes code
-	 * while this runs had its code fetched after the DMA wrote it, so it is current. */
-	if (!dbt_is_code_page(d, gpa) && !dbt_is_code_page(d, gpa + len - 1) && len <= 8192)
+	/* NOTE: the page map is read without the engine's lock (x86 keeps the engine's
+	 * stores in order, and a table is zeroed before it is published): a page that
+	 * becomes code while this runs had its code fetched after the DMA wrote it. */
+	for (uint64_t pfn = gpa >> 12; pfn <= (gpa + len - 1) >> 12 && !code; pfn++)
+		code = dbt_is_code_page(d, pfn << 12);
+	if (!code)
 		return;
 	pthread_mutex_lock(&d->lock);
 	if (d->ndma < DBT_DMA_QUEUE) {
@@ -370,10 +375,9 @@ static void take_interrupt(struct dbt *d, struct dbt_cpu *c)
 			return;
 		atomic_store(&c->irq_check, true);
 	}
-	if (v->halted)
-		v->halted = false;
 	if (!(v->cpu.rflags & DBT_RF_IF) || v->int_shadow)
-		return;
+		return; /* HLT with IF clear stays halted (SDM Vol. 2 HLT) */
+	v->halted = false;
 	vec = d->irq.ack(d->irq.ctx, v->index);
 	if (vec < 0)
 		return;
@@ -567,7 +571,8 @@ void dbt_run(struct dbt *d)
 				bool kicked = false;
 
 				for (unsigned int i = 0; i < d->ncpus; i++)
-					kicked |= atomic_load(&d->cpus[i].irq_check);
+					kicked |= atomic_load(&d->cpus[i].irq_check) &&
+						  (d->cpus[i].v.cpu.rflags & DBT_RF_IF);
 				if (kicked)
 					break;
 				pthread_cond_wait(&d->wake, &d->lock);

@@ -497,6 +497,8 @@ flagop:
 	case ZYDIS_MNEMONIC_PREFETCHT1:
 	case ZYDIS_MNEMONIC_PREFETCHT2:
 	case ZYDIS_MNEMONIC_PREFETCHNTA:
+	case ZYDIS_MNEMONIC_CLFLUSH:
+		/* No caches to manage: the engine's memory is the host's, coherent. */
 		u->fn = uop_nop;
 		return true;
 	case ZYDIS_MNEMONIC_CMOVO: case ZYDIS_MNEMONIC_CMOVNO: case ZYDIS_MNEMONIC_CMOVB:

@@ -20,6 +20,10 @@ struct guest_mem_region {
 struct guest_mem {
 	struct guest_mem_region r[GUEST_MEM_MAX_REGIONS];
 	unsigned int n;
+	/* Optional: told of every device write into guest RAM (DMA) that guest_mem_dma_done()
+	 * reports; mvm's engine drops translated code there. Set before devices run. */
+	void (*dma_written)(void *ctx, gpa_t gpa, uint64_t len);
+	void *dma_ctx;
 };
 
 /* Starts an empty memory (no regions). */
@@ -48,6 +52,11 @@ void guest_mem_fini(struct guest_mem *mem);
  * Overflow-safe for any (gpa, len); len 0 is treated as 1. Every guest-supplied address goes
  * through here. Safe from any thread once setup is over (regions never change). */
 void *gpa_to_hva(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
+
+/* A device wrote guest RAM at host address [hva, hva+len) behind the vCPUs' back: tells the
+ * observer (dma_written), if any. Call before the guest can learn of the write (before the
+ * used ring entry is published). Any thread. */
+void guest_mem_dma_done(const struct guest_mem *mem, const void *hva, uint64_t len);
 
 /* Copies between host buffers and guest memory; -EFAULT unless the whole range is in RAM. */
 int guest_mem_write(const struct guest_mem *mem, gpa_t gpa, const void *src, uint64_t len);
