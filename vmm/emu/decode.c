@@ -219,6 +219,17 @@ static bool far_pointer(struct emu_uop *u, const ZydisDecodedOperand *op)
 	return false;
 }
 
+/* The register-register or register-immediate handler of an ALU operation. */
+static emu_uop_fn alu_reg_form(emu_uop_fn fn, bool imm, bool q)
+{
+#define FORMS(n)                                                                                \
+	if (fn == uop_##n)                                                                      \
+		return imm ? (q ? uop_##n##_ri64 : uop_##n##_ri) : (q ? uop_##n##_rr64 : uop_##n##_rr);
+	FORMS(add) FORMS(sub) FORMS(cmp) FORMS(and) FORMS(or) FORMS(xor) FORMS(test)
+#undef FORMS
+	return fn;
+}
+
 /* Fills (u) for the decoded instruction; false leaves it to the generic path. */
 static bool pick(struct emu_uop *u, const ZydisDecodedInstruction *in,
 		 const ZydisDecodedOperand *ops)
@@ -279,7 +290,7 @@ static bool pick(struct emu_uop *u, const ZydisDecodedInstruction *in,
 		else if (u->flags & UOP_F_MEM)
 			u->fn = uop_mov_load;
 		else
-			u->fn = uop_mov_rr;
+			u->fn = u->osz == 8 && u->reg < 16 && u->rm < 16 ? uop_mov_rr64 : uop_mov_rr;
 		return true;
 	case ZYDIS_MNEMONIC_MOVZX:
 	case ZYDIS_MNEMONIC_MOVSX:
@@ -385,19 +396,9 @@ static bool pick(struct emu_uop *u, const ZydisDecodedInstruction *in,
 alu:
 		if (!two(u, ops))
 			return false;
-		/* Register forms of the hottest ones skip the operand-kind tests. */
-		if (!(u->flags & UOP_F_MEM)) {
-			if (u->flags & UOP_F_IMM) {
-				if (u->fn == uop_cmp)
-					u->fn = uop_cmp_ri;
-				else if (u->fn == uop_add)
-					u->fn = uop_add_ri;
-				else if (u->fn == uop_sub)
-					u->fn = uop_sub_ri;
-			} else if (u->fn == uop_test) {
-				u->fn = uop_test_rr;
-			}
-		}
+		/* Register forms skip the operand-kind tests; 64-bit ones the size switch. */
+		if (!(u->flags & UOP_F_MEM) && u->reg < 16 && (u->flags & UOP_F_IMM || u->rm < 16))
+			u->fn = alu_reg_form(u->fn, u->flags & UOP_F_IMM, u->osz == 8);
 		return true;
 	case ZYDIS_MNEMONIC_INC: u->fn = uop_inc; return one_dst(u, ops);
 	case ZYDIS_MNEMONIC_DEC: u->fn = uop_dec; return one_dst(u, ops);
@@ -765,10 +766,9 @@ bool emu_uop_pure(const struct emu_uop *u)
 	static const emu_uop_fn pure[] = {
 		uop_nop, uop_mov, uop_mov_rr, uop_mov_load, uop_mov_store, uop_mov_ri, uop_movzx,
 		uop_movsx, uop_lea, uop_xchg, uop_cmov, uop_setcc, uop_bswap, uop_cbw, uop_cwd,
-		uop_lahf, uop_sahf, uop_push, uop_pop, uop_pushf, uop_enter, uop_leave, uop_xlat,
+		uop_lahf, uop_sahf, uop_push, uop_pop, uop_pushf, uop_enter, uop_leave, uop_xlat, uop_mov_rr64,
 		uop_movbe, uop_add, uop_adc, uop_sub, uop_sbb, uop_and, uop_or, uop_xor, uop_cmp,
-		uop_test, uop_inc, uop_dec, uop_neg, uop_not, uop_cmp_ri, uop_add_ri, uop_sub_ri,
-		uop_test_rr, uop_mul, uop_imul1, uop_imul, uop_div, uop_idiv, uop_shift, uop_shd,
+		uop_test, uop_inc, uop_dec, uop_neg, uop_not, uop_mul, uop_imul1, uop_imul, uop_div, uop_idiv, uop_shift, uop_shd,
 		uop_bt, uop_xadd, uop_cmpxchg, uop_flagop, uop_bitscan, uop_jmp, uop_jcc,
 		uop_jmp_ind, uop_call, uop_call_ind, uop_ret, uop_jcxz, uop_loop, uop_movs,
 		uop_stos, uop_lods, uop_cmps, uop_scas,
@@ -776,5 +776,11 @@ bool emu_uop_pure(const struct emu_uop *u)
 	for (unsigned int i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
 		if (u->fn == pure[i])
 			return true;
+#define FORMS(n)                                                                                \
+	if (u->fn == uop_##n##_rr || u->fn == uop_##n##_ri || u->fn == uop_##n##_rr64 ||         \
+	    u->fn == uop_##n##_ri64)                                                            \
+		return true;
+	FORMS(add) FORMS(sub) FORMS(cmp) FORMS(and) FORMS(or) FORMS(xor) FORMS(test)
+#undef FORMS
 	return false;
 }

@@ -75,45 +75,11 @@ bool emu_cf(const struct emu_vcpu *v)
 	return carry(&v->cc, size_mask(v->cc.bits / 8));
 }
 
-bool emu_cond(const struct emu_vcpu *v, unsigned int cc)
+bool emu_cond_slow(const struct emu_vcpu *v, unsigned int cc)
 {
-	const struct emu_cc *c = &v->cc;
 	uint64_t f;
 	bool r;
 
-	/* After cmp/sub (the common case) the conditions come straight from the operands. */
-	if (c->op == CC_SUB) {
-		unsigned int osz = c->bits / 8;
-		uint64_t m = size_mask(osz), a = c->a & m, b = c->b & m;
-		int64_t sa = sext(a, osz), sbv = sext(b, osz);
-
-		switch (cc >> 1) {
-		case 1: r = a < b; break;			/* B */
-		case 2: r = a == b; break;			/* E */
-		case 3: r = a <= b; break;			/* BE */
-		case 6: r = sa < sbv; break;			/* L */
-		case 7: r = sa <= sbv; break;			/* LE */
-		default: goto slow;
-		}
-		return r ^ (cc & 1);
-	}
-	if (c->op == CC_LOGIC) {
-		unsigned int osz = c->bits / 8;
-		uint64_t res = c->res & size_mask(osz);
-
-		switch (cc >> 1) {
-		case 0: r = false; break;			/* O */
-		case 1: r = false; break;			/* B */
-		case 2: r = res == 0; break;			/* E */
-		case 3: r = res == 0; break;			/* BE */
-		case 4: r = (res & sign_bit(osz)) != 0; break;	/* S */
-		case 6: r = (res & sign_bit(osz)) != 0; break;	/* L: SF != OF, OF = 0 */
-		case 7: r = res == 0 || (res & sign_bit(osz)); break;
-		default: goto slow;
-		}
-		return r ^ (cc & 1);
-	}
-slow:
 	f = emu_flags(v);
 	switch (cc >> 1) {
 	case 0: r = f & RF_OF; break;

@@ -65,37 +65,52 @@ int uop_or(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 1, 
 int uop_xor(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 2, true); }
 int uop_test(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 0, false); }
 
-/* Register-immediate and register-register forms of the hottest operations. */
-int uop_cmp_ri(struct emu_vcpu *v, const struct emu_uop *u)
-{
-	cc_set(v, CC_SUB, u->osz, reg_get(v, u->reg, u->osz), u->imm,
-	       (reg_get(v, u->reg, u->osz) - u->imm) & size_mask(u->osz));
-	return EXIT_NEXT;
-}
+/* Register-register and register-immediate forms of the common operations: no operand-kind
+ * tests, and the 64-bit ones without the operand-size switch. (src) is the second operand. */
+#define ALU_REG_FORMS(name, expr, ccop, write)                                                  \
+	int uop_##name##_rr(struct emu_vcpu *v, const struct emu_uop *u)                        \
+	{                                                                                       \
+		uint64_t a = reg_get(v, u->reg, u->osz), b = reg_get(v, u->rm, u->osz);         \
+		uint64_t r = (expr) & size_mask(u->osz);                                        \
+		if (write)                                                                      \
+			reg_set(v, u->reg, u->osz, r);                                          \
+		cc_set(v, ccop, u->osz, a, b, r);                                               \
+		return EXIT_NEXT;                                                               \
+	}                                                                                       \
+	int uop_##name##_ri(struct emu_vcpu *v, const struct emu_uop *u)                        \
+	{                                                                                       \
+		uint64_t a = reg_get(v, u->reg, u->osz), b = u->imm;                            \
+		uint64_t r = (expr) & size_mask(u->osz);                                        \
+		if (write)                                                                      \
+			reg_set(v, u->reg, u->osz, r);                                          \
+		cc_set(v, ccop, u->osz, a, b, r);                                               \
+		return EXIT_NEXT;                                                               \
+	}                                                                                       \
+	int uop_##name##_rr64(struct emu_vcpu *v, const struct emu_uop *u)                      \
+	{                                                                                       \
+		uint64_t a = v->cpu.gpr[u->reg], b = v->cpu.gpr[u->rm], r = (expr);              \
+		if (write)                                                                      \
+			v->cpu.gpr[u->reg] = r;                                                 \
+		cc_set(v, ccop, 8, a, b, r);                                                    \
+		return EXIT_NEXT;                                                               \
+	}                                                                                       \
+	int uop_##name##_ri64(struct emu_vcpu *v, const struct emu_uop *u)                      \
+	{                                                                                       \
+		uint64_t a = v->cpu.gpr[u->reg], b = u->imm, r = (expr);                         \
+		if (write)                                                                      \
+			v->cpu.gpr[u->reg] = r;                                                 \
+		cc_set(v, ccop, 8, a, b, r);                                                    \
+		return EXIT_NEXT;                                                               \
+	}
 
-int uop_add_ri(struct emu_vcpu *v, const struct emu_uop *u)
-{
-	uint64_t a = reg_get(v, u->reg, u->osz), r = (a + u->imm) & size_mask(u->osz);
-
-	reg_set(v, u->reg, u->osz, r);
-	cc_set(v, CC_ADD, u->osz, a, u->imm, r);
-	return EXIT_NEXT;
-}
-
-int uop_sub_ri(struct emu_vcpu *v, const struct emu_uop *u)
-{
-	uint64_t a = reg_get(v, u->reg, u->osz), r = (a - u->imm) & size_mask(u->osz);
-
-	reg_set(v, u->reg, u->osz, r);
-	cc_set(v, CC_SUB, u->osz, a, u->imm, r);
-	return EXIT_NEXT;
-}
-
-int uop_test_rr(struct emu_vcpu *v, const struct emu_uop *u)
-{
-	cc_set(v, CC_LOGIC, u->osz, 0, 0, reg_get(v, u->reg, u->osz) & reg_get(v, u->rm, u->osz));
-	return EXIT_NEXT;
-}
+/* Logic results keep the lazy-flag operands at zero: only the result matters (CC_LOGIC). */
+ALU_REG_FORMS(add, a + b, CC_ADD, true)
+ALU_REG_FORMS(sub, a - b, CC_SUB, true)
+ALU_REG_FORMS(cmp, a - b, CC_SUB, false)
+ALU_REG_FORMS(and, a & b, CC_LOGIC, true)
+ALU_REG_FORMS(or, a | b, CC_LOGIC, true)
+ALU_REG_FORMS(xor, a ^ b, CC_LOGIC, true)
+ALU_REG_FORMS(test, a & b, CC_LOGIC, false)
 
 /* inc/dec keep CF (SDM Vol. 2 INC). */
 static int incdec(struct emu_vcpu *v, const struct emu_uop *u, bool inc)

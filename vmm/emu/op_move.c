@@ -13,6 +13,12 @@ int uop_mov_rr(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
+int uop_mov_rr64(struct emu_vcpu *v, const struct emu_uop *u)
+{
+	v->cpu.gpr[u->reg] = v->cpu.gpr[u->rm];
+	return EXIT_NEXT;
+}
+
 int uop_mov_ri(struct emu_vcpu *v, const struct emu_uop *u)
 {
 	reg_set(v, u->reg, u->osz, u->imm);

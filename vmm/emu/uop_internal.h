@@ -299,8 +299,54 @@ static inline void cc_set(struct emu_vcpu *v, enum emu_cc_op op, unsigned int os
 
 /* CF as of now (cheaper than all of emu_flags()). */
 bool emu_cf(const struct emu_vcpu *v);
-/* Condition (cc) 0-15 in the Jcc encoding order: O NO B AE E NE BE A S NS P NP L GE LE G. */
-bool emu_cond(const struct emu_vcpu *v, unsigned int cc);
+bool emu_cond_slow(const struct emu_vcpu *v, unsigned int cc);
+
+/* Condition (cc) 0-15 in the Jcc encoding order: O NO B AE E NE BE A S NS P NP L GE LE G.
+ * The common cases come straight from the lazy operands: shifted to the top of 64 bits, the
+ * operands of any size compare as 64-bit values, unsigned and signed. */
+static inline bool emu_cond(const struct emu_vcpu *v, unsigned int cc)
+{
+	const struct emu_cc *c = &v->cc;
+	unsigned int sh = 64 - c->bits;
+	bool r;
+
+	if (c->op == CC_EFLAGS)
+		return emu_cond_slow(v, cc);
+	switch (cc >> 1) {
+	case 2: /* E: ZF comes from the result whatever the operation */
+		return ((c->res << sh) == 0) ^ (cc & 1);
+	case 4: /* S */
+		return ((int64_t)(c->res << sh) < 0) ^ (cc & 1);
+	default:
+		break;
+	}
+	if (c->op == CC_SUB) {
+		uint64_t a = c->a << sh, b = c->b << sh;
+
+		switch (cc >> 1) {
+		case 1: r = a < b; break;
+		case 3: r = a <= b; break;
+		case 6: r = (int64_t)a < (int64_t)b; break;
+		case 7: r = (int64_t)a <= (int64_t)b; break;
+		default: return emu_cond_slow(v, cc);
+		}
+		return r ^ (cc & 1);
+	}
+	if (c->op == CC_LOGIC) {
+		int64_t res = (int64_t)(c->res << sh);
+
+		switch (cc >> 1) {
+		case 0:
+		case 1: r = false; break;
+		case 3: r = res == 0; break;
+		case 6: r = res < 0; break;
+		case 7: r = res <= 0; break;
+		default: return emu_cond_slow(v, cc);
+		}
+		return r ^ (cc & 1);
+	}
+	return emu_cond_slow(v, cc);
+}
 /* Sets the arithmetic flags in (mask) to (val) and switches to CC_EFLAGS. */
 void emu_flags_merge(struct emu_vcpu *v, uint64_t mask, uint64_t val);
 /* Parity flag of the low byte of (x). */
@@ -324,7 +370,9 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 	X(cmov) X(setcc) X(bswap) X(cbw) X(cwd) X(lahf) X(sahf) X(push) X(pop) X(pushf)        \
 	X(popf) X(enter) X(leave) X(xlat) X(movbe)                                              \
 	X(add) X(adc) X(sub) X(sbb) X(and) X(or) X(xor) X(cmp) X(test) X(inc) X(dec) X(neg)    \
-	X(not) X(cmp_ri) X(add_ri) X(sub_ri) X(test_rr)                                         \
+	X(not) UOP_ALU_FORMS(X, add) UOP_ALU_FORMS(X, sub) UOP_ALU_FORMS(X, cmp)                \
+	UOP_ALU_FORMS(X, and) UOP_ALU_FORMS(X, or) UOP_ALU_FORMS(X, xor) UOP_ALU_FORMS(X, test) \
+	X(mov_rr64)                                                                             \
 	X(mul) X(imul1) X(imul) X(div) X(idiv) X(shift) X(shd) X(bt) X(xadd) X(cmpxchg)        \
 	X(flagop) X(bitscan)                                                                    \
 	X(jmp) X(jcc) X(jmp_ind) X(call) X(call_ind) X(ret) X(jcxz) X(loop)                    \
@@ -335,6 +383,8 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 	X(syscall) X(sysret) X(swapgs) X(invlpg) X(clts) X(lmsw) X(smsw) X(ud)                   \
 	X(wbinvd) X(rdtscp)
 
+/* The register forms of one ALU operation (op_alu.c). */
+#define UOP_ALU_FORMS(X, n) X(n##_rr) X(n##_ri) X(n##_rr64) X(n##_ri64)
 #define UOP_DECLARE(name) int uop_##name(struct emu_vcpu *v, const struct emu_uop *u);
 UOP_HANDLERS(UOP_DECLARE)
 #undef UOP_DECLARE
