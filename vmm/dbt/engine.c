@@ -503,10 +503,10 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 				prev->link_epoch[li] = d->epoch;
 			}
 		}
-		/* Direct-threaded dispatch: each uop's handler, until one leaves the block. */
-		u = b->uops;
-		while ((ret = u->fn(v, u)) == EXIT_NEXT)
-			u++;
+		/* Direct-threaded: each uop's handler runs the next; the one that leaves the
+		 * block says so in v->cur. */
+		ret = b->uops[0].fn(v, b->uops);
+		u = v->cur;
 		c->insns += (uint64_t)(u - b->uops) + (ret == EXIT_FAULT ? 0 : 1);
 		prev = b;
 		prev_exit = ret;

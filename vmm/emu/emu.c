@@ -180,9 +180,10 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 	static _Thread_local struct emu_vcpu tv;
 	static const struct emu_platform plat = {.tsc = copy_tsc};
 	uint8_t buf[24] = {0};
-	struct emu_uop u;
+	struct emu_uop us[2];
 	int ret;
 
+#define u us[0]
 	memcpy(buf, bytes, len < 15 ? len : 15);
 	emu_vcpu_init(&tv, 0, env, &plat);
 	memcpy(&tv.cpu, cpu, sizeof(*cpu));
@@ -199,10 +200,12 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 		res->status = EMU_UNSUPPORTED;
 		return true;
 	}
+	us[1] = (struct emu_uop){.fn = uop_single_end};
 	ret = u.fn(&tv, &u);
+#undef u
 	switch (ret) {
 	case EXIT_NEXT:
-		tv.cpu.rip = u.next_rip;
+		tv.cpu.rip = us[0].next_rip;
 		/* fall through */
 	case EXIT_BRANCH:
 	case EXIT_JUMP_TAKEN:

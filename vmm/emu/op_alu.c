@@ -55,20 +55,20 @@ static inline int logic(struct emu_vcpu *v, const struct emu_uop *u, int kind, b
 	return EXIT_NEXT;
 }
 
-int uop_add(struct emu_vcpu *v, const struct emu_uop *u) { return binop(v, u, CC_ADD, true); }
-int uop_adc(struct emu_vcpu *v, const struct emu_uop *u) { return binop(v, u, CC_ADC, true); }
-int uop_sub(struct emu_vcpu *v, const struct emu_uop *u) { return binop(v, u, CC_SUB, true); }
-int uop_sbb(struct emu_vcpu *v, const struct emu_uop *u) { return binop(v, u, CC_SBB, true); }
-int uop_cmp(struct emu_vcpu *v, const struct emu_uop *u) { return binop(v, u, CC_SUB, false); }
-int uop_and(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 0, true); }
-int uop_or(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 1, true); }
-int uop_xor(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 2, true); }
-int uop_test(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 0, false); }
+UOP_DEF(add) { return binop(v, u, CC_ADD, true); }
+UOP_DEF(adc) { return binop(v, u, CC_ADC, true); }
+UOP_DEF(sub) { return binop(v, u, CC_SUB, true); }
+UOP_DEF(sbb) { return binop(v, u, CC_SBB, true); }
+UOP_DEF(cmp) { return binop(v, u, CC_SUB, false); }
+UOP_DEF(and) { return logic(v, u, 0, true); }
+UOP_DEF(or) { return logic(v, u, 1, true); }
+UOP_DEF(xor) { return logic(v, u, 2, true); }
+UOP_DEF(test) { return logic(v, u, 0, false); }
 
 /* Register-register and register-immediate forms of the common operations: no operand-kind
  * tests, and the 64-bit ones without the operand-size switch. (src) is the second operand. */
 #define ALU_REG_FORMS(name, expr, ccop, write)                                                  \
-	int uop_##name##_rr(struct emu_vcpu *v, const struct emu_uop *u)                        \
+	UOP_DEF(name##_rr)                                                                      \
 	{                                                                                       \
 		uint64_t a = reg_get(v, u->reg, u->osz), b = reg_get(v, u->rm, u->osz);         \
 		uint64_t r = (expr) & size_mask(u->osz);                                        \
@@ -77,7 +77,7 @@ int uop_test(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 0
 		cc_set(v, ccop, u->osz, a, b, r);                                               \
 		return EXIT_NEXT;                                                               \
 	}                                                                                       \
-	int uop_##name##_ri(struct emu_vcpu *v, const struct emu_uop *u)                        \
+	UOP_DEF(name##_ri)                                                                      \
 	{                                                                                       \
 		uint64_t a = reg_get(v, u->reg, u->osz), b = u->imm;                            \
 		uint64_t r = (expr) & size_mask(u->osz);                                        \
@@ -86,7 +86,7 @@ int uop_test(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 0
 		cc_set(v, ccop, u->osz, a, b, r);                                               \
 		return EXIT_NEXT;                                                               \
 	}                                                                                       \
-	int uop_##name##_rr64(struct emu_vcpu *v, const struct emu_uop *u)                      \
+	UOP_DEF(name##_rr64)                                                                      \
 	{                                                                                       \
 		uint64_t a = v->cpu.gpr[u->reg], b = v->cpu.gpr[u->rm], r = (expr);              \
 		if (write)                                                                      \
@@ -94,7 +94,7 @@ int uop_test(struct emu_vcpu *v, const struct emu_uop *u) { return logic(v, u, 0
 		cc_set(v, ccop, 8, a, b, r);                                                    \
 		return EXIT_NEXT;                                                               \
 	}                                                                                       \
-	int uop_##name##_ri64(struct emu_vcpu *v, const struct emu_uop *u)                      \
+	UOP_DEF(name##_ri64)                                                                      \
 	{                                                                                       \
 		uint64_t a = v->cpu.gpr[u->reg], b = u->imm, r = (expr);                         \
 		if (write)                                                                      \
@@ -131,10 +131,10 @@ static int incdec(struct emu_vcpu *v, const struct emu_uop *u, bool inc)
 	return EXIT_NEXT;
 }
 
-int uop_inc(struct emu_vcpu *v, const struct emu_uop *u) { return incdec(v, u, true); }
-int uop_dec(struct emu_vcpu *v, const struct emu_uop *u) { return incdec(v, u, false); }
+UOP_DEF(inc) { return incdec(v, u, true); }
+UOP_DEF(dec) { return incdec(v, u, false); }
 
-int uop_neg(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(neg)
 {
 	uint64_t a, r, la = 0;
 	int ret = dst_get(v, u, &a, &la, true);
@@ -149,7 +149,7 @@ int uop_neg(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_not(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(not)
 {
 	uint64_t a, la = 0;
 	int ret = dst_get(v, u, &a, &la, true);
@@ -160,7 +160,7 @@ int uop_not(struct emu_vcpu *v, const struct emu_uop *u)
 /* --- multiply and divide --- */
 
 /* The one-operand forms read the source into rm/mem: src_get() with no IMM. */
-int uop_mul(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mul)
 {
 	uint64_t b, a, lo, hi;
 	int ret = src_get(v, u, &b);
@@ -189,7 +189,7 @@ int uop_mul(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_imul1(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(imul1)
 {
 	uint64_t b, lo, hi;
 	bool ovf;
@@ -221,7 +221,7 @@ int uop_imul1(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* imul r, r/m and imul r, r/m, imm. */
-int uop_imul(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(imul)
 {
 	uint64_t a, b, lo;
 	bool ovf;
@@ -254,7 +254,7 @@ int uop_imul(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* div/idiv raise #DE on a zero divisor or a quotient that does not fit (SDM Vol. 2 DIV). */
-int uop_div(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(div)
 {
 	uint64_t d, q, r;
 	int ret = src_get(v, u, &d);
@@ -292,7 +292,7 @@ int uop_div(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_idiv(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(idiv)
 {
 	uint64_t draw;
 	int64_t d, q, r;
@@ -343,7 +343,7 @@ int uop_idiv(struct emu_vcpu *v, const struct emu_uop *u)
 
 enum { SH_ROL, SH_ROR, SH_RCL, SH_RCR, SH_SHL, SH_SHR, SH_SAL, SH_SAR };
 
-int uop_shift(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(shift)
 {
 	unsigned int bits = u->osz * 8;
 	uint64_t a, r, la = 0, m = size_mask(u->osz), f, sb = sign_bit(u->osz);
@@ -432,7 +432,7 @@ int uop_shift(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* shld/shrd: (cond) 1 for shld; count in imm or CL (imm2 = 1). */
-int uop_shd(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(shd)
 {
 	unsigned int bits = u->osz * 8;
 	unsigned int n = (unsigned int)(u->imm2 ? reg_get(v, EMU_RCX, 1) : u->imm);
@@ -470,7 +470,7 @@ int uop_shd(struct emu_vcpu *v, const struct emu_uop *u)
 
 /* bt/bts/btr/btc (cond 0-3). With a register bit offset and a memory operand the offset
  * addresses the bit string beyond the operand (SDM Vol. 2 BT). */
-int uop_bt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(bt)
 {
 	unsigned int bits = u->osz * 8;
 	uint64_t off = u->flags & UOP_F_IMM ? u->imm : reg_get(v, u->rm, u->osz), a, la = 0, r;
@@ -514,7 +514,7 @@ int uop_bt(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* bsf, bsr, tzcnt, lzcnt, popcnt (cond 0-4). */
-int uop_bitscan(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(bitscan)
 {
 	const struct emu_features *ft = v->env.features;
 	unsigned int bits = u->osz * 8, op = u->cond;
@@ -564,7 +564,7 @@ int uop_bitscan(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_xadd(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(xadd)
 {
 	uint64_t a, b = reg_get(v, u->rm, u->osz), r, la = 0;
 	int ret = dst_get(v, u, &a, &la, true);
@@ -582,7 +582,7 @@ int uop_xadd(struct emu_vcpu *v, const struct emu_uop *u)
 
 /* cmpxchg: compare rAX with the destination; equal: dst = src, else rAX = dst. The memory
  * destination is written either way (SDM Vol. 2 CMPXCHG). */
-int uop_cmpxchg(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(cmpxchg)
 {
 	uint64_t a, acc = reg_get(v, EMU_RAX, u->osz), la = 0;
 	int ret = dst_get(v, u, &a, &la, true);
@@ -604,7 +604,7 @@ int uop_cmpxchg(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* clc, stc, cmc, cld, std (cond 0-4). */
-int uop_flagop(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(flagop)
 {
 	switch (u->cond) {
 	case 0: emu_flags_merge(v, RF_CF, 0); break;

@@ -3,13 +3,13 @@
  * lookup (EXIT_BRANCH). */
 #include "uop_internal.h"
 
-int uop_jmp(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(jmp)
 {
 	v->cpu.rip = u->imm;
 	return EXIT_JUMP_TAKEN;
 }
 
-int uop_jcc(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(jcc)
 {
 	if (emu_cond(v, u->cond)) {
 		v->cpu.rip = u->imm;
@@ -20,7 +20,7 @@ int uop_jcc(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* The count register of jcxz and loop is sized by the address size. */
-int uop_jcxz(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(jcxz)
 {
 	if (reg_get(v, EMU_RCX, u->asz) == 0) {
 		v->cpu.rip = u->imm;
@@ -30,7 +30,7 @@ int uop_jcxz(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_JUMP_NOT;
 }
 
-int uop_loop(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(loop)
 {
 	uint64_t c = (reg_get(v, EMU_RCX, u->asz) - 1) & asz_mask(u->asz);
 	bool take = c != 0;
@@ -48,7 +48,7 @@ int uop_loop(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_JUMP_NOT;
 }
 
-int uop_jmp_ind(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(jmp_ind)
 {
 	uint64_t t;
 	int ret = src_get(v, u, &t);
@@ -56,7 +56,7 @@ int uop_jmp_ind(struct emu_vcpu *v, const struct emu_uop *u)
 	return ret ? ret : branch_to(v, t, u->osz);
 }
 
-int uop_call(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(call)
 {
 	int ret = push_val(v, u->next_rip, u->osz);
 
@@ -66,7 +66,7 @@ int uop_call(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_JUMP_TAKEN;
 }
 
-int uop_call_ind(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(call_ind)
 {
 	uint64_t t, sp = v->cpu.gpr[EMU_RSP];
 	int ret = src_get(v, u, &t);
@@ -84,7 +84,7 @@ int uop_call_ind(struct emu_vcpu *v, const struct emu_uop *u)
 	return ret;
 }
 
-int uop_ret(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(ret)
 {
 	uint64_t t;
 	int ret = stack_peek(v, 0, u->osz, &t);

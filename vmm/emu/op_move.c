@@ -2,30 +2,30 @@
  * extension, push/pop, enter/leave, lahf/sahf, xlat, movbe (SDM Vol. 2). */
 #include "uop_internal.h"
 
-int uop_nop(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(nop)
 {
 	return EXIT_NEXT;
 }
 
-int uop_mov_rr(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_rr)
 {
 	reg_set(v, u->reg, u->osz, reg_get(v, u->rm, u->osz));
 	return EXIT_NEXT;
 }
 
-int uop_mov_rr64(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_rr64)
 {
 	v->cpu.gpr[u->reg] = v->cpu.gpr[u->rm];
 	return EXIT_NEXT;
 }
 
-int uop_mov_ri(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_ri)
 {
 	reg_set(v, u->reg, u->osz, u->imm);
 	return EXIT_NEXT;
 }
 
-int uop_mov_load(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_load)
 {
 	uint64_t la, val;
 	int ret = uop_linear(v, u->seg, uop_ea(v, u), u->osz, false, &la);
@@ -38,7 +38,7 @@ int uop_mov_load(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_mov_store(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_store)
 {
 	uint64_t la, val = u->flags & UOP_F_IMM ? u->imm : reg_get(v, u->rm, u->osz);
 	int ret = uop_linear(v, u->seg, uop_ea(v, u), u->osz, true, &la);
@@ -46,7 +46,7 @@ int uop_mov_store(struct emu_vcpu *v, const struct emu_uop *u)
 	return ret ? ret : mem_write(v, la, u->osz, val, u->seg);
 }
 
-int uop_mov(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov)
 {
 	uint64_t val, la = 0;
 	int ret = src_get(v, u, &val);
@@ -76,7 +76,7 @@ static int src_sized(struct emu_vcpu *v, const struct emu_uop *u, unsigned int o
 	return 0;
 }
 
-int uop_movzx(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(movzx)
 {
 	uint64_t val;
 	int ret = src_sized(v, u, u->osz2, &val);
@@ -87,7 +87,7 @@ int uop_movzx(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_movsx(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(movsx)
 {
 	uint64_t val;
 	int ret = src_sized(v, u, u->osz2, &val);
@@ -98,7 +98,7 @@ int uop_movsx(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_lea(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lea)
 {
 	reg_set(v, u->reg, u->osz, uop_ea(v, u));
 	return EXIT_NEXT;
@@ -106,7 +106,7 @@ int uop_lea(struct emu_vcpu *v, const struct emu_uop *u)
 
 /* xchg with memory is locked whether or not it says so; one engine thread runs all vCPUs, so
  * a plain read-then-write is atomic with respect to the guest. */
-int uop_xchg(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(xchg)
 {
 	uint64_t a, b = reg_get(v, u->rm, u->osz), la = 0;
 	int ret = dst_get(v, u, &a, &la, true);
@@ -120,7 +120,7 @@ int uop_xchg(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_cmov(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(cmov)
 {
 	uint64_t val;
 	int ret = src_get(v, u, &val); /* the source is read (and may fault) either way */
@@ -134,7 +134,7 @@ int uop_cmov(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_setcc(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(setcc)
 {
 	uint64_t la = 0;
 	int ret = 0;
@@ -144,7 +144,7 @@ int uop_setcc(struct emu_vcpu *v, const struct emu_uop *u)
 	return ret ? ret : dst_put(v, u, la, emu_cond(v, u->cond));
 }
 
-int uop_bswap(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(bswap)
 {
 	uint64_t x = reg_get(v, u->reg, u->osz);
 
@@ -158,7 +158,7 @@ int uop_bswap(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_movbe(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(movbe)
 {
 	uint64_t val, la;
 	int ret;
@@ -182,7 +182,7 @@ int uop_movbe(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* cbw/cwde/cdqe: sign-extend the lower half of rAX into rAX. */
-int uop_cbw(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(cbw)
 {
 	unsigned int half = u->osz / 2;
 
@@ -191,7 +191,7 @@ int uop_cbw(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* cwd/cdq/cqo: rDX gets the sign of rAX. */
-int uop_cwd(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(cwd)
 {
 	bool neg = reg_get(v, EMU_RAX, u->osz) & sign_bit(u->osz);
 
@@ -199,19 +199,19 @@ int uop_cwd(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_lahf(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lahf)
 {
 	reg_set(v, 16, 1, (emu_flags(v) & 0xd5) | 2);
 	return EXIT_NEXT;
 }
 
-int uop_sahf(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(sahf)
 {
 	emu_flags_merge(v, RF_SF | RF_ZF | RF_AF | RF_PF | RF_CF, reg_get(v, 16, 1));
 	return EXIT_NEXT;
 }
 
-int uop_xlat(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(xlat)
 {
 	uint64_t ea = (v->cpu.gpr[EMU_RBX] + reg_get(v, EMU_RAX, 1)) & asz_mask(u->asz), la, val;
 	int ret = uop_linear(v, u->seg, ea, 1, false, &la);
@@ -224,7 +224,7 @@ int uop_xlat(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_push(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(push)
 {
 	uint64_t val;
 	int ret;
@@ -234,7 +234,7 @@ int uop_push(struct emu_vcpu *v, const struct emu_uop *u)
 	return ret ? ret : push_val(v, val, u->osz);
 }
 
-int uop_pop(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(pop)
 {
 	uint64_t val, old = v->cpu.gpr[EMU_RSP], la = 0;
 	int ret = stack_peek(v, 0, u->osz, &val);
@@ -257,7 +257,7 @@ int uop_pop(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_leave(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(leave)
 {
 	unsigned int ss = stack_size(v);
 	uint64_t bp = reg_get(v, EMU_RBP, ss), val, la;
@@ -272,7 +272,7 @@ int uop_leave(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_enter(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(enter)
 {
 	uint64_t old_sp = v->cpu.gpr[EMU_RSP], frame;
 	int ret;

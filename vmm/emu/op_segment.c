@@ -180,7 +180,7 @@ static void commit_cs(struct emu_vcpu *v, const struct emu_seg *cs, uint64_t rip
 	emu_vcpu_mode_changed(v, false);
 }
 
-int uop_mov_sreg_w(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_sreg_w)
 {
 	uint64_t sel;
 	int ret;
@@ -198,7 +198,7 @@ int uop_mov_sreg_w(struct emu_vcpu *v, const struct emu_uop *u)
 	return exit_after(v, u, EXIT_MODE);
 }
 
-int uop_mov_sreg_r(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_sreg_r)
 {
 	uint64_t sel = v->cpu.seg[u->rm].sel, la;
 	int ret;
@@ -211,12 +211,12 @@ int uop_mov_sreg_r(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_push_sreg(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(push_sreg)
 {
 	return push_val(v, v->cpu.seg[u->rm].sel, u->osz);
 }
 
-int uop_pop_sreg(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(pop_sreg)
 {
 	uint64_t sel;
 	int ret = stack_peek(v, 0, u->osz, &sel);
@@ -267,7 +267,7 @@ static int check_target(struct emu_vcpu *v, const struct emu_seg *cs, uint64_t *
 	return 0;
 }
 
-int uop_jmp_far(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(jmp_far)
 {
 	struct emu_seg cs;
 	uint64_t off = 0;
@@ -284,7 +284,7 @@ int uop_jmp_far(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_MODE;
 }
 
-int uop_call_far(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(call_far)
 {
 	struct emu_seg cs;
 	uint64_t off = 0, sp = v->cpu.gpr[EMU_RSP];
@@ -329,7 +329,7 @@ static void null_inner_segments(struct emu_vcpu *v)
 	}
 }
 
-int uop_ret_far(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(ret_far)
 {
 	unsigned int osz = u->osz, rpl;
 	uint64_t off, sel, nsp, nss;
@@ -379,7 +379,7 @@ int uop_ret_far(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* iret (SDM Vol. 2 IRET): real mode, protected mode without task return, and IA-32e mode. */
-int uop_iret(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(iret)
 {
 	unsigned int osz = u->osz, cpl = v->cpl, rpl, iopl;
 	uint64_t off, sel, fl, nsp = 0, nss = 0, mask, old;
@@ -468,7 +468,7 @@ int uop_iret(struct emu_vcpu *v, const struct emu_uop *u)
 
 /* --- task register and LDT --- */
 
-int uop_ltr(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(ltr)
 {
 	bool lm = v->cpu.efer & (1ull << 10);
 	uint64_t sel, d[2];
@@ -505,7 +505,7 @@ int uop_ltr(struct emu_vcpu *v, const struct emu_uop *u)
 	return exit_after(v, u, EXIT_MODE);
 }
 
-int uop_lldt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lldt)
 {
 	bool lm = v->cpu.efer & (1ull << 10);
 	uint64_t sel, d[2];
@@ -552,12 +552,12 @@ static int store_sel(struct emu_vcpu *v, const struct emu_uop *u, uint16_t sel)
 	return EXIT_NEXT;
 }
 
-int uop_str(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(str)
 {
 	return store_sel(v, u, v->cpu.tr.sel);
 }
 
-int uop_sldt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(sldt)
 {
 	return store_sel(v, u, v->cpu.ldt.sel);
 }

@@ -45,7 +45,7 @@ static unsigned int span(struct emu_vcpu *v, enum emu_tlb_kind kind, uint64_t la
 	return (unsigned int)(room < n ? room : n);
 }
 
-int uop_movs(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(movs)
 {
 	unsigned int asz = u->asz, osz = u->osz;
 	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE), down = v->cpu.rflags & RF_DF;
@@ -95,7 +95,7 @@ int uop_movs(struct emu_vcpu *v, const struct emu_uop *u)
 	return rep_exit(v, u, done < count);
 }
 
-int uop_stos(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(stos)
 {
 	unsigned int asz = u->asz, osz = u->osz;
 	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE), down = v->cpu.rflags & RF_DF;
@@ -141,7 +141,7 @@ int uop_stos(struct emu_vcpu *v, const struct emu_uop *u)
 	return rep_exit(v, u, done < count);
 }
 
-int uop_lods(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lods)
 {
 	unsigned int asz = u->asz, osz = u->osz;
 	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
@@ -211,8 +211,8 @@ static int compare(struct emu_vcpu *v, const struct emu_uop *u, bool scas)
 	return rep_exit(v, u, done < count);
 }
 
-int uop_cmps(struct emu_vcpu *v, const struct emu_uop *u) { return compare(v, u, false); }
-int uop_scas(struct emu_vcpu *v, const struct emu_uop *u) { return compare(v, u, true); }
+UOP_DEF(cmps) { return compare(v, u, false); }
+UOP_DEF(scas) { return compare(v, u, true); }
 
 /* I/O permission: CPL <= IOPL, or (not offered) the TSS bitmap (SDM Vol. 1 19.5). */
 static bool io_allowed(const struct emu_vcpu *v)
@@ -222,7 +222,7 @@ static bool io_allowed(const struct emu_vcpu *v)
 	return !(v->cpu.cr0 & CR0_PE) || v->cpl <= iopl;
 }
 
-int uop_ins(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(ins)
 {
 	unsigned int asz = u->asz, osz = u->osz;
 	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
@@ -256,7 +256,7 @@ int uop_ins(struct emu_vcpu *v, const struct emu_uop *u)
 	return rep_exit(v, u, done < count);
 }
 
-int uop_outs(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(outs)
 {
 	unsigned int asz = u->asz, osz = u->osz;
 	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
@@ -286,7 +286,7 @@ int uop_outs(struct emu_vcpu *v, const struct emu_uop *u)
 	return rep_exit(v, u, done < count);
 }
 
-int uop_in(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(in)
 {
 	uint16_t port = u->flags & UOP_F_IMM ? (uint16_t)u->imm : (uint16_t)reg_get(v, EMU_RDX, 2);
 	uint64_t val = 0;
@@ -298,7 +298,7 @@ int uop_in(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_out(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(out)
 {
 	uint16_t port = u->flags & UOP_F_IMM ? (uint16_t)u->imm : (uint16_t)reg_get(v, EMU_RDX, 2);
 	uint64_t val = reg_get(v, EMU_RAX, u->osz);

@@ -44,19 +44,19 @@ static bool canonical(uint64_t la)
 			return raise_gp0(v);                                                         \
 	} while (0)
 
-int uop_invalid(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(invalid)
 {
 	return raise_ud(v);
 }
 
-int uop_ud(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(ud)
 {
 	return raise_ud(v);
 }
 
 /* A uop of a block that was invalidated while it ran (a store into its own code): leave at
  * this instruction, which is then translated afresh. */
-int uop_stale(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(stale)
 {
 	v->cpu.rip = uop_rip(u);
 	return EXIT_MODE;
@@ -67,7 +67,7 @@ static bool iopl_ok(const struct emu_vcpu *v)
 	return !(v->cpu.cr0 & CR0_PE) || v->cpl <= ((v->cpu.rflags >> 12) & 3);
 }
 
-int uop_cli(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(cli)
 {
 	if (!iopl_ok(v))
 		return raise_gp0(v);
@@ -76,7 +76,7 @@ int uop_cli(struct emu_vcpu *v, const struct emu_uop *u)
 }
 
 /* sti: interrupts are recognized only after the next instruction (SDM Vol. 2 STI). */
-int uop_sti(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(sti)
 {
 	if (!iopl_ok(v))
 		return raise_gp0(v);
@@ -86,19 +86,19 @@ int uop_sti(struct emu_vcpu *v, const struct emu_uop *u)
 	return exit_after(v, u, EXIT_BRANCH);
 }
 
-int uop_hlt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(hlt)
 {
 	NEED_CPL0(v);
 	return exit_after(v, u, EXIT_HALT);
 }
 
-int uop_wbinvd(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(wbinvd)
 {
 	NEED_CPL0(v);
 	return EXIT_NEXT;
 }
 
-int uop_cpuid(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(cpuid)
 {
 	uint32_t r[4] = {0};
 
@@ -115,7 +115,7 @@ static uint64_t tsc_now(struct emu_vcpu *v)
 	return v->plat->tsc(v) + v->msr.tsc_offset;
 }
 
-int uop_rdtsc(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(rdtsc)
 {
 	uint64_t t;
 
@@ -127,12 +127,12 @@ int uop_rdtsc(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_rdtscp(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(rdtscp)
 {
 	if (!v->env.features->rdtscp)
 		return raise_ud(v);
 	v->cpu.gpr[EMU_RCX] = (uint32_t)v->cpu.tsc_aux;
-	return uop_rdtsc(v, u);
+	return body_rdtsc(v, u);
 }
 
 static int read_msr(struct emu_vcpu *v, uint32_t msr, uint64_t *val)
@@ -207,7 +207,7 @@ static int write_msr(struct emu_vcpu *v, uint32_t msr, uint64_t val)
 	}
 }
 
-int uop_rdmsr(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(rdmsr)
 {
 	uint64_t val;
 
@@ -219,7 +219,7 @@ int uop_rdmsr(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_wrmsr(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(wrmsr)
 {
 	uint64_t val = (v->cpu.gpr[EMU_RDX] << 32) | (uint32_t)v->cpu.gpr[EMU_RAX];
 	int ret;
@@ -310,7 +310,7 @@ static int read_cr(struct emu_vcpu *v, unsigned int n, uint64_t *val)
 }
 
 /* mov cr: (reg) the control register, (rm) the GPR, (cond) 1 for a write. */
-int uop_mov_cr(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_cr)
 {
 	unsigned int osz = v->mode64 ? 8 : 4;
 	uint64_t val;
@@ -330,7 +330,7 @@ int uop_mov_cr(struct emu_vcpu *v, const struct emu_uop *u)
 	return exit_after(v, u, EXIT_BRANCH);
 }
 
-int uop_mov_dr(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(mov_dr)
 {
 	unsigned int osz = v->mode64 ? 8 : 4, n = u->reg;
 
@@ -350,14 +350,14 @@ int uop_mov_dr(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_clts(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(clts)
 {
 	NEED_CPL0(v);
 	v->cpu.cr0 &= ~CR0_TS;
 	return exit_after(v, u, EXIT_MODE);
 }
 
-int uop_lmsw(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lmsw)
 {
 	uint64_t val;
 	int ret;
@@ -372,7 +372,7 @@ int uop_lmsw(struct emu_vcpu *v, const struct emu_uop *u)
 	return exit_after(v, u, EXIT_MODE);
 }
 
-int uop_smsw(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(smsw)
 {
 	uint64_t la = 0;
 	int ret = 0;
@@ -385,7 +385,7 @@ int uop_smsw(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
-int uop_invlpg(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(invlpg)
 {
 	uint64_t la;
 	int ret;
@@ -430,7 +430,7 @@ static int load_dt(struct emu_vcpu *v, const struct emu_uop *u, uint64_t *base, 
 	return 0;
 }
 
-int uop_lgdt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lgdt)
 {
 	uint64_t b = 0;
 	int ret = load_dt(v, u, &b, &v->cpu.gdt_limit);
@@ -441,7 +441,7 @@ int uop_lgdt(struct emu_vcpu *v, const struct emu_uop *u)
 	return exit_after(v, u, EXIT_BRANCH);
 }
 
-int uop_lidt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(lidt)
 {
 	uint64_t b = 0;
 	int ret = load_dt(v, u, &b, &v->cpu.idt_limit);
@@ -466,25 +466,25 @@ static int store_dt(struct emu_vcpu *v, const struct emu_uop *u, uint64_t base, 
 	return emu_write_slow(v, la, 2 + blen, buf, u->seg);
 }
 
-int uop_sgdt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(sgdt)
 {
 	return store_dt(v, u, v->cpu.gdt_base, v->cpu.gdt_limit);
 }
 
-int uop_sidt(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(sidt)
 {
 	return store_dt(v, u, v->cpu.idt_base, v->cpu.idt_limit);
 }
 
 /* --- pushf / popf --- */
 
-int uop_pushf(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(pushf)
 {
 	return push_val(v, emu_flags(v) & ~(RF_VM | RF_RF), u->osz);
 }
 
 /* Which bits popf may change at this privilege (SDM Vol. 2 POPF). */
-int uop_popf(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(popf)
 {
 	uint64_t val, old = emu_flags(v), mask = RF_ARITH | RF_TF | RF_DF | RF_NT | RF_AC |
 						 (1ull << 21) /* ID */;
@@ -517,7 +517,7 @@ static void flat_data(struct emu_seg *s, uint16_t sel, unsigned int dpl)
 			      .dpl = (uint8_t)dpl, .present = 1, .db = 1, .g = 1};
 }
 
-int uop_syscall(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(syscall)
 {
 	struct emu_cpu *c = &v->cpu;
 	uint16_t sel = (uint16_t)(v->msr.star >> 32) & 0xfffc;
@@ -536,7 +536,7 @@ int uop_syscall(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_MODE;
 }
 
-int uop_sysret(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(sysret)
 {
 	struct emu_cpu *c = &v->cpu;
 	uint16_t sel = (uint16_t)(v->msr.star >> 48);
@@ -559,7 +559,7 @@ int uop_sysret(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_MODE;
 }
 
-int uop_swapgs(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(swapgs)
 {
 	uint64_t t;
 
@@ -603,7 +603,7 @@ static bool isa_advertised(const struct emu_vcpu *v, unsigned int ext)
 	}
 }
 
-int uop_generic(struct emu_vcpu *v, const struct emu_uop *u)
+UOP_DEF(generic)
 {
 	struct emu_result res;
 	uint8_t bytes[24];

@@ -385,6 +385,24 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 
 /* The register forms of one ALU operation (op_alu.c). */
 #define UOP_ALU_FORMS(X, n) X(n##_rr) X(n##_ri) X(n##_rr64) X(n##_ri64)
+/* Defines handler uop_<name> around a body that returns enum emu_exit: on EXIT_NEXT it
+ * goes straight on to the next uop's handler (direct-threaded code: every handler ends in its
+ * own indirect jump, which the host predicts far better than one shared dispatch call), and
+ * on any other result it records itself in v->cur for the driver (fault address, count). A
+ * block ends in a uop that never returns EXIT_NEXT, so the chain of calls is bounded by the
+ * block length even where the compiler does not make them tail calls. */
+#define UOP_DEF(name)                                                                           \
+	static inline int body_##name(struct emu_vcpu *v, const struct emu_uop *u);             \
+	int uop_##name(struct emu_vcpu *v, const struct emu_uop *u)                             \
+	{                                                                                       \
+		int r = body_##name(v, u);                                                      \
+		if (likely(r == EXIT_NEXT))                                                     \
+			return u[1].fn(v, u + 1);                                               \
+		v->cur = u;                                                                     \
+		return r;                                                                       \
+	}                                                                                       \
+	static inline int body_##name(struct emu_vcpu *v, const struct emu_uop *u)
+
 #define UOP_DECLARE(name) int uop_##name(struct emu_vcpu *v, const struct emu_uop *u);
 UOP_HANDLERS(UOP_DECLARE)
 #undef UOP_DECLARE

@@ -429,10 +429,17 @@ int emu_vcpu_deliver(struct emu_vcpu *v, uint8_t vector, bool has_error, uint32_
 	}
 }
 
+int uop_single_end(struct emu_vcpu *v, const struct emu_uop *u)
+{
+	v->cur = u - 1;
+	return EXIT_NEXT;
+}
+
 int emu_vcpu_step(struct emu_vcpu *v)
 {
 	uint8_t bytes[24] = {0};
-	struct emu_uop u;
+	struct emu_uop us[2], *up = us;
+#define u (*up)
 	unsigned int n = 15;
 	uint64_t rip = v->cpu.rip, la;
 	int ret;
@@ -454,10 +461,12 @@ int emu_vcpu_step(struct emu_vcpu *v)
 		/* The instruction runs into the page that faulted: that fault (SDM 6.15). */
 		return emu_fetch(v, la, bytes, 15, NULL);
 	}
+	us[1] = (struct emu_uop){.fn = uop_single_end};
 	ret = u.fn(v, &u);
 	if (ret == EXIT_NEXT)
 		v->cpu.rip = u.next_rip;
 	return ret;
+#undef u
 }
 
 int emu_code_linear(struct emu_vcpu *v, uint64_t rip, uint64_t *la)

@@ -144,6 +144,8 @@ struct emu_vcpu {
 	uint64_t dr[8];			/* debug registers: kept, breakpoints not offered */
 	/* Interrupt shadow: the instruction after STI / MOV SS / POP SS takes no interrupt. */
 	bool int_shadow;
+	/* The uop that left the block (any result but EXIT_NEXT). */
+	const struct emu_uop *cur;
 	/* The fault an instruction raised (EXIT_FAULT). */
 	struct emu_fault fault;
 	/* EXIT_STOP: why, for the report. */
@@ -195,6 +197,12 @@ bool emu_uop_ends_block(const struct emu_uop *u);
 /* Linear address of code at (rip) through CS (limit checked outside 64-bit mode). 0 or
  * EXIT_FAULT. */
 int emu_code_linear(struct emu_vcpu *v, uint64_t rip, uint64_t *la);
+
+/* Handlers chain: a uop that completes runs the next one (emu_uop[1]) itself, and the value
+ * that comes back is the exit of the uop that left, recorded in v->cur. A sequence of uops
+ * must therefore end in one that never completes normally: a block's terminator, or for a
+ * single instruction uop_single_end, which just returns EXIT_NEXT. */
+int uop_single_end(struct emu_vcpu *v, const struct emu_uop *u);
 
 /* Uop handlers the engine places itself: a direct jump to (imm) through link 0 (a block's
  * terminator), and the handler of an invalidated block's uops (leave at this instruction). */
