@@ -512,6 +512,12 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 		prev_exit = ret;
 		switch (ret) {
 		case EXIT_BRANCH:
+			if (v->yield) {
+				v->yield = false;
+				if (d->ncpus > 1)
+					return true;
+			}
+			break;
 		case EXIT_JUMP_TAKEN:
 		case EXIT_JUMP_NOT:
 			break;

@@ -485,8 +485,10 @@ scan:
 flagop:
 		u->fn = uop_flagop;
 		return true;
-	case ZYDIS_MNEMONIC_NOP:
 	case ZYDIS_MNEMONIC_PAUSE:
+		u->fn = uop_pause;
+		return true;
+	case ZYDIS_MNEMONIC_NOP:
 	case ZYDIS_MNEMONIC_ENDBR32:
 	case ZYDIS_MNEMONIC_ENDBR64:
 	case ZYDIS_MNEMONIC_LFENCE:
@@ -750,7 +752,7 @@ bool emu_uop_ends_block(const struct emu_uop *u)
 		uop_jmp_far, uop_call_far, uop_ret_far, uop_iret, uop_syscall, uop_sysret,
 		uop_swapgs, uop_mov_cr, uop_mov_sreg_w, uop_pop_sreg, uop_lgdt, uop_lidt, uop_ltr,
 		uop_lldt, uop_lmsw, uop_clts, uop_invlpg, uop_wrmsr, uop_cli, uop_sti, uop_popf,
-		uop_hlt, uop_invalid, uop_ud, uop_generic,
+		uop_hlt, uop_invalid, uop_ud, uop_generic, uop_pause,
 	};
 	for (unsigned int i = 0; i < sizeof(enders) / sizeof(enders[0]); i++)
 		if (u->fn == enders[i])

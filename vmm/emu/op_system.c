@@ -92,6 +92,14 @@ UOP_DEF(hlt)
 	return exit_after(v, u, EXIT_HALT);
 }
 
+/* pause: a spin-wait hint. The engine runs vCPUs in turn, so a vCPU spinning on a lock gives
+ * its turn to the others, one of which holds it. */
+UOP_DEF(pause)
+{
+	v->yield = true;
+	return exit_after(v, u, EXIT_BRANCH);
+}
+
 UOP_DEF(wbinvd)
 {
 	NEED_CPL0(v);

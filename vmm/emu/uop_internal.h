@@ -381,7 +381,7 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 	X(mov_dr) X(lgdt) X(lidt) X(sgdt) X(sidt) X(ltr) X(lldt) X(str) X(sldt) X(mov_sreg_w)  \
 	X(mov_sreg_r) X(pop_sreg) X(push_sreg) X(jmp_far) X(call_far) X(ret_far) X(iret)        \
 	X(syscall) X(sysret) X(swapgs) X(invlpg) X(clts) X(lmsw) X(smsw) X(ud)                   \
-	X(wbinvd) X(rdtscp)
+	X(wbinvd) X(rdtscp) X(pause)
 
 /* The register forms of one ALU operation (op_alu.c). */
 #define UOP_ALU_FORMS(X, n) X(n##_rr) X(n##_ri) X(n##_rr64) X(n##_ri64)

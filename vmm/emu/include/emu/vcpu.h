@@ -152,6 +152,8 @@ struct emu_vcpu {
 	char why[160];
 	/* HLT waits; set at reset for application processors until SIPI. */
 	bool halted, wait_sipi;
+	/* PAUSE: the vCPU spins; the driver may run another. */
+	bool yield;
 
 	/* Counters for --stats. */
 	uint64_t tlb_flushes, tlb_misses, generic_insns;
