@@ -198,6 +198,7 @@ static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t ri
 	memset(b, 0, sizeof(*b));
 	b->rip = rip;
 	b->gpa = gpa;
+	b->host = NULL;
 	b->mode = mode;
 	b->pfn[0] = gpa >> 12;
 	b->npages = 1;
@@ -217,6 +218,8 @@ static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t ri
 		ret = emu_fetch(v, la, bytes, avail, &igpa);
 		if (ret)
 			goto fail;
+		if (!n)
+			b->host = emu_fetch_host_cached(v, la);
 		len = emu_decode(v, pc, bytes, avail, u);
 		if (len == 0) {
 			/* The instruction crosses into the next page: fetch it whole. A fault

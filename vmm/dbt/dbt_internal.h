@@ -17,6 +17,7 @@
 struct dbt_block {
 	uint64_t rip;			/* linear address of the first instruction */
 	uint64_t gpa;			/* its physical address */
+	const uint8_t *host;		/* and where that is in mvm (chained blocks check it) */
 	uint64_t pfn[2];		/* physical pages the code covers (npages of them) */
 	struct dbt_block *hash_next;
 	struct dbt_block *page_next[2];	/* the blocks of pfn[i] */

@@ -466,12 +466,16 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 				return false;
 			prev = NULL;
 		}
-		/* Chained: the successor linked on an earlier run of (prev). */
-		if (prev && (prev_exit == EXIT_JUMP_TAKEN || prev_exit == EXIT_JUMP_NOT)) {
+		/* Chained: the successor linked on an earlier run of (prev), if the guest's RIP
+		 * still maps to the code it was made from (another process may use the same
+		 * linear address): one fetch-TLB probe instead of the hash lookup. */
+		if (prev && prev_exit != EXIT_MODE) {
 			unsigned int li = prev_exit == EXIT_JUMP_NOT;
 			struct dbt_block *n = prev->link[li];
 
-			if (n && prev->link_epoch[li] == d->epoch && n->rip == v->cpu.rip) {
+			if (n && prev->link_epoch[li] == d->epoch && n->rip == v->cpu.rip &&
+			    v->mode64 && n->host &&
+			    emu_fetch_host_cached(v, v->cpu.rip) == n->host) {
 				b = n;
 				d->chain_hits++;
 			}
@@ -493,10 +497,9 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 				flushes = d->flushes;
 				prev = NULL;
 			}
-			/* Link prev -> b when both sit on one page and nothing was dropped. */
-			if (prev && prev->valid && b->valid &&
-			    (prev_exit == EXIT_JUMP_TAKEN || prev_exit == EXIT_JUMP_NOT) &&
-			    (prev->rip >> 12) == (b->rip >> 12) && prev->npages == 1) {
+			/* Link prev -> b (direct branches through their link, indirect ones
+			 * through link 0 as a one-entry cache of the last target). */
+			if (prev && prev->valid && b->valid && v->mode64) {
 				unsigned int li = prev_exit == EXIT_JUMP_NOT;
 
 				prev->link[li] = b;

@@ -214,6 +214,15 @@ int uop_stale(struct emu_vcpu *v, const struct emu_uop *u);
 /* Fetches (len) bytes of code at linear address (la) through the TLB. Returns 0, or
  * EXIT_FAULT with (v->fault) set, or EXIT_STOP. (*gpa) is the first byte's physical address. */
 int emu_fetch(struct emu_vcpu *v, uint64_t la, void *buf, unsigned int len, uint64_t *gpa);
+/* Host address of the code byte at linear (la) when the fetch TLB holds its page, else NULL
+ * (no walk, no fault): the engine's check that a chained block is still what (la) maps. */
+static inline const uint8_t *emu_fetch_host_cached(const struct emu_vcpu *v, uint64_t la)
+{
+	const struct emu_tlb_entry *e = &v->tlb[TLB_FETCH][(la >> 12) & (EMU_TLB_SIZE - 1)];
+
+	return e->tag == (la & ~0xfffull) ? (const uint8_t *)(uintptr_t)(la + e->addend) : NULL;
+}
+
 /* Physical address of code at linear (la), for the code cache key: 0 or EXIT_FAULT. */
 int emu_fetch_gpa(struct emu_vcpu *v, uint64_t la, uint64_t *gpa);
 
