@@ -52,8 +52,9 @@ struct net_config {
 
 enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
 
-/* Who runs the guest's instructions: KVM, or mvm's own engine (vmm/dbt). */
-enum accel_kind { ACCEL_KVM, ACCEL_DBT };
+/* Who runs the guest's instructions: KVM, mvm's own engine (vmm/dbt), or whichever of the two
+ * runs guests faster on this host (auto). */
+enum accel_kind { ACCEL_KVM, ACCEL_DBT, ACCEL_AUTO };
 
 struct vm_config {
 	enum mvm_command command;

@@ -64,6 +64,19 @@ int main(void)
 	CHECK_EQ(P("run", "-k", "k", "--stats"), 0);
 	CHECK(cfg.stats);
 
+	/* --accel: KVM by default; dbt, auto; anything else names the option. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK_EQ(cfg.accel, ACCEL_KVM);
+	CHECK_EQ(P("run", "-k", "k", "--accel", "dbt"), 0);
+	CHECK_EQ(cfg.accel, ACCEL_DBT);
+	CHECK_EQ(P("run", "-k", "k", "--accel=auto"), 0);
+	CHECK_EQ(cfg.accel, ACCEL_AUTO);
+	CHECK_EQ(P("run", "-k", "k", "--accel", "kvm"), 0);
+	CHECK_EQ(cfg.accel, ACCEL_KVM);
+	CHECK_EQ(P("run", "-k", "k", "--accel", "tcg"), -EINVAL);
+	CHECK(strstr(err, "--accel") && strstr(err, "tcg"));
+	CHECK_EQ(P("run", "-k", "k", "--accel"), -EINVAL);
+
 	/* Help and version. */
 	CHECK_EQ(P("--help"), 0);
 	CHECK_EQ(cfg.command, CMD_HELP);

@@ -46,8 +46,7 @@ const char *kvm_backend_name(enum kvm_backend b)
 	}
 }
 
-/* Which KVM module backs /dev/kvm. PVM changes what the guest can run (KVM-HOST.md). */
-static enum kvm_backend detect_backend(void)
+enum kvm_backend kvm_detect_backend(void)
 {
 	if (access("/sys/module/kvm_pvm", F_OK) == 0)
 		return KVM_BACKEND_PVM;
@@ -106,7 +105,7 @@ static int open_kvm(struct vm *vm)
 		goto exit_close;
 	}
 	vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
-	vm->backend = detect_backend();
+	vm->backend = kvm_detect_backend();
 	return 0;
 exit_close:
 	close(vm->kvm_fd);

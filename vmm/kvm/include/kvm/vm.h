@@ -59,6 +59,9 @@ int vm_run(struct vm *vm);
 void vm_kick_all(struct vm *vm);
 
 const char *kvm_backend_name(enum kvm_backend b);
+/* Which KVM module backs /dev/kvm (PVM changes what a guest can run: KVM-HOST.md), from
+ * /sys/module; UNKNOWN without KVM. Opens nothing. */
+enum kvm_backend kvm_detect_backend(void);
 
 /* Binds eventfd (fd) to guest MMIO writes of (len) bytes (1, 2, 4 or 8) at (addr) whose value
  * is (datamatch) (KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DATAMATCH): KVM signals (fd) and
