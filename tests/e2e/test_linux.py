@@ -6,6 +6,8 @@ Usage: test_linux.py MVM CASE
            (/proc/cpuinfo, /dev, system calls from user space), both CPUs online, a clean
            reboot (status 0)
   bzimage  the same kernel as a bzImage through the 64-bit boot protocol
+  clock    the guest's clock against the host's: /proc/uptime read twice 10 s apart must
+           advance as much as host time did (within 1%), and `date +%s` must match the host
 The kernel and initramfs come from MVM_VMLINUX, MVM_BZIMAGE and MVM_INITRAMFS (scripts/test.sh
 builds or reuses them). A Linux boot takes about a minute on KVM-PVM hosts, so each case is one
 boot with every check of its kind.
@@ -67,7 +69,45 @@ def case_bzimage(c):
     c.check(re.search(r"^bz-ok\r?$", r.out, re.M), "the command ran", r)
 
 
-CASES = {"pvh": case_pvh, "bzimage": case_bzimage}
+def case_clock(c):
+    """Time in the guest advances with the host's. The guest prints its uptime around a 10 s
+    sleep; the host timestamps each line as it arrives on the console (streamed, not read at
+    the end), so the two intervals can be compared."""
+    import subprocess
+    p = images()
+    run = ("echo CLOCK-A $(cut -d' ' -f1 /proc/uptime) $(date +%s); sleep 10; "
+           "echo CLOCK-B $(cut -d' ' -f1 /proc/uptime) $(date +%s)")
+    cmdline = f'console=ttyS0 reboot=k panic=-1 mvm.run="{run}"'
+    argv = mvmtest.command(MVM, ["run", "-k", p["MVM_VMLINUX"], "-i", p["MVM_INITRAMFS"],
+                                 "-p", cmdline])
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    seen, out = {}, []
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace").strip()
+        out.append(line)
+        m = re.match(r"CLOCK-([AB]) ([0-9.]+) ([0-9]+)", line)
+        if m:
+            seen[m.group(1)] = (time.monotonic(), time.time(), float(m.group(2)),
+                                int(m.group(3)))
+        if time.monotonic() > deadline:
+            proc.kill()
+            break
+    status = proc.wait()
+    r = mvmtest.Result(status, "\n".join(out), proc.stderr.read().decode(errors="replace"))
+    if not c.check("A" in seen and "B" in seen, "the guest printed both clock lines", r):
+        return
+    host = seen["B"][0] - seen["A"][0]
+    guest = seen["B"][2] - seen["A"][2]
+    print(f"clock: host {host:.3f} s, guest uptime {guest:.3f} s")
+    c.check(abs(guest - host) <= 0.01 * host + 0.02, f"guest uptime advanced {guest:.3f} s "
+            f"while the host's clock advanced {host:.3f} s (within 1%)", r)
+    c.check(abs(seen["A"][3] - seen["A"][1]) <= 2, "date +%s matches the host's time", r)
+    c.check(status == 0, f"mvm exits 0 (got {status})", r)
+
+
+CASES = {"pvh": case_pvh, "bzimage": case_bzimage, "clock": case_clock}
 
 if __name__ == "__main__":
     MVM, CASE = sys.argv[1], sys.argv[2]

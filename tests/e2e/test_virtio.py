@@ -165,8 +165,9 @@ def case_blk_durable(c):
     seed = 7
     with tempfile.TemporaryDirectory() as tmp:
         img = image(tmp, "durable.img", 1 << 20)
-        p = subprocess.Popen([MVM, "run", "-k", guest("virtio_blk"), "-d", img,
-                              "-p", f"durable={seed}"], stdin=subprocess.DEVNULL,
+        p = subprocess.Popen(mvmtest.command(MVM, ["run", "-k", guest("virtio_blk"), "-d", img,
+                                                   "-p", f"durable={seed}"]),
+                             stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, deadline, seen = b"", time.monotonic() + 120, False
         while time.monotonic() < deadline and not seen:
@@ -209,7 +210,7 @@ def run_interactive(args, trigger, line, timeout):
     NOTE: Linux drops console input that arrives before its console is open (the 8250 clears
     its FIFO at startup; virtio_console discards data that lands between posting its receive
     buffers and attaching hvc0), so the test types only when the guest waits for it."""
-    p = subprocess.Popen([MVM] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    p = subprocess.Popen(mvmtest.command(MVM, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     out, sent, deadline, timed_out = b"", False, time.monotonic() + timeout, False
     while True:
