@@ -355,8 +355,13 @@ UOP_DEF(shift)
 	ret = dst_get(v, u, &a, &la, true);
 	if (ret)
 		return ret;
-	if (!n)
-		return EXIT_NEXT; /* a zero count changes nothing, flags included */
+	if (!n) {
+		/* A zero count changes no flags, but a 32-bit register is still written
+		 * (zero-extended), as the CPU does. */
+		if (u->osz == 4 && !(u->flags & UOP_F_MEMDST))
+			reg_set(v, u->reg, 4, a);
+		return EXIT_NEXT;
+	}
 	f = emu_flags(v);
 	cf = f & RF_CF;
 	of = f & RF_OF;
@@ -442,8 +447,13 @@ UOP_DEF(shd)
 
 	n &= u->osz == 8 ? 63 : 31;
 	ret = dst_get(v, u, &a, &la, true);
-	if (ret || !n)
+	if (ret)
 		return ret;
+	if (!n) {
+		if (u->osz == 4 && !(u->flags & UOP_F_MEMDST))
+			reg_set(v, u->reg, 4, a);
+		return EXIT_NEXT;
+	}
 	if (n > bits) /* undefined for 16-bit operands; do what the 32-bit form does */
 		n %= bits;
 	if (!n)
