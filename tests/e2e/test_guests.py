@@ -115,6 +115,19 @@ def case_smc(c):
         c.check(m and int(m.group(1)) > 0, "dbt: the stores into code invalidated blocks", r)
 
 
+def case_smc_dma(c):
+    """A virtio-blk read over code the guest already ran: the device's write must drop the
+    translation (guest_mem_dma_done) before the guest runs the code again."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        img = os.path.join(tmp, "scratch.img")
+        with open(img, "wb") as f:
+            f.truncate(1 << 20)
+        r = mvmtest.run(MVM, ["run", "-k", guest("smc"), "-d", img, "-p", "dma=1", "--stats"])
+    mvmtest.guest_passed(c, r, "smc dma=1")
+    c.check(re.search(r"^PASS smc-dma\r?$", r.out, re.M), "the DMA check ran and passed", r)
+
+
 def case_fault(c):
     r = mvmtest.run(MVM, ["run", "-k", guest("fault")])
     mvmtest.guest_passed(c, r, "fault")
@@ -130,7 +143,8 @@ def case_tlb(c):
     mvmtest.guest_passed(c, mvmtest.run(MVM, ["run", "-k", guest("tlb")]), "tlb")
 
 
-CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
+         if name.startswith("case_")}
 
 if __name__ == "__main__":
     MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
