@@ -596,13 +596,15 @@ void dbt_run(struct dbt *d)
 
 void dbt_print_stats(struct dbt *d, FILE *f)
 {
-	uint64_t insns = 0, tlb_flushes = 0, tlb_misses = 0, generic = 0;
+	uint64_t insns = 0, tlb_flushes = 0, tlb_misses = 0, generic = 0, dev = 0, dev_ns = 0;
 
 	for (unsigned int i = 0; i < d->ncpus; i++) {
 		insns += d->cpus[i].insns;
 		tlb_flushes += d->cpus[i].v.tlb_flushes;
 		tlb_misses += d->cpus[i].v.tlb_misses;
 		generic += d->cpus[i].v.generic_insns;
+		dev += d->cpus[i].v.device_accesses;
+		dev_ns += d->cpus[i].v.device_ns;
 	}
 	fprintf(f, "mvm: dbt: %llu guest instructions (%llu through the generic path), "
 		"%.1f M/s over %.3f s running, %.3f s idle\n",
@@ -621,4 +623,7 @@ void dbt_print_stats(struct dbt *d, FILE *f)
 		(unsigned long long)tlb_misses);
 	fprintf(f, "mvm: dbt: %llu interrupts, %llu exceptions delivered\n",
 		(unsigned long long)d->interrupts, (unsigned long long)d->exceptions);
+	fprintf(f, "mvm: dbt: %llu device accesses (port I/O and MMIO) took %.3f s of the %.3f s "
+		"running; the engine the rest\n", (unsigned long long)dev, (double)dev_ns / 1e9,
+		(double)d->ns_run / 1e9);
 }

@@ -163,6 +163,7 @@ int emu_exec_system(struct emu_ctx *ctx);	/* clac, stac, rdtscp, rdpid, lar, lsl
 int emu_exec_xsave(struct emu_ctx *ctx);	/* xsave family, fxsave, xgetbv, xsetbv */
 int emu_exec_x87(struct emu_ctx *ctx);
 int emu_exec_sse(struct emu_ctx *ctx);
+int emu_exec_sse2(struct emu_ctx *ctx);	/* SSE/SSE2 compute: integer, shuffles, FP */
 int emu_exec_interrupt(struct emu_ctx *ctx);	/* int3, int n, into */
 int emu_exec_atomic(struct emu_ctx *ctx);	/* cmpxchg8b/16b */
 

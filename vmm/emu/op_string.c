@@ -242,7 +242,7 @@ UOP_DEF(ins)
 			ret = mem_read(v, la, osz, &probe, EMU_ES, TLB_WRITE);
 		if (ret)
 			break;
-		bus_dispatch(v->plat->pio, port, &val, osz, false);
+		emu_device_access(v, v->plat->pio, port, &val, osz, false);
 		ret = mem_write(v, la, osz, val, EMU_ES);
 		if (ret)
 			break;
@@ -275,7 +275,7 @@ UOP_DEF(outs)
 			ret = mem_read(v, la, osz, &val, u->seg, TLB_READ);
 		if (ret)
 			break;
-		bus_dispatch(v->plat->pio, port, &val, osz, true);
+		emu_device_access(v, v->plat->pio, port, &val, osz, true);
 		done++;
 		idx_set(v, EMU_RSI, asz, si + (uint64_t)step);
 		if (rep)
@@ -293,7 +293,7 @@ UOP_DEF(in)
 
 	if (!io_allowed(v))
 		return raise_gp0(v);
-	bus_dispatch(v->plat->pio, port, &val, u->osz, false);
+	emu_device_access(v, v->plat->pio, port, &val, u->osz, false);
 	reg_set(v, EMU_RAX, u->osz, val);
 	return EXIT_NEXT;
 }
@@ -305,6 +305,6 @@ UOP_DEF(out)
 
 	if (!io_allowed(v))
 		return raise_gp0(v);
-	bus_dispatch(v->plat->pio, port, &val, u->osz, true);
+	emu_device_access(v, v->plat->pio, port, &val, u->osz, true);
 	return EXIT_NEXT;
 }

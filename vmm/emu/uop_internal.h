@@ -285,6 +285,12 @@ static inline int stack_peek(struct emu_vcpu *v, unsigned int off, unsigned int 
 	return ret ? ret : mem_read(v, la, len, val, EMU_SS, TLB_READ);
 }
 
+/* --- devices --- */
+
+/* One access to a device on (bus), timed for --stats (time in devices vs in the engine). */
+void emu_device_access(struct emu_vcpu *v, struct bus *bus, uint64_t addr, void *data,
+		       unsigned int size, bool write);
+
 /* --- lazy flags (flags.c) --- */
 
 static inline void cc_set(struct emu_vcpu *v, enum emu_cc_op op, unsigned int osz, uint64_t a,

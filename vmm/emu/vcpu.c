@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "uop_internal.h"
 
@@ -217,7 +218,7 @@ static void mmio_access(struct emu_vcpu *v, uint64_t gpa, uint8_t *buf, unsigned
 				memcpy(buf, &val, size);
 			}
 		} else if (v->env.mmio) {
-			bus_dispatch(v->env.mmio, gpa, buf, size, write);
+			emu_device_access(v, v->env.mmio, gpa, buf, size, write);
 		} else if (!write) {
 			memset(buf, 0xff, size);
 		}
@@ -225,6 +226,24 @@ static void mmio_access(struct emu_vcpu *v, uint64_t gpa, uint8_t *buf, unsigned
 		buf += size;
 		len -= size;
 	}
+}
+
+void emu_device_access(struct emu_vcpu *v, struct bus *bus, uint64_t addr, void *data,
+		       unsigned int size, bool write)
+{
+	struct timespec a, b;
+
+	if (!bus) {
+		if (!write)
+			memset(data, 0xff, size);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	bus_dispatch(bus, addr, data, size, write);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	v->device_ns += (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull +
+			(uint64_t)(b.tv_nsec - a.tv_nsec);
+	v->device_accesses++;
 }
 
 /* Splits [la, la+len) at the page boundary and translates both parts before any access, so

@@ -156,7 +156,7 @@ struct emu_vcpu {
 	bool yield;
 
 	/* Counters for --stats. */
-	uint64_t tlb_flushes, tlb_misses, generic_insns;
+	uint64_t tlb_flushes, tlb_misses, generic_insns, device_accesses, device_ns;
 
 	struct emu_tlb tlb_all;
 };
