@@ -366,8 +366,11 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 	}
 }
 
-void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *bytes,
-	      unsigned int len, struct emu_result *res)
+/* emu_step(), or with (classes_only) the class handlers alone: the engine's generic uops
+ * already know the instruction has no uop, and building a stand-alone vCPU to find that out
+ * again costs more than the instruction. */
+static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *bytes,
+		 unsigned int len, struct emu_result *res, bool classes_only)
 {
 	static _Thread_local struct emu_ctx ctx_storage;
 	static _Thread_local struct emu_cpu work;
@@ -405,7 +408,7 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 		memcpy(res->insn, bytes, len);
 	}
 	res->insn_len = len;
-	if (step_uop(cpu_in, env, res->insn, len, res)) {
+	if (!classes_only && step_uop(cpu_in, env, res->insn, len, res)) {
 		if (res->status == EMU_DONE)
 			emu_commit(ctx); /* the accessed bits of the fetch's walks */
 		return;
@@ -423,7 +426,7 @@ void emu_step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *
 		if (ret)
 			goto out;
 		res->insn_len = len;
-		if (step_uop(cpu_in, env, res->insn, len, res)) {
+		if (!classes_only && step_uop(cpu_in, env, res->insn, len, res)) {
 			if (res->status == EMU_DONE)
 				emu_commit(ctx);
 			return;
@@ -475,6 +478,18 @@ out:
 		res->status = EMU_UNSUPPORTED;
 		break;
 	}
+}
+
+void emu_step(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
+	      unsigned int len, struct emu_result *res)
+{
+	step(cpu, env, bytes, len, res, false);
+}
+
+void emu_step_classes(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
+		      unsigned int len, struct emu_result *res)
+{
+	step(cpu, env, bytes, len, res, true);
 }
 
 int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t vector,

@@ -624,7 +624,7 @@ UOP_DEF(generic)
 	v->cc.op = CC_EFLAGS;
 	v->cpu.tsc = tsc_now(v);
 	v->generic_insns++;
-	emu_step(&v->cpu, &v->env, bytes, u->len, &res);
+	emu_step_classes(&v->cpu, &v->env, bytes, u->len, &res);
 	switch (res.status) {
 	case EMU_DONE:
 		if (v->cpu.dirty & (EMU_DIRTY_SREGS | EMU_DIRTY_TLB))

@@ -109,6 +109,10 @@ void emu_step(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *byt
 int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t vector,
 		      bool has_error, uint32_t error, struct emu_result *res);
 
+/* emu_step() for an instruction known to have no uop (emu/vcpu.h): the class handlers only. */
+void emu_step_classes(struct emu_cpu *cpu, const struct emu_env *env, const uint8_t *bytes,
+		      unsigned int len, struct emu_result *res);
+
 /* Formats the instruction in (res) as Intel syntax into (buf) ("??" if it does not decode). */
 void emu_disassemble(const struct emu_cpu *cpu, const struct emu_result *res, char *buf,
 		     size_t size);
