@@ -1,7 +1,19 @@
 /* insn_sse2.c: the SSE/SSE2 computation instructions (legacy encodings, XMM registers and
- * m128/m64/m32/m16 operands) that user space runs: Linux's glibc string functions (pcmpeqb,
- * pmovmskb, pminub, shifts and shuffles), memset/memcpy, and the double/float code of printf
- * and awk. SDM Vol. 2 semantics and exceptions:
+ * m128/m64/m32/m16 operands) that user space runs: glibc's string functions, memset/memcpy,
+ * and the double/float code of printf and awk.
+ *   compare, mask: pcmpeqb/w/d, pcmpgtb/w/d, pmovmskb, movmskps/pd
+ *   logic: por, pand, pandn, orps/pd, andps/pd, andnps/pd, xorpd (pxor, xorps: insn_sse.c)
+ *   integer: padd/psub b/w/d/q, paddus/psubus/padds/psubs b/w, pminub, pmaxub, pminsw, pmaxsw,
+ *     pavgb/w, psadbw, pmullw, pmulhw, pmulhuw, pmuludq, pmaddwd
+ *   shuffles: pshufd/lw/hw, punpckl/h bw/wd/dq/qdq, packuswb, packsswb, packssdw, shufps/pd,
+ *     unpckl/h ps/pd
+ *   shifts: psll/psrl w/d/q, psra w/d (xmm/m128 count or imm8), pslldq, psrldq
+ *   moves: movss, movsd (SSE2), movlps/pd, movhps/pd, movhlps, movlhps, pextrw, pinsrw
+ *   floating point: add/sub/mul/div/sqrt/min/max ss/sd/ps/pd, cmpss/sd/ps/pd, (u)comiss/sd,
+ *     cvtsi2ss/sd, cvt(t)ss2si, cvt(t)sd2si, cvtss2sd, cvtsd2ss, cvtps2pd, cvtpd2ps, cvtdq2ps,
+ *     cvtdq2pd, cvt(t)ps2dq, cvt(t)pd2dq
+ *
+ * SDM Vol. 2 semantics and exceptions:
  *
  * - #UD without CPUID.SSE, with CR0.EM or without CR4.OSFXSR; #NM with CR0.TS (Vol. 2 2.4).
  * - #GP(0) for a 16-byte memory operand not 16-byte aligned (exception classes 1, 2 and 4: every
@@ -41,17 +53,17 @@ union xmm {
 };
 
 /* MXCSR (SDM Vol. 1 10.2.3). */
-#define MX_IE	  0x0001u
-#define MX_DE	  0x0002u
-#define MX_ZE	  0x0004u
-#define MX_PE	  0x0020u
-#define MX_FLAGS  0x003fu
-#define MX_DAZ	  0x0040u
-#define MX_MASKS  0x1f80u
-#define MX_UM	  0x0800u
-#define MX_RC	  0x6000u
+#define MX_IE	    0x0001u
+#define MX_DE	    0x0002u
+#define MX_ZE	    0x0004u
+#define MX_PE	    0x0020u
+#define MX_FLAGS    0x003fu
+#define MX_DAZ	    0x0040u
+#define MX_MASKS    0x1f80u
+#define MX_UM	    0x0800u
+#define MX_RC	    0x6000u
 #define MX_RC_SHIFT 13
-#define MX_FTZ	  0x8000u
+#define MX_FTZ	    0x8000u
 
 static bool is_xmm(const ZydisDecodedOperand *op)
 {
@@ -738,12 +750,14 @@ static uint64_t fp_arith(struct fp *f, bool dbl, enum fp_op op, uint64_t a, uint
 
 	if (op == F_MIN || op == F_MAX) {
 		/* The second operand unless the first is strictly less (min) or greater (max):
-		 * so for a NaN in either and for two zeros (SDM MINSD/MAXSD). Any NaN is invalid. */
-		bool nan = is_nan(dbl, a) || is_nan(dbl, b);
+		 * so for a NaN in either and for two zeros (SDM MINSD/MAXSD). Any NaN is invalid
+		 * (and then no DE); DAZ flushes what comes back too. */
 		double x, y;
 
-		if (nan) {
+		if (is_nan(dbl, a) || is_nan(dbl, b)) {
 			f->flags |= MX_IE;
+			if (is_denormal(dbl, b) && (f->mxcsr & MX_DAZ))
+				b &= fsign(dbl);
 			return b;
 		}
 		a = operand(f, dbl, a);
@@ -762,10 +776,18 @@ static uint64_t fp_arith(struct fp *f, bool dbl, enum fp_op op, uint64_t a, uint
 		y = t;
 		saved = host_enter(f);
 		switch (op) {
-		case F_ADD: r = x + y; break;
-		case F_SUB: r = x - y; break;
-		case F_MUL: r = x * y; break;
-		case F_DIV: r = x / y; break;
+		case F_ADD:
+			r = x + y;
+			break;
+		case F_SUB:
+			r = x - y;
+			break;
+		case F_MUL:
+			r = x * y;
+			break;
+		case F_DIV:
+			r = x / y;
+			break;
 		default:
 			t = y;
 			__asm__("sqrtsd %1, %0" : "=x"(t) : "x"(t));
@@ -786,10 +808,18 @@ static uint64_t fp_arith(struct fp *f, bool dbl, enum fp_op op, uint64_t a, uint
 		y = t;
 		saved = host_enter(f);
 		switch (op) {
-		case F_ADD: r = x + y; break;
-		case F_SUB: r = x - y; break;
-		case F_MUL: r = x * y; break;
-		case F_DIV: r = x / y; break;
+		case F_ADD:
+			r = x + y;
+			break;
+		case F_SUB:
+			r = x - y;
+			break;
+		case F_MUL:
+			r = x * y;
+			break;
+		case F_DIV:
+			r = x / y;
+			break;
 		default:
 			t = y;
 			__asm__("sqrtss %1, %0" : "=x"(t) : "x"(t));
@@ -823,14 +853,30 @@ static uint64_t fp_compare(struct fp *f, bool dbl, unsigned int pred, uint64_t a
 		x = to_double(dbl, operand(f, dbl, a));
 		y = to_double(dbl, operand(f, dbl, b));
 		switch (pred & 7) {
-		case 0: res = x == y; break;
-		case 1: res = x < y; break;
-		case 2: res = x <= y; break;
-		case 3: res = false; break;
-		case 4: res = x != y; break;
-		case 5: res = !(x < y); break;
-		case 6: res = !(x <= y); break;
-		default: res = true; break;
+		case 0:
+			res = x == y;
+			break;
+		case 1:
+			res = x < y;
+			break;
+		case 2:
+			res = x <= y;
+			break;
+		case 3:
+			res = false;
+			break;
+		case 4:
+			res = x != y;
+			break;
+		case 5:
+			res = !(x < y);
+			break;
+		case 6:
+			res = !(x <= y);
+			break;
+		default:
+			res = true;
+			break;
 		}
 	}
 	return res ? (dbl ? ~0ull : 0xffffffffull) : 0;
@@ -842,9 +888,12 @@ static double round_int(double v, unsigned int rc)
 	double t = trunc(v), frac = v - t;
 
 	switch (rc) {
-	case 1: return floor(v);
-	case 2: return ceil(v);
-	case 3: return t;
+	case 1:
+		return floor(v);
+	case 2:
+		return ceil(v);
+	case 3:
+		return t;
 	default:
 		if (fabs(frac) > 0.5 || (fabs(frac) == 0.5 && fmod(t, 2.0) != 0))
 			t += v < 0 ? -1.0 : 1.0;
@@ -965,8 +1014,8 @@ static int fp_vector(struct emu_ctx *ctx, enum fp_op op, bool dbl, bool scalar, 
 	for (unsigned int i = 0; i < lanes; i++) {
 		uint64_t x = lane(&a, dbl, i), y = lane(&b, dbl, i);
 
-		set_lane(&a, dbl, i, cmp ? fp_compare(&f, dbl, pred, x, y)
-					 : fp_arith(&f, dbl, op, x, y));
+		set_lane(&a, dbl, i,
+			 cmp ? fp_compare(&f, dbl, pred, x, y) : fp_arith(&f, dbl, op, x, y));
 	}
 	ret = write_xmm(ctx, dst, &a);
 	if (!ret)
@@ -1111,6 +1160,30 @@ static int fp_cvt(struct emu_ctx *ctx)
 	return ret;
 }
 
+/* The floating-point arithmetic and compare instructions: operation, double (else single),
+ * scalar (else packed), compare (imm8 predicate). */
+static const struct fp_insn {
+	ZydisMnemonic m;
+	uint8_t op, dbl, scalar, cmp;
+} fp_insns[] = {
+	{ZYDIS_MNEMONIC_ADDSS, F_ADD, 0, 1, 0},	  {ZYDIS_MNEMONIC_ADDSD, F_ADD, 1, 1, 0},
+	{ZYDIS_MNEMONIC_ADDPS, F_ADD, 0, 0, 0},	  {ZYDIS_MNEMONIC_ADDPD, F_ADD, 1, 0, 0},
+	{ZYDIS_MNEMONIC_SUBSS, F_SUB, 0, 1, 0},	  {ZYDIS_MNEMONIC_SUBSD, F_SUB, 1, 1, 0},
+	{ZYDIS_MNEMONIC_SUBPS, F_SUB, 0, 0, 0},	  {ZYDIS_MNEMONIC_SUBPD, F_SUB, 1, 0, 0},
+	{ZYDIS_MNEMONIC_MULSS, F_MUL, 0, 1, 0},	  {ZYDIS_MNEMONIC_MULSD, F_MUL, 1, 1, 0},
+	{ZYDIS_MNEMONIC_MULPS, F_MUL, 0, 0, 0},	  {ZYDIS_MNEMONIC_MULPD, F_MUL, 1, 0, 0},
+	{ZYDIS_MNEMONIC_DIVSS, F_DIV, 0, 1, 0},	  {ZYDIS_MNEMONIC_DIVSD, F_DIV, 1, 1, 0},
+	{ZYDIS_MNEMONIC_DIVPS, F_DIV, 0, 0, 0},	  {ZYDIS_MNEMONIC_DIVPD, F_DIV, 1, 0, 0},
+	{ZYDIS_MNEMONIC_SQRTSS, F_SQRT, 0, 1, 0}, {ZYDIS_MNEMONIC_SQRTSD, F_SQRT, 1, 1, 0},
+	{ZYDIS_MNEMONIC_SQRTPS, F_SQRT, 0, 0, 0}, {ZYDIS_MNEMONIC_SQRTPD, F_SQRT, 1, 0, 0},
+	{ZYDIS_MNEMONIC_MINSS, F_MIN, 0, 1, 0},	  {ZYDIS_MNEMONIC_MINSD, F_MIN, 1, 1, 0},
+	{ZYDIS_MNEMONIC_MINPS, F_MIN, 0, 0, 0},	  {ZYDIS_MNEMONIC_MINPD, F_MIN, 1, 0, 0},
+	{ZYDIS_MNEMONIC_MAXSS, F_MAX, 0, 1, 0},	  {ZYDIS_MNEMONIC_MAXSD, F_MAX, 1, 1, 0},
+	{ZYDIS_MNEMONIC_MAXPS, F_MAX, 0, 0, 0},	  {ZYDIS_MNEMONIC_MAXPD, F_MAX, 1, 0, 0},
+	{ZYDIS_MNEMONIC_CMPSS, F_ADD, 0, 1, 1},	  {ZYDIS_MNEMONIC_CMPSD, F_ADD, 1, 1, 1},
+	{ZYDIS_MNEMONIC_CMPPS, F_ADD, 0, 0, 1},	  {ZYDIS_MNEMONIC_CMPPD, F_ADD, 1, 0, 1},
+};
+
 int emu_exec_sse2(struct emu_ctx *ctx)
 {
 	ZydisMnemonic m = ctx->insn.mnemonic;
@@ -1145,42 +1218,14 @@ int emu_exec_sse2(struct emu_ctx *ctx)
 	case ZYDIS_MNEMONIC_MOVHLPS:
 	case ZYDIS_MNEMONIC_MOVLHPS:
 		return partial_move(ctx);
-	case ZYDIS_MNEMONIC_ADDSS: return fp_vector(ctx, F_ADD, false, true, false);
-	case ZYDIS_MNEMONIC_ADDSD: return fp_vector(ctx, F_ADD, true, true, false);
-	case ZYDIS_MNEMONIC_ADDPS: return fp_vector(ctx, F_ADD, false, false, false);
-	case ZYDIS_MNEMONIC_ADDPD: return fp_vector(ctx, F_ADD, true, false, false);
-	case ZYDIS_MNEMONIC_SUBSS: return fp_vector(ctx, F_SUB, false, true, false);
-	case ZYDIS_MNEMONIC_SUBSD: return fp_vector(ctx, F_SUB, true, true, false);
-	case ZYDIS_MNEMONIC_SUBPS: return fp_vector(ctx, F_SUB, false, false, false);
-	case ZYDIS_MNEMONIC_SUBPD: return fp_vector(ctx, F_SUB, true, false, false);
-	case ZYDIS_MNEMONIC_MULSS: return fp_vector(ctx, F_MUL, false, true, false);
-	case ZYDIS_MNEMONIC_MULSD: return fp_vector(ctx, F_MUL, true, true, false);
-	case ZYDIS_MNEMONIC_MULPS: return fp_vector(ctx, F_MUL, false, false, false);
-	case ZYDIS_MNEMONIC_MULPD: return fp_vector(ctx, F_MUL, true, false, false);
-	case ZYDIS_MNEMONIC_DIVSS: return fp_vector(ctx, F_DIV, false, true, false);
-	case ZYDIS_MNEMONIC_DIVSD: return fp_vector(ctx, F_DIV, true, true, false);
-	case ZYDIS_MNEMONIC_DIVPS: return fp_vector(ctx, F_DIV, false, false, false);
-	case ZYDIS_MNEMONIC_DIVPD: return fp_vector(ctx, F_DIV, true, false, false);
-	case ZYDIS_MNEMONIC_SQRTSS: return fp_vector(ctx, F_SQRT, false, true, false);
-	case ZYDIS_MNEMONIC_SQRTSD: return fp_vector(ctx, F_SQRT, true, true, false);
-	case ZYDIS_MNEMONIC_SQRTPS: return fp_vector(ctx, F_SQRT, false, false, false);
-	case ZYDIS_MNEMONIC_SQRTPD: return fp_vector(ctx, F_SQRT, true, false, false);
-	case ZYDIS_MNEMONIC_MINSS: return fp_vector(ctx, F_MIN, false, true, false);
-	case ZYDIS_MNEMONIC_MINSD: return fp_vector(ctx, F_MIN, true, true, false);
-	case ZYDIS_MNEMONIC_MINPS: return fp_vector(ctx, F_MIN, false, false, false);
-	case ZYDIS_MNEMONIC_MINPD: return fp_vector(ctx, F_MIN, true, false, false);
-	case ZYDIS_MNEMONIC_MAXSS: return fp_vector(ctx, F_MAX, false, true, false);
-	case ZYDIS_MNEMONIC_MAXSD: return fp_vector(ctx, F_MAX, true, true, false);
-	case ZYDIS_MNEMONIC_MAXPS: return fp_vector(ctx, F_MAX, false, false, false);
-	case ZYDIS_MNEMONIC_MAXPD: return fp_vector(ctx, F_MAX, true, false, false);
-	case ZYDIS_MNEMONIC_CMPSS: return fp_vector(ctx, F_ADD, false, true, true);
-	case ZYDIS_MNEMONIC_CMPSD: return fp_vector(ctx, F_ADD, true, true, true);
-	case ZYDIS_MNEMONIC_CMPPS: return fp_vector(ctx, F_ADD, false, false, true);
-	case ZYDIS_MNEMONIC_CMPPD: return fp_vector(ctx, F_ADD, true, false, true);
-	case ZYDIS_MNEMONIC_COMISS: return fp_comis(ctx, false, true);
-	case ZYDIS_MNEMONIC_COMISD: return fp_comis(ctx, true, true);
-	case ZYDIS_MNEMONIC_UCOMISS: return fp_comis(ctx, false, false);
-	case ZYDIS_MNEMONIC_UCOMISD: return fp_comis(ctx, true, false);
+	case ZYDIS_MNEMONIC_COMISS:
+		return fp_comis(ctx, false, true);
+	case ZYDIS_MNEMONIC_COMISD:
+		return fp_comis(ctx, true, true);
+	case ZYDIS_MNEMONIC_UCOMISS:
+		return fp_comis(ctx, false, false);
+	case ZYDIS_MNEMONIC_UCOMISD:
+		return fp_comis(ctx, true, false);
 	case ZYDIS_MNEMONIC_CVTSI2SD:
 	case ZYDIS_MNEMONIC_CVTSI2SS:
 	case ZYDIS_MNEMONIC_CVTTSD2SI:
@@ -1199,6 +1244,10 @@ int emu_exec_sse2(struct emu_ctx *ctx)
 	case ZYDIS_MNEMONIC_CVTTPD2DQ:
 		return fp_cvt(ctx);
 	default:
+		for (size_t i = 0; i < sizeof(fp_insns) / sizeof(fp_insns[0]); i++)
+			if (fp_insns[i].m == m)
+				return fp_vector(ctx, (enum fp_op)fp_insns[i].op, fp_insns[i].dbl,
+						 fp_insns[i].scalar, fp_insns[i].cmp);
 		return packed_int(ctx);
 	}
 }
