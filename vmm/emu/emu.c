@@ -1,5 +1,6 @@
 /* emu.c: one instruction: fetch, decode with Zydis, dispatch to its class, commit or fault. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "uop_internal.h"
@@ -369,6 +370,16 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 /* emu_step(), or with (classes_only) the class handlers alone: the engine's generic uops
  * already know the instruction has no uop, and building a stand-alone vCPU to find that out
  * again costs more than the instruction. */
+/* How much of a struct emu_cpu an instruction can change: all of it, except that without
+ * AVX (XCR0 limited to x87 and SSE) nothing past the legacy XSAVE area and its header is ever
+ * used, and copying the 4 KiB image twice per instruction was most of the generic path. */
+static size_t cpu_copy_size(const struct emu_env *env)
+{
+	if (env->features->xcr0_mask <= 3)
+		return offsetof(struct emu_cpu, xsave) + XSAVE_LEGACY_SIZE + XSAVE_HDR_SIZE;
+	return sizeof(struct emu_cpu);
+}
+
 static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *bytes,
 		 unsigned int len, struct emu_result *res, bool classes_only)
 {
@@ -387,7 +398,7 @@ static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_
 	memset(res, 0, sizeof(*res));
 	res->mnemonic = "?";
 	/* Work on a copy: a fault or an unsupported case leaves the caller's state untouched. */
-	memcpy(&work, cpu_in, sizeof(work));
+	memcpy(&work, cpu_in, cpu_copy_size(env));
 	work.dirty = 0;
 	memset(&ctx->insn, 0, sizeof(ctx->insn));
 	ctx->cpu = &work;
@@ -468,7 +479,7 @@ out:
 		work.rflags &= ~RF_RF;
 		work.dirty |= EMU_DIRTY_GPRS;
 		emu_commit(ctx);
-		memcpy(cpu_in, &work, sizeof(work));
+		memcpy(cpu_in, &work, cpu_copy_size(env));
 		res->status = EMU_DONE;
 		break;
 	case EMU_EXC:
@@ -501,7 +512,7 @@ int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t ve
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	memcpy(&work, cpu, sizeof(work));
+	memcpy(&work, cpu, cpu_copy_size(env));
 	memset(&ctx->insn, 0, sizeof(ctx->insn));
 	ctx->cpu = &work;
 	ctx->env = env;
@@ -513,7 +524,7 @@ int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t ve
 	ret = emu_deliver_interrupt(ctx, vector, false, has_error, error);
 	if (ret == EMU_OK) {
 		emu_commit(ctx);
-		memcpy(cpu, &work, sizeof(work));
+		memcpy(cpu, &work, cpu_copy_size(env));
 		res->status = EMU_DONE;
 	} else {
 		res->status = ret == EMU_EXC ? EMU_FAULT : EMU_UNSUPPORTED;
