@@ -623,6 +623,34 @@ void dbt_print_stats(struct dbt *d, FILE *f)
 		(unsigned long long)tlb_misses);
 	fprintf(f, "mvm: dbt: %llu interrupts, %llu exceptions delivered\n",
 		(unsigned long long)d->interrupts, (unsigned long long)d->exceptions);
+	{
+		/* The five mnemonics the generic path ran most: candidates for uops. */
+		uint64_t top[5] = {0};
+		unsigned int which[5] = {0};
+
+		for (unsigned int m = 0; m < EMU_MNEMONICS; m++) {
+			uint64_t n = 0;
+
+			for (unsigned int i = 0; i < d->ncpus; i++)
+				n += d->cpus[i].v.generic_by_mnemonic[m];
+			for (unsigned int k = 0; k < 5; k++) {
+				if (n > top[k]) {
+					memmove(&top[k + 1], &top[k], (4 - k) * sizeof(top[0]));
+					memmove(&which[k + 1], &which[k], (4 - k) * sizeof(which[0]));
+					top[k] = n;
+					which[k] = m;
+					break;
+				}
+			}
+		}
+		if (top[0]) {
+			fprintf(f, "mvm: dbt: generic path, most run:");
+			for (unsigned int k = 0; k < 5 && top[k]; k++)
+				fprintf(f, " %s %llu", emu_mnemonic_name(which[k]),
+					(unsigned long long)top[k]);
+			fprintf(f, "\n");
+		}
+	}
 	fprintf(f, "mvm: dbt: %llu device accesses (port I/O and MMIO) took %.3f s of the %.3f s "
 		"running; the engine the rest\n", (unsigned long long)dev, (double)dev_ns / 1e9,
 		(double)d->ns_run / 1e9);

@@ -786,3 +786,10 @@ bool emu_uop_pure(const struct emu_uop *u)
 #undef FORMS
 	return false;
 }
+
+const char *emu_mnemonic_name(unsigned int mnemonic)
+{
+	const char *s = ZydisMnemonicGetString((ZydisMnemonic)mnemonic);
+
+	return s ? s : "?";
+}

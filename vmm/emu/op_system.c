@@ -3,6 +3,8 @@
  * invlpg, and the #UD and generic paths (SDM Vol. 2 and Vol. 3A ch. 2, 5, 6). */
 #include "uop_internal.h"
 
+_Static_assert(ZYDIS_MNEMONIC_MAX_VALUE < EMU_MNEMONICS, "generic counters by mnemonic");
+
 #define CR0_WP	  (1ull << 16)
 #define CR0_AM	  (1ull << 18)
 #define CR0_NW	  (1ull << 29)
@@ -624,6 +626,8 @@ UOP_DEF(generic)
 	v->cc.op = CC_EFLAGS;
 	v->cpu.tsc = tsc_now(v);
 	v->generic_insns++;
+	if (u->mnemonic < EMU_MNEMONICS)
+		v->generic_by_mnemonic[u->mnemonic]++;
 	emu_step_classes(&v->cpu, &v->env, bytes, u->len, &res);
 	switch (res.status) {
 	case EMU_DONE:

@@ -157,6 +157,9 @@ struct emu_vcpu {
 
 	/* Counters for --stats. */
 	uint64_t tlb_flushes, tlb_misses, generic_insns, device_accesses, device_ns;
+	/* Instructions run through the generic path, by Zydis mnemonic (--stats). */
+#define EMU_MNEMONICS 2048
+	uint32_t generic_by_mnemonic[EMU_MNEMONICS];
 
 	struct emu_tlb tlb_all;
 };
@@ -189,6 +192,9 @@ void emu_flags_set(struct emu_vcpu *v, uint64_t rflags);
  * (u->fn) is always set: instructions without a uop handler become generic uops. */
 int emu_decode(const struct emu_vcpu *v, uint64_t rip, const uint8_t *bytes, unsigned int len,
 	       struct emu_uop *u);
+/* The name of Zydis mnemonic (mnemonic), for reports. */
+const char *emu_mnemonic_name(unsigned int mnemonic);
+
 /* True when (u) touches only registers and memory (no MSRs, ports, descriptor tables or
  * interrupt state), so it can run on a stand-alone copy of a CPU. */
 bool emu_uop_pure(const struct emu_uop *u);
