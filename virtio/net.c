@@ -179,30 +179,37 @@ static void rx_arm(struct virtio_net *n)
 
 /* Returns the first chains, filled with the (len) bytes of one frame, to the driver:
  * section 5.1.6.4, num_buffers says how many (always 1 without MRG_RXBUF; tun leaves those two
- * bytes as they were in guest RAM). The chains after them stay held. */
+ * bytes as they were in guest RAM), and the buffers of one frame are used together: num_buffers
+ * is written first and every used entry is published with one used->idx store, so a driver
+ * polling the used ring never sees part of a frame. The chains after them stay held. */
 static void rx_complete(struct virtio_net *n, size_t len)
 {
 	struct vq *vq = &n->mmio.q[VIRTIO_NET_RX_QUEUE].vq;
 	unsigned int k = 0, iovs = 0;
-	size_t frame = len - VNET_HDR_LEN;
+	size_t frame = len - VNET_HDR_LEN, left = len;
 	uint16_t num_buffers;
 
-	while (len && k < n->rx_nr_held) {
-		const struct virtio_net_rx_held *h = &n->rx_held[k];
-		uint32_t used = len < h->len ? (uint32_t)len : h->len;
-
-		for (unsigned int i = 0; i < h->nr_iov; i++)
-			guest_mem_dma_done(n->mmio.mem, n->rx_iov[iovs + i].iov_base,
-					   n->rx_iov[iovs + i].iov_len);
-		vq_push(vq, h->head, used);
-		len -= used;
-		iovs += h->nr_iov;
-		n->rx_held_len -= h->len;
+	while (left && k < n->rx_nr_held) {
+		left -= MIN(left, (size_t)n->rx_held[k].len);
 		k++;
 	}
 	num_buffers = htole16((uint16_t)k);
 	buf_to_iov(n->rx_iov, n->rx_held[0].nr_iov, offsetof(struct virtio_net_hdr_v1, num_buffers),
 		   &num_buffers, sizeof(num_buffers));
+	left = len;
+	for (unsigned int j = 0; j < k; j++) {
+		const struct virtio_net_rx_held *h = &n->rx_held[j];
+		uint32_t used = (uint32_t)MIN(left, (size_t)h->len);
+
+		for (unsigned int i = 0; i < h->nr_iov; i++)
+			guest_mem_dma_done(n->mmio.mem, n->rx_iov[iovs + i].iov_base,
+					   n->rx_iov[iovs + i].iov_len);
+		vq_fill(vq, h->head, used);
+		left -= used;
+		iovs += h->nr_iov;
+		n->rx_held_len -= h->len;
+	}
+	vq_flush(vq);
 	n->rx_nr_held -= k;
 	n->rx_nr_iov -= iovs;
 	memmove(n->rx_held, n->rx_held + k, n->rx_nr_held * sizeof(n->rx_held[0]));

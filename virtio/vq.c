@@ -196,16 +196,31 @@ int vq_pop(struct vq *vq, struct vq_chain *c)
 	return vq_walk(vq, head, c) ? -EINVAL : 1;
 }
 
-void vq_push(struct vq *vq, uint16_t head, uint32_t written)
+void vq_fill(struct vq *vq, uint16_t head, uint32_t written)
 {
-	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	uint16_t slot = (uint16_t)(vq->used_idx + vq->nr_filled);
+	struct vring_used_elem *e = &vq->used->ring[slot & (vq->size - 1)];
 
 	__atomic_store_n(&e->id, htole32(head), __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, htole32(written), __ATOMIC_RELAXED);
-	vq->used_idx++;
-	/* Release: the element (and the data written into the buffers) is visible before the
+	vq->nr_filled++;
+}
+
+void vq_flush(struct vq *vq)
+{
+	if (!vq->nr_filled)
+		return;
+	vq->used_idx = (uint16_t)(vq->used_idx + vq->nr_filled);
+	vq->nr_filled = 0;
+	/* Release: the elements (and the data written into the buffers) are visible before the
 	 * driver can see the new used->idx (section 2.7.14). */
 	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx), __ATOMIC_RELEASE);
+}
+
+void vq_push(struct vq *vq, uint16_t head, uint32_t written)
+{
+	vq_fill(vq, head, written);
+	vq_flush(vq);
 }
 
 bool vq_should_notify(struct vq *vq)

@@ -1,9 +1,10 @@
 /* test_virtio_net.c: virtio-net over a real I/O loop with a SOCK_SEQPACKET socketpair standing
  * in for the TAP (one message = one frame with its vnet header): config space, transmit from
  * multi-segment chains and a ring's worth at once, receive with back-pressure (frames wait, in
- * order, until buffers come), num_buffers, mergeable receive buffers (MRG_RXBUF), refused
- * offloads, malformed chains, a reset while a receive waits. Then, as root in a private network
- * namespace, tap_open() on real TAPs and a UFO datagram through one to a host UDP socket. */
+ * order, until buffers come), num_buffers, mergeable receive buffers (MRG_RXBUF) published a
+ * whole frame at once, refused offloads, malformed chains, a reset while a receive waits. Then,
+ * as root in a private network namespace, tap_open() on real TAPs and a UFO datagram through
+ * one to a host UDP socket. */
 #include "virtio/net.h"
 
 #include <errno.h>
@@ -234,6 +235,53 @@ static void mergeable_tests(struct virtio_mmio *t)
 	/* Drain what the socket still holds from the cases above. */
 	while (recv(sp[0], frame, sizeof(frame), MSG_DONTWAIT) > 0)
 		;
+}
+
+/* Section 5.1.6.4: the buffers of one merged frame are used together. The observer runs at
+ * every device write into guest RAM the device reports (on the I/O thread, between the
+ * device's steps) and looks at the used ring as a polling driver would: once the frame's
+ * first entry is visible, num_buffers must be written and every buffer it names visible. */
+static struct {
+	uint16_t start;			/* used->idx before the frame */
+	int writes, partial;
+} pub;
+
+static void observe_used(void *ctx, gpa_t addr, uint64_t len)
+{
+	uint16_t idx = __atomic_load_n(&rx.used->idx, __ATOMIC_ACQUIRE), nb;
+	const uint8_t *h;
+
+	pub.writes++;
+	if (idx == pub.start)
+		return;
+	h = gpa(&f, RX_BUF + rx.used->ring[pub.start % QSIZE].id * 0x1000ull);
+	nb = (uint16_t)(h[10] | h[11] << 8);
+	if ((uint16_t)(idx - pub.start) < nb || nb == 0)
+		pub.partial++;
+}
+
+static void mergeable_publish_test(struct virtio_mmio *t)
+{
+	static uint8_t frame[1400];
+
+	for (size_t k = 0; k < sizeof(frame); k++)
+		frame[k] = (uint8_t)(k * 3);
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
+	for (uint16_t i = 0; i < 3; i++)
+		post_rx(i, 512); /* three hold the largest frame (1530 bytes) */
+	kick(t, 0);
+	usleep(20000);
+	pub.start = rx.used->idx;
+	pub.writes = pub.partial = 0;
+	f.mem.dma_written = observe_used;
+	host_send_bytes(frame, sizeof(frame)); /* 1412 bytes: three buffers */
+	check_used(&rx, 0, 512);
+	check_used(&rx, 1, 512);
+	check_used(&rx, 2, HDR + sizeof(frame) - 1024);
+	f.mem.dma_written = NULL;
+	CHECK_EQ(*(uint16_t *)((uint8_t *)gpa(&f, RX_BUF) + 10), 3);
+	CHECK_EQ(pub.writes, 3);
+	CHECK_EQ(pub.partial, 0);
 }
 
 /* A whole ring of frames published at once (as many as there are write slots) goes out
@@ -540,6 +588,7 @@ int main(void)
 	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
 
 	mergeable_tests(t);
+	mergeable_publish_test(t);
 	tx_batch_tests(t);
 
 	/* Exit with a receive pending: drain cancels it. */

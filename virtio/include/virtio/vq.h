@@ -30,6 +30,7 @@ struct vq {
 	struct vring_used *used;
 	uint16_t last_avail;		/* next avail ring entry to consume */
 	uint16_t used_idx;		/* our shadow of used->idx */
+	uint16_t nr_filled;		/* entries vq_fill() wrote after used_idx, unpublished */
 	uint16_t signalled_used;	/* used_idx at the last notification decision */
 	bool signalled_used_valid;
 	const char *error;		/* why the last pop failed (static string) */
@@ -67,6 +68,13 @@ int vq_pop(struct vq *vq, struct vq_chain *c);
 
 /* Returns (head) to the driver with (written) bytes written into its writable buffers. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t written);
+
+/* Writes the used entry for (head) like vq_push() but does not publish it: the driver sees
+ * nothing of it until vq_flush(). For buffers that must be used together, such as the
+ * buffers of one merged virtio-net frame (section 5.1.6.4). */
+void vq_fill(struct vq *vq, uint16_t head, uint32_t written);
+/* Publishes every entry vq_fill() wrote since the last publish with one used->idx store. */
+void vq_flush(struct vq *vq);
 
 /* Whether the driver wants an interrupt for what was pushed since the last call
  * (VRING_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX: section 2.7.10). */
