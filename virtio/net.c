@@ -1,7 +1,8 @@
 /* net.c: virtio-net on a TAP (virtio 1.2 section 5.1). The TAP carries the same 12-byte
  * virtio_net_hdr_v1 as the rings (IFF_VNET_HDR, TUNSETVNETHDRSZ), so frames and their offload
- * metadata pass through untouched: a transmit chain is one writev from guest RAM, a receive
- * chain one readv into guest RAM, each on the io_uring loop. */
+ * metadata pass through: a transmit chain is one writev (the header from the copy checked
+ * against the negotiated features, the frame from guest RAM), a receive chain one readv into
+ * guest RAM, each on the io_uring loop. */
 #define pr_fmt(fmt) "virtio-net: " fmt
 #include "virtio/net.h"
 
@@ -288,7 +289,7 @@ static void tx_submit(struct virtio_net *n, struct virtio_net_tx_slot *s)
 	if (s->poll)
 		io_uring_prep_poll_add(sqe, n->fd, POLLOUT);
 	else
-		io_uring_prep_writev(sqe, n->fd, s->chain.iov, s->chain.nr_out, (uint64_t)-1);
+		io_uring_prep_writev(sqe, n->fd, s->iov, s->nr_iov, (uint64_t)-1);
 	s->busy = true;
 	n->tx_nr_busy++;
 }
@@ -390,8 +391,8 @@ static void tx_process(struct virtio_net *n)
 	struct virtio_net_tx_slot *s;
 
 	while ((s = tx_free_slot(n)) && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
-		struct virtio_net_hdr_v1 hdr;
 		const char *why;
+		unsigned int nr;
 		int ret = vq_pop(vq, &s->chain);
 
 		if (ret == 0)
@@ -402,12 +403,13 @@ static void tx_process(struct virtio_net *n)
 		}
 		/* Writable segments of a transmit chain are ignored (section 5.1.6.2 has the
 		 * driver post only readable ones). */
-		if (iov_to_buf(s->chain.iov, s->chain.nr_out, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		if (iov_to_buf(s->chain.iov, s->chain.nr_out, 0, &s->hdr, sizeof(s->hdr)) !=
+		    sizeof(s->hdr)) {
 			why = "virtio-net transmit shorter than the header";
 		} else if (s->chain.out_len > VNET_HDR_LEN + VIRTIO_NET_MAX_FRAME) {
 			why = "virtio-net transmit longer than 64 KiB";
 		} else {
-			why = tx_check_hdr(n, &hdr);
+			why = tx_check_hdr(n, &s->hdr);
 		}
 		if (why) {
 			virtio_mmio_guest_error(&n->mmio, why);
@@ -415,6 +417,13 @@ static void tx_process(struct virtio_net *n)
 			tx_complete(n, s->chain.head);
 			continue;
 		}
+		/* The checked copy goes out in place of the guest's header, which another vCPU
+		 * could switch to offloads never negotiated before the write reads it. */
+		nr = s->chain.nr_out;
+		iov_consume(s->chain.iov, &nr, VNET_HDR_LEN);
+		s->iov[0] = (struct iovec){.iov_base = &s->hdr, .iov_len = VNET_HDR_LEN};
+		memcpy(s->iov + 1, s->chain.iov, nr * sizeof(s->iov[0]));
+		s->nr_iov = 1 + nr;
 		tx_submit(n, s);
 		if (!s->busy) {
 			pr_warn_once("%s: io_uring submission queue full; dropping a frame",

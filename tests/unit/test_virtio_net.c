@@ -2,9 +2,9 @@
  * in for the TAP (one message = one frame with its vnet header): config space, transmit from
  * multi-segment chains and a ring's worth at once, receive with back-pressure (frames wait, in
  * order, until buffers come), num_buffers, mergeable receive buffers (MRG_RXBUF) published a
- * whole frame at once, refused offloads, malformed chains, a reset while a receive waits. Then,
- * as root in a private network namespace, tap_open() on real TAPs and a UFO datagram through
- * one to a host UDP socket. */
+ * whole frame at once, refused offloads, a transmit header rewritten by the guest after it was
+ * checked, malformed chains, a reset while a receive waits. Then, as root in a private network
+ * namespace, tap_open() on real TAPs and a UFO datagram through one to a host UDP socket. */
 #include "virtio/net.h"
 
 #include <errno.h>
@@ -282,6 +282,38 @@ static void mergeable_publish_test(struct virtio_mmio *t)
 	CHECK_EQ(*(uint16_t *)((uint8_t *)gpa(&f, RX_BUF) + 10), 3);
 	CHECK_EQ(pub.writes, 3);
 	CHECK_EQ(pub.partial, 0);
+}
+
+/* The transmit header is checked on a copy; the copy is what goes out. The TAP stand-in's
+ * send buffer is full, so the write waits (io_uring retries it once the socket is writable),
+ * and meanwhile "another vCPU" switches on TSO6, never negotiated, in guest RAM. */
+static void tx_header_copy_test(struct virtio_mmio *t)
+{
+	static uint8_t filler[16384], buf[sizeof(filler)];
+	struct virtio_net_hdr_v1 h = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 14,
+				      .csum_offset = 6};
+	struct virtio_net_hdr_v1 *g = gpa(&f, TX_BUF);
+	unsigned int fillers = 0;
+
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_CSUM));
+	while (send(sp[0], filler, sizeof(filler), MSG_DONTWAIT) == (ssize_t)sizeof(filler))
+		fillers++;
+	CHECK(fillers > 0);
+	tx_send(0, &h, "checked header");
+	usleep(50000);
+	CHECK_EQ(net->tx_nr_busy, 1u); /* validated, its write waits */
+	g->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+	g->gso_size = 1400;
+	g->flags = 0;
+	for (unsigned int i = 0; i < fillers; i++)
+		CHECK_EQ(host_recv(buf, sizeof(buf), 3000), (ssize_t)sizeof(filler));
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 14);
+	CHECK_EQ(buf[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	CHECK_EQ(buf[1], VIRTIO_NET_HDR_GSO_NONE);
+	CHECK_EQ(buf[4] | buf[5] << 8, 0); /* gso_size */
+	CHECK(!memcmp(buf + HDR, "checked header", 14));
+	check_used(&tx, 0, 0);
+	CHECK_EQ(net->tx_nr_busy, 0u);
 }
 
 /* A whole ring of frames published at once (as many as there are write slots) goes out
@@ -590,6 +622,7 @@ int main(void)
 	mergeable_tests(t);
 	mergeable_publish_test(t);
 	tx_batch_tests(t);
+	tx_header_copy_test(t);
 
 	/* Exit with a receive pending: drain cancels it. */
 	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1));

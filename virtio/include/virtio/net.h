@@ -1,10 +1,11 @@
 /* net.h: virtio-net (virtio 1.2 section 5.1) on a TAP device, one receive and one transmit
- * queue, served on the I/O thread's io_uring loop: a transmit chain becomes one writev from
- * guest RAM to the TAP, a received frame one readv from the TAP into guest RAM (across several
- * receive buffers with VIRTIO_NET_F_MRG_RXBUF), with the 12-byte virtio_net_hdr_v1 passed
- * through (IFF_VNET_HDR) so checksum and segmentation offloads cross unchanged. When the guest
- * has not posted room for the largest frame it may get, nothing is read: frames wait in the
- * TAP's queue until the guest's next RX kick. No allocation per packet. */
+ * queue, served on the I/O thread's io_uring loop: a transmit chain becomes one writev to the
+ * TAP (its header from the copy that was checked, the frame from guest RAM), a received frame
+ * one readv from the TAP into guest RAM (across several receive buffers with
+ * VIRTIO_NET_F_MRG_RXBUF), with the 12-byte virtio_net_hdr_v1 passed through (IFF_VNET_HDR) so
+ * checksum and segmentation offloads cross unchanged. When the guest has not posted room for
+ * the largest frame it may get, nothing is read: frames wait in the TAP's queue until the
+ * guest's next RX kick. No allocation per packet. */
 #ifndef MVM_VIRTIO_NET_H
 #define MVM_VIRTIO_NET_H
 
@@ -95,6 +96,11 @@ struct virtio_net_tx_slot {
 	struct loop_op op;
 	struct virtio_net *net;		/* the owner, for the completion */
 	struct vq_chain chain;
+	/* What the write sends: the header as checked, from this copy (the guest can rewrite
+	 * its own while the write waits), then the rest of the chain from guest RAM. */
+	struct virtio_net_hdr_v1 hdr;
+	struct iovec iov[1 + VQ_IOV_MAX];
+	unsigned int nr_iov;
 	bool busy;			/* a write (or a POLLOUT wait) is in flight */
 	bool poll;			/* the op in flight is the POLLOUT wait */
 };
