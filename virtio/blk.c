@@ -202,6 +202,8 @@ static void start_rw(struct virtio_blk_req *r, uint64_t sector, struct iovec *io
 	submit(r);
 }
 
+static int submit_datasync(struct virtio_blk_req *r);
+
 static void other_done(struct loop_op *op, int res, unsigned int flags)
 {
 	struct virtio_blk_req *r = container_of(op, struct virtio_blk_req, op);
@@ -209,28 +211,40 @@ static void other_done(struct loop_op *op, int res, unsigned int flags)
 	/* Discard is a hint: a file system or device without hole punching still succeeds. */
 	if (r->type == VIRTIO_BLK_T_DISCARD && (res == -EOPNOTSUPP || res == -ENOTTY))
 		res = 0;
+	if (res >= 0 && r->sync_after) {
+		r->sync_after = false;
+		res = submit_datasync(r);
+		if (!res)
+			return; /* completes when the fdatasync does */
+	}
 	if (res < 0)
 		pr_debug("%s: request type %u: %s", r->blk->name, r->type, strerror(-res));
 	complete(r, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, 1);
 }
 
+/* An fdatasync of the whole image for (r), completed by other_done(). Returns 0 or -EBUSY
+ * (the submission queue is full). */
+static int submit_datasync(struct virtio_blk_req *r)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->blk->mmio.loop, &r->op);
+
+	if (!sqe)
+		return -EBUSY;
+	r->op.done = other_done;
+	io_uring_prep_fsync(sqe, r->blk->fd, IORING_FSYNC_DATASYNC);
+	return 0;
+}
+
 static void start_flush(struct virtio_blk_req *r)
 {
-	struct io_uring_sqe *sqe;
-
 	if (r->blk->ro) {
 		complete(r, VIRTIO_BLK_S_OK, 1); /* nothing can be dirty */
 		return;
 	}
-	sqe = loop_sqe(r->blk->mmio.loop, &r->op);
-	if (!sqe) {
-		complete(r, VIRTIO_BLK_S_IOERR, 1);
-		return;
-	}
-	r->op.done = other_done;
 	/* Section 5.2.6.2: a flush covers every write completed before it; ours complete
 	 * only after their writev did, so an fdatasync issued now covers them. */
-	io_uring_prep_fsync(sqe, r->blk->fd, IORING_FSYNC_DATASYNC);
+	if (submit_datasync(r))
+		complete(r, VIRTIO_BLK_S_IOERR, 1);
 }
 
 /* Discard or write-zeroes with its one segment in the readable data (iov, n, len). */
@@ -287,6 +301,10 @@ static void start_discard(struct virtio_blk_req *r, const struct iovec *iov, uns
 	       (wz && !(flags & VIRTIO_BLK_WRITE_ZEROES_F_UNMAP) ? FALLOC_FL_ZERO_RANGE
 								 : FALLOC_FL_PUNCH_HOLE);
 	r->op.done = other_done;
+	/* Without FLUSH nothing acknowledged may be lost (see blk_activate()): the new extents
+	 * are committed with an fdatasync before the request completes, as a write is with
+	 * RWF_DSYNC. */
+	r->sync_after = b->sync_writes;
 	io_uring_prep_fallocate(sqe, b->fd, mode, sector * VIRTIO_BLK_SECTOR,
 				(uint64_t)num * VIRTIO_BLK_SECTOR);
 }
@@ -314,6 +332,7 @@ static void start(struct virtio_blk *b, struct virtio_blk_req *r)
 	in_len = c->in_len - 1;
 	r->busy = true;
 	r->type = UINT32_MAX;
+	r->sync_after = false;
 	r->op.done = rw_done;
 	b->inflight++;
 

@@ -126,6 +126,7 @@ struct virtio_blk_req {
 	uint64_t remaining;		/* bytes still to transfer */
 	uint32_t written;		/* used length on success */
 	uint32_t type;
+	bool sync_after;		/* an fdatasync follows before the request completes */
 	bool busy;
 };
 
@@ -138,7 +139,8 @@ struct virtio_blk {
 	bool ro;
 	uint64_t capacity;		/* sectors */
 	unsigned int inflight;		/* I/O thread */
-	bool sync_writes;		/* FLUSH not negotiated: writes are RWF_DSYNC */
+	bool sync_writes;		/* FLUSH not negotiated: writes are RWF_DSYNC, discard and
+					 * write-zeroes are followed by an fdatasync */
 	struct virtio_blk_req req[VIRTIO_BLK_QUEUE_SIZE];
 };
 
