@@ -10,8 +10,14 @@
  *   On KVM-PVM the CPU raises #UD instead (KVM-HOST.md); the guest then reports it as
  *   "int80-ud" and the host test decides with cmdline int80=required|any.
  * - The MSRs read back what was written (mvm virtualizes LSTAR and CSTAR on PVM).
+ * - Hostile user mode (only where mvm's SYSCALL trap window is in PML4 slot 401, i.e. mvm on
+ *   KVM-PVM; elsewhere SKIP): user code that (window) jumps into the trap window at two
+ *   offsets that are no trap entry, (unbacked) jumps to a user page with no memory behind it.
+ *   The VM must go on, and both must raise #UD in the guest (executing the window's all-ones
+ *   bytes does). The #UD/#GP/#PF handlers record what happened.
  * cmdline: user=0 runs only the kernel-mode part (MSR round trips, SYSRET-free checks), for a
- * host run with the trap mechanism forced off. int80=required fails on #UD.
+ * host run with the trap mechanism forced off. int80=required fails on #UD. hostile=MODE runs
+ * only that hostile mode (window, unbacked), hostile=none none of them.
  * Prints SYSCALLS <n>, the mean cost of an empty SYSCALL+SYSRET round trip in TSC ticks as user
  * mode measures it (SYSCALL-ROUNDTRIP-TSC), and finishes with RESULT PASS/FAIL. */
 #include "guest.h"
@@ -36,7 +42,19 @@
 #define USER_RFLAGS	 0x646ull
 #define RFLAGS_RF	 (1ull << 16)
 
+#define PTE_P		 1ull
 #define PTE_U		 4ull
+
+/* mvm's SYSCALL trap window on KVM-PVM (README "System calls on KVM-PVM"): PML4 slot 401, the
+ * LSTAR trap at its start and the CSTAR trap at +0x100 (vmm/kvm/include/kvm/syscall_trap.h). */
+#define TRAP_PML4_SLOT	 401
+#define TRAP_WINDOW	 0xffffc88000000000 /* no suffixes: also used in the assembly */
+#define TRAP_LSTAR	 TRAP_WINDOW
+#define TRAP_CSTAR	 (TRAP_WINDOW + 0x100)
+#define TRAP_OTHER	 (TRAP_WINDOW + 0x40)
+#define TRAP_OTHER2	 (TRAP_WINDOW + 0x1ff001)
+/* A 2 MiB page of the MMIO hole with no device (core/layout.h), mapped for user mode. */
+#define UNBACKED_GPA	 0xc0200000
 
 #define ROUNDTRIPS	 1000
 #define STR_(x)		 #x
@@ -69,7 +87,13 @@ static uint8_t user_stack[8192] __attribute__((aligned(16)));
 struct regs entry_regs;		/* saved by syscall_entry */
 struct regs int80_regs;		/* saved by int80_entry (frame values in rip/cs/...) */
 uint64_t int80_frame[5];	/* rip, cs, rflags, rsp, ss as the CPU pushed them */
-volatile uint64_t ud_rip;	/* set by ud_entry */
+volatile uint64_t ud_rip;	/* set by fault_c for the int 0x80 #UD */
+volatile uint64_t resume_rip;	/* user code sets it: where a fault resumes user mode */
+/* The last #UD/#GP/#PF fault_c saw (other than the int 0x80 #UD), and the RIPs of the first
+ * two. */
+volatile struct {
+	uint64_t count, vector, error, rip, cs, cr2, rips[2], vectors[2];
+} fault;
 uint64_t kernel_rsp_save;	/* guest_main's stack while in user mode */
 volatile int calls;
 uint64_t user_results[10];
@@ -113,7 +137,10 @@ __asm__(".text\n"
 	"	add %rsi, %rax\n"
 	"	sysretq\n"
 	/* exit: back to guest_main's stack at CPL0 */
-	"1:	mov kernel_rsp_save, %rsp\n"
+	"1:\n"
+	".globl leave_user\n"
+	"leave_user:\n"
+	"	mov kernel_rsp_save, %rsp\n"
 	"	mov $0x10, %ax\n"
 	"	mov %ax, %ss\n"
 	"	ret\n"
@@ -136,14 +163,43 @@ __asm__(".text\n"
 	"	add $1000, %rax\n"
 	"	iretq\n"
 
-	/* #UD: where int 0x80 ends up on KVM-PVM. Skip the 2-byte instruction. */
+	/* #UD (where int 0x80 ends up on KVM-PVM), #GP, #PF: fault_c decides, see there. */
 	".globl ud_entry\n"
 	"ud_entry:\n"
+	"	pushq $0\n"
+	"	pushq $6\n"
+	"	jmp fault_common\n"
+	".globl gp_entry\n"
+	"gp_entry:\n"
+	"	pushq $13\n"
+	"	jmp fault_common\n"
+	".globl pf_entry\n"
+	"pf_entry:\n"
+	"	pushq $14\n"
+	"	jmp fault_common\n"
+	"fault_common:\n"
 	"	push %rax\n"
-	"	mov 8(%rsp), %rax\n"
-	"	mov %rax, ud_rip\n"
-	"	addq $2, 8(%rsp)\n"
+	"	push %rcx\n"
+	"	push %rdx\n"
+	"	push %rsi\n"
+	"	push %rdi\n"
+	"	push %r8\n"
+	"	push %r9\n"
+	"	push %r10\n"
+	"	push %r11\n"
+	"	mov %rsp, %rdi\n"
+	"	cld\n"
+	"	call fault_c\n"
+	"	pop %r11\n"
+	"	pop %r10\n"
+	"	pop %r9\n"
+	"	pop %r8\n"
+	"	pop %rdi\n"
+	"	pop %rsi\n"
+	"	pop %rdx\n"
+	"	pop %rcx\n"
 	"	pop %rax\n"
+	"	add $16, %rsp\n"
 	"	iretq\n"
 
 	/* User mode: two system calls with known registers, an int 0x80, then exit. */
@@ -201,10 +257,80 @@ __asm__(".text\n"
 	"	syscall\n"
 	".globl user_after_exit\n"
 	"user_after_exit:\n"
-	"2:	jmp 2b\n");
+	"2:	jmp 2b\n"
 
-extern char syscall_entry[], int80_entry[], ud_entry[], user_code[], user_after_syscall[],
-	user_after_int80[], user_after_exit[];
+	/* Hostile user programs: each sets resume_rip, does one thing, then exits (call 60). */
+	".globl user_window\n"
+	"user_window:\n"
+	"	lea 1f(%rip), %rax\n"
+	"	mov %rax, resume_rip\n"
+	"	movabs $" STR(TRAP_OTHER) ", %rax\n"
+	"	jmp *%rax\n"
+	"1:	lea 1f(%rip), %rax\n"
+	"	mov %rax, resume_rip\n"
+	"	movabs $" STR(TRAP_OTHER2) ", %rax\n"
+	"	jmp *%rax\n"
+	"1:	mov $60, %eax\n"
+	"	syscall\n"
+	"	jmp 1b\n"
+	".globl user_unbacked\n"
+	"user_unbacked:\n"
+	"	lea 1f(%rip), %rax\n"
+	"	mov %rax, resume_rip\n"
+	"	mov $" STR(UNBACKED_GPA) ", %eax\n"
+	"	jmp *%rax\n"
+	"1:	mov $60, %eax\n"
+	"	syscall\n"
+	"	jmp 1b\n"
+	"	jmp 1b\n");
+
+extern char syscall_entry[], int80_entry[], ud_entry[], gp_entry[], pf_entry[], user_code[],
+	user_after_syscall[], user_after_int80[], user_after_exit[], leave_user[];
+/* The hostile user programs. */
+extern char user_window[], user_unbacked[];
+
+void fault_c(uint64_t *f);
+
+/* Called by fault_common with (f) pointing at r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax, the
+ * vector, the error code, then the CPU's frame (rip, cs, rflags, rsp, ss). A #UD at the
+ * int 0x80 is KVM-PVM's (see the top): skip the 2-byte instruction. Anything else is recorded; a
+ * user-mode fault resumes at resume_rip, any other leaves user mode for good (back to
+ * guest_main), so a test that goes wrong ends in FAIL lines, not a triple fault. */
+void fault_c(uint64_t *f)
+{
+	uint64_t vector = f[9], rip = f[11], cs = f[12];
+
+	if (vector == 6 && rip == (uint64_t)(uintptr_t)user_after_int80 - 2) {
+		ud_rip = rip;
+		f[11] = rip + 2;
+		return;
+	}
+	if (fault.count < 2) {
+		fault.rips[fault.count] = rip;
+		fault.vectors[fault.count] = vector;
+	}
+	fault.count++;
+	fault.vector = vector;
+	fault.error = f[10];
+	fault.rip = rip;
+	fault.cs = cs;
+	if (vector == 14) {
+		uint64_t cr2;
+
+		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+		fault.cr2 = cr2;
+	}
+	if ((cs & 3) == 3 && resume_rip) {
+		f[11] = resume_rip;
+		resume_rip = 0;
+		return;
+	}
+	f[11] = (uint64_t)(uintptr_t)leave_user;
+	f[12] = KERNEL_CS;
+	f[13] = 2;
+	f[14] = kernel_rsp_save;
+	f[15] = KERNEL_SS;
+}
 
 static void wrmsr(uint32_t msr, uint64_t v)
 {
@@ -243,6 +369,8 @@ static void setup_descriptors(void)
 	tss.rsp[0] = (uint64_t)(uintptr_t)(kernel_stack + sizeof(kernel_stack));
 	tss.iomap = sizeof(tss);
 	set_gate(6, ud_entry, 0);
+	set_gate(13, gp_entry, 0);
+	set_gate(14, pf_entry, 0);
 	set_gate(0x80, int80_entry, 3);
 	__asm__ volatile("lgdt %0" : : "m"(gdtr));
 	__asm__ volatile("lidt %0" : : "m"(idtr));
@@ -268,7 +396,7 @@ static bool msr_round_trip(const char *name, uint32_t msr, uint64_t value)
 	return reportf(rdmsr(msr) == value, "msr-%s-reads-back", name);
 }
 
-static void enter_user_mode(void)
+static void enter_user_mode(void *rip)
 {
 	uint64_t ursp = (uint64_t)(uintptr_t)(user_stack + sizeof(user_stack));
 
@@ -297,18 +425,93 @@ static void enter_user_mode(void)
 			 "pop %%rbp\n"
 			 :
 			 : [ss] "i"(USER_SS), [ursp] "r"(ursp), [flags] "i"(USER_RFLAGS),
-			   [cs] "i"(USER_CS), [rip] "r"((uint64_t)(uintptr_t)user_code)
+			   [cs] "i"(USER_CS), [rip] "r"((uint64_t)(uintptr_t)rip)
 			 : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory",
 			   "cc");
+}
+
+/* Whether mvm's trap window is there: PML4 slot 401 filled (mvm on KVM-PVM fills it on the
+ * first LSTAR write). Under QEMU, mvm's engine (--accel dbt) or with the trap off it is empty. */
+static bool trap_window_present(void)
+{
+	extern uint64_t pml4[];
+
+	return (pml4[TRAP_PML4_SLOT] & (PTE_P | PTE_U)) == (PTE_P | PTE_U);
+}
+
+/* Maps the 2 MiB page at UNBACKED_GPA (identity-mapped, kernel-only) for user mode. */
+static void allow_user_unbacked(void)
+{
+	extern uint64_t pml4[];
+	uint64_t *pdpt = (uint64_t *)(uintptr_t)(pml4[0] & ~0xfffull);
+	uint64_t *pd = (uint64_t *)(uintptr_t)(pdpt[UNBACKED_GPA >> 30] & ~0xfffull);
+
+	pdpt[UNBACKED_GPA >> 30] |= PTE_U;
+	pd[(UNBACKED_GPA >> 21) & 511] |= PTE_U;
+	__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" : : : "rax", "memory");
+}
+
+static bool want(const char *modes, const char *mode)
+{
+	return !strcmp(modes, "all") || !strcmp(modes, mode);
+}
+
+/* Runs one hostile user program; returns with (fault) and the counters as it left them. */
+static void run_hostile(void *prog)
+{
+	memset((void *)&fault, 0, sizeof(fault));
+	resume_rip = 0;
+	enter_user_mode(prog);
+}
+
+static void print_fault(const char *mode)
+{
+	if (fault.count)
+		printf("HOSTILE %s: vector %lu at rip 0x%lx cs 0x%lx error 0x%lx cr2 0x%lx\n", mode,
+		       (unsigned long)fault.vector, (unsigned long)fault.rip,
+		       (unsigned long)fault.cs, (unsigned long)fault.error,
+		       (unsigned long)fault.cr2);
+	else
+		printf("HOSTILE %s: no fault\n", mode);
+}
+
+/* A user-mode #UD at (rip), and nothing else. */
+static bool user_ud_at(uint64_t rip)
+{
+	return fault.count == 1 && fault.vector == 6 && fault.rip == rip && fault.cs == USER_CS;
+}
+
+static void hostile_user(const char *modes)
+{
+	if (!trap_window_present()) {
+		report_skip("hostile-user", "no SYSCALL trap window in PML4 slot 401: not mvm on "
+					    "KVM-PVM");
+		return;
+	}
+	if (want(modes, "window")) {
+		run_hostile(user_window);
+		print_fault("window");
+		report("hostile-window-offset-ud", fault.count == 2 && fault.vector == 6 &&
+							   fault.rips[0] == TRAP_OTHER &&
+							   fault.rips[1] == TRAP_OTHER2 &&
+							   fault.cs == USER_CS);
+	}
+	if (want(modes, "unbacked")) {
+		allow_user_unbacked();
+		run_hostile(user_unbacked);
+		print_fault("unbacked");
+		report("hostile-unbacked-fetch-ud", user_ud_at(UNBACKED_GPA));
+	}
 }
 
 void guest_main(const struct hvm_start_info *si)
 {
 	bool user = cmdline_uint("user", 1) != 0;
-	char int80[16] = "any";
+	char int80[16] = "any", hostile[16] = "all";
 	const struct regs *e = &entry_regs;
 
 	cmdline_get("int80", int80, sizeof(int80));
+	cmdline_get("hostile", hostile, sizeof(hostile));
 	setup_descriptors();
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
 	msr_round_trip("star", MSR_STAR,
@@ -322,7 +525,7 @@ void guest_main(const struct hvm_start_info *si)
 		finish();
 	}
 	allow_user_low_2m();
-	enter_user_mode();
+	enter_user_mode(user_code);
 
 	printf("SYSCALLS %d\n", calls);
 	report("syscall-count", calls == 3);
@@ -358,5 +561,7 @@ void guest_main(const struct hvm_start_info *si)
 	} else {
 		report("int80-seen", false);
 	}
+	if (strcmp(hostile, "none"))
+		hostile_user(hostile);
 	finish();
 }

@@ -6,6 +6,11 @@ Usage: test_syscall.py MVM GUEST_DIR CASE
             what the guest wrote; int 0x80 is delivered, or on KVM-PVM raises #UD (documented)
   trap-off  MVM_SYSCALL_TRAP=off: the guest's kernel-mode part (user=0) still passes, so the
             guest and mvm work where the mechanism is not used
+  hostile-window, hostile-unbacked
+            guest user code attacking the trap (the guest's hostile=MODE): it must not stop the
+            VM (exit 81 before these were fixed) nor hand the kernel impossible state; the
+            guest checks what its #UD handler and its kernel saw. Skipped where mvm does not
+            trap SYSCALL (not KVM-PVM: the guest finds no trap window and prints SKIP)
 """
 import os
 import sys
@@ -31,7 +36,34 @@ def case_trap_off(c):
     c.check("PASS msr-lstar-reads-back" in r.out, "LSTAR reads back without the trap", r)
 
 
+# What each hostile mode must print, and the warning mvm logs once for it (None: nothing).
+HOSTILE = {
+    "window": (["PASS hostile-window-offset-ud"],
+               "user code jumped into the SYSCALL trap window"),
+    "unbacked": (["PASS hostile-unbacked-fetch-ud"],
+                 "the bytes do not decode as an x86 instruction; #UD raised in the guest"),
+}
+
+
+def case_hostile(c, mode):
+    os.environ["MVM_LOG"] = "info"  # says whether the trap is armed
+    r = mvmtest.run(MVM, ["run", "-k", GUEST, "-p", f"hostile={mode}"], timeout=60)
+    trapped = "is trapped and completed by mvm" in r.err
+    if not trapped and r.status == 0 and "SKIP hostile-user" in r.out:
+        mvmtest.skip("mvm does not trap SYSCALL on this host (not KVM-PVM): no trap window")
+    c.check(r.status != 81, "guest user mode did not stop the VM (exit 81)", r)
+    mvmtest.guest_passed(c, r, f"syscall hostile={mode}")
+    c.check("SKIP hostile-user" not in r.out, "the guest found mvm's trap window", r)
+    lines, warning = HOSTILE[mode]
+    for line in lines:
+        c.check(line in r.out, f"guest printed '{line}'", r)
+    if warning:
+        n = sum(warning in ln for ln in r.err.splitlines())
+        c.check(n == 1, f"mvm logged '{warning}' once (got {n})", r)
+
+
 CASES = {"trap": case_trap, "trap-off": case_trap_off}
+CASES.update({f"hostile-{m}": (lambda c, m=m: case_hostile(c, m)) for m in HOSTILE})
 
 if __name__ == "__main__":
     MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -385,6 +385,22 @@ static void report(struct vcpu *v, const struct emu_cpu *c, const struct emu_res
 	vcpu_dump(v, "stopped on an instruction mvm cannot emulate");
 }
 
+/* The first instruction at CPL3 that mvm could not emulate, and what it does instead. */
+static void log_user_ud(struct vcpu *v, const struct emu_cpu *c, const struct emu_result *res)
+{
+	static bool logged; /* __atomic builtins, not _Atomic: clang rejects those on _Atomic */
+	char bytes[15 * 3 + 1] = "", text[96];
+
+	if (__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+		return;
+	for (unsigned int i = 0; i < res->insn_len; i++)
+		sprintf(bytes + 3 * i, "%02x ", res->insn[i]);
+	emu_disassemble(c, res, text, sizeof(text));
+	pr_warn("vCPU %u: cannot emulate '%s' (bytes %s) at rip 0x%llx, CPL 3: %s; #UD raised in "
+		"the guest (logged once)", v->index, text, bytes, (unsigned long long)c->rip,
+		res->why);
+}
+
 bool emulate_on_exit(struct vcpu *v)
 {
 	static _Thread_local struct kvm_state k;
@@ -424,6 +440,20 @@ bool emulate_on_exit(struct vcpu *v)
 			       strerror(-ret));
 		return ret == 0;
 	default:
+		/* Guest user mode must not be able to stop the VM: at CPL3 the instruction mvm
+		 * cannot finish raises #UD in the guest (faults of its accesses were EMU_FAULT
+		 * above), which the kernel turns into a signal for that process. Logged once: any
+		 * user process can do this at will. At CPL0 it is the kernel's instruction, and
+		 * stopping with the report is the honest answer. */
+		if (emu_cpl(&cpu) == 3) {
+			static const struct emu_fault ud = {.vector = 6};
+
+			log_user_ud(v, &cpu, &res);
+			ret = inject(v, &k, &ud);
+			if (ret)
+				pr_err("vCPU %u: injecting #UD: %s", v->index, strerror(-ret));
+			return ret == 0;
+		}
 		report(v, &cpu, &res);
 		return false;
 	}

@@ -21,10 +21,15 @@
  *    LSTAR (or CSTAR). The guest kernel's entry code runs as on hardware. The return (SYSRET,
  *    IRET) already works on PVM.
  *
+ * User code can reach the window without a SYSCALL (it is user-executable), so nothing there
+ * may stop the VM or hand the kernel a state no SYSCALL produces:
+ * - A user fetch from the window at another offset raises #UD in the guest: what executing
+ *   the window's bytes (all ones, FF FF: an undefined opcode) does on hardware.
+ *
  * Limits (what a guest can observe, and what is not covered):
  * - PML4 slot 401 of the guest's page tables is not empty, and user code can read the window
- *   (it reads as all ones: unclaimed MMIO) or jump into it, which counts as a system call with
- *   whatever RCX/R11 it holds. Linux never maps that slot.
+ *   (it reads as all ones: unclaimed MMIO) or jump to a trap address, which counts as a
+ *   system call with whatever RCX/R11 it holds. Linux never maps that slot.
  * - The slot must be empty in the page tables current at the first LSTAR write, and later page
  *   tables must inherit it from those (Linux's pgd_alloc() does for slots >= 273). A kernel
  *   with page-table isolation for user space (PTI) does not map it in user page tables; PTI is
@@ -56,7 +61,19 @@
 #define PTE_P	 (1ull << 0)
 #define PTE_RW	 (1ull << 1)
 #define PTE_US	 (1ull << 2)
+#define PTE_A	 (1ull << 5)
 #define PTE_PS	 (1ull << 7)
+
+/* The PML4 entry mvm installs in slot SYSCALL_TRAP_PML4_INDEX; the CPU sets its accessed bit
+ * once it walks it. */
+#define WINDOW_PML4E	 (LAYOUT_SYSCALL_TRAP_PDPT | PTE_P | PTE_RW | PTE_US)
+#define IS_WINDOW_PML4E(e) (((e) & ~PTE_A) == WINDOW_PML4E)
+#define WINDOW_SIZE	 (2ull << 20)
+
+#define CR0_PG		 (1ull << 31)
+#define CR4_PAE		 (1ull << 5)
+#define CR4_LA57	 (1ull << 12)
+#define EFER_LMA	 (1ull << 10)
 
 enum syscall_trap_mode syscall_trap_mode_from_env(void)
 {
@@ -198,30 +215,85 @@ static void flat_segment(struct kvm_segment *s, uint16_t sel, bool code)
 	};
 }
 
+/* Raises #UD in the guest at its current RIP. */
+static bool raise_ud(struct vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return false;
+	ev.exception.injected = 1;
+	ev.exception.nr = 6;
+	ev.exception.has_error_code = 0;
+	ev.exception.error_code = 0;
+	ev.flags = 0;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+		pr_err("vCPU %u: raising #UD: %s", v->index, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Whether (s) translates RIP through our window: 4-level paging with slot 401 of the current
+ * PML4 holding our entry (a guest that put its own entry there gets no trap). */
+static bool window_mapped(struct vcpu *v, const struct kvm_sregs *s)
+{
+	const uint64_t *pml4;
+
+	if (!(s->cr0 & CR0_PG) || !(s->cr4 & CR4_PAE) || (s->cr4 & CR4_LA57) ||
+	    !(s->efer & EFER_LMA))
+		return false;
+	pml4 = gpa_to_hva(&v->vm->mem, s->cr3 & 0x000ffffffffff000ull, 4096);
+	return pml4 &&
+	       IS_WINDOW_PML4E(__atomic_load_n(&pml4[SYSCALL_TRAP_PML4_INDEX], __ATOMIC_RELAXED));
+}
+
+/* Why a user fetch from the window is no SYSCALL (and raises #UD). */
+enum ud_reason { UD_NONE, UD_OFFSET, UD_N };
+static const char *const ud_reasons[UD_N] = {
+	[UD_OFFSET] = "user code jumped into the SYSCALL trap window",
+};
+static bool ud_logged[UD_N]; /* __atomic builtins, not _Atomic (clang) */
+
 bool syscall_trap_emulation_exit(struct vcpu *v)
 {
 	static const uint32_t idx[] = {MSR_STAR, MSR_SYSCALL_MASK};
+	enum { STAR, FMASK };
 	struct kvm_regs r;
 	struct kvm_sregs s;
 	uint64_t msr[2], target;
+	enum ud_reason why = UD_NONE;
+	bool lstar;
 	uint16_t sel;
 
 	if (!v->vm->syscall_trap)
 		return false;
 	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return false;
-	if (s.cs.dpl != 3 || (r.rip != SYSCALL_TRAP_LSTAR && r.rip != SYSCALL_TRAP_CSTAR))
+	/* A fetch from the window at CPL0 is the kernel's bug: the emulator reports it. */
+	if (s.cs.dpl != 3 || r.rip - SYSCALL_TRAP_LA >= WINDOW_SIZE || !window_mapped(v, &s))
 		return false;
 	if (get_msrs(v, idx, msr, 2)) {
 		pr_err("vCPU %u: reading STAR/SFMASK failed", v->index);
 		return false;
 	}
-	target = r.rip == SYSCALL_TRAP_LSTAR ? v->guest_lstar : v->guest_cstar;
+	lstar = r.rip == SYSCALL_TRAP_LSTAR;
+	/* A fetch anywhere else in the window runs the all-ones bytes behind it: #UD. */
+	if (!lstar && r.rip != SYSCALL_TRAP_CSTAR)
+		why = UD_OFFSET;
+	if (why != UD_NONE) {
+		/* Any user process can do this at will: once per reason. */
+		if (!__atomic_exchange_n(&ud_logged[why], true, __ATOMIC_RELAXED))
+			pr_warn("vCPU %u: %s (rip 0x%llx): #UD raised in the guest (logged once)",
+				v->index, ud_reasons[why], (unsigned long long)r.rip);
+		return raise_ud(v);
+	}
+	target = lstar ? v->guest_lstar : v->guest_cstar;
 	/* SYSCALL (SDM Vol. 2): RCX and R11 were written by the CPU before the fetch faulted;
 	 * RFLAGS = RFLAGS & ~FMASK (RF cleared); CS = STAR[47:32] & ~3, SS = that + 8, both
 	 * flat with DPL 0; CPL 0; RIP = LSTAR (CSTAR from compatibility mode). */
-	sel = (msr[0] >> 32) & 0xfffc;
-	r.rflags = (r.r11 & ~msr[1] & ~(1ull << 16)) | 2;
+	r.rflags = (r.r11 & ~msr[FMASK] & ~(1ull << 16)) | 2;
+	sel = (msr[STAR] >> 32) & 0xfffc;
 	r.rip = target;
 	flat_segment(&s.cs, sel, true);
 	flat_segment(&s.ss, sel + 8, false);
