@@ -12,12 +12,15 @@
  * - The MSRs read back what was written (mvm virtualizes LSTAR and CSTAR on PVM).
  * - Hostile user mode (only where mvm's SYSCALL trap window is in PML4 slot 401, i.e. mvm on
  *   KVM-PVM; elsewhere SKIP): user code that (window) jumps into the trap window at two
- *   offsets that are no trap entry, (unbacked) jumps to a user page with no memory behind it.
- *   The VM must go on, and both must raise #UD in the guest (executing the window's all-ones
- *   bytes does). The #UD/#GP/#PF handlers record what happened.
+ *   offsets that are no trap entry, (unbacked) jumps to a user page with no memory behind it,
+ *   (forged-r11) jumps straight to the LSTAR trap with reserved bits, IOPL, VIF and VIP set and
+ *   IF and DF clear in R11. The VM must go on. All but forged-r11 must raise #UD in the guest
+ *   (executing the window's all-ones bytes does); forged-r11 must enter the kernel with an
+ *   RFLAGS and an R11 that a SYSCALL produces from that user state (its real IF and DF; no
+ *   IOPL, VIF, VIP or reserved bits). The #UD/#GP/#PF handlers record what happened.
  * cmdline: user=0 runs only the kernel-mode part (MSR round trips, SYSRET-free checks), for a
  * host run with the trap mechanism forced off. int80=required fails on #UD. hostile=MODE runs
- * only that hostile mode (window, unbacked), hostile=none none of them.
+ * only that hostile mode (window, unbacked, forged-r11), hostile=none none of them.
  * Prints SYSCALLS <n>, the mean cost of an empty SYSCALL+SYSRET round trip in TSC ticks as user
  * mode measures it (SYSCALL-ROUNDTRIP-TSC), and finishes with RESULT PASS/FAIL. */
 #include "guest.h"
@@ -40,6 +43,8 @@
 #define SFMASK_VALUE	 0x47700ull
 /* The user RFLAGS for the calls: IF, DF, ZF, PF and reserved bit 1. */
 #define USER_RFLAGS	 0x646ull
+#define RFLAGS_IF	 (1ull << 9)
+#define RFLAGS_DF	 (1ull << 10)
 #define RFLAGS_RF	 (1ull << 16)
 
 #define PTE_P		 1ull
@@ -55,6 +60,18 @@
 #define TRAP_OTHER2	 (TRAP_WINDOW + 0x1ff001)
 /* A 2 MiB page of the MMIO hole with no device (core/layout.h), mapped for user mode. */
 #define UNBACKED_GPA	 0xc0200000
+
+/* R11 forged by user code: reserved bits 3, 5, 15 and 22, IOPL 3, VIF and VIP with bit 1, IF
+ * and DF clear. A SYSCALL from this guest's user mode (IOPL 0, IF and DF set) produces none
+ * of that. */
+#define FORGED_R11	 0x0058b02a
+#define RFLAGS_IOPL	 0x3000ull
+#define RFLAGS_VM	 (1ull << 17)
+#define RFLAGS_VIF	 (1ull << 19)
+#define RFLAGS_VIP	 (1ull << 20)
+#define RFLAGS_RESERVED	 (~0x3f7fd7ull & ~2ull)
+/* Bits neither kernel RFLAGS nor R11 may hold after a SYSCALL from IOPL-0 user mode. */
+#define RFLAGS_IMPOSSIBLE (RFLAGS_RESERVED | RFLAGS_IOPL | RFLAGS_VM | RFLAGS_VIF | RFLAGS_VIP)
 
 #define ROUNDTRIPS	 1000
 #define STR_(x)		 #x
@@ -94,6 +111,9 @@ volatile uint64_t resume_rip;	/* user code sets it: where a fault resumes user m
 volatile struct {
 	uint64_t count, vector, error, rip, cs, cr2, rips[2], vectors[2];
 } fault;
+/* What syscall_entry saw for call 3 (forged-r11). */
+volatile uint64_t forged_kflags, forged_r11, forged_rcx;
+volatile int forged_calls;
 uint64_t kernel_rsp_save;	/* guest_main's stack while in user mode */
 volatile int calls;
 uint64_t user_results[10];
@@ -105,6 +125,15 @@ __asm__(".text\n"
 	"syscall_entry:\n"
 	"	cmp $2, %rax\n"		/* call 2: return at once (the round-trip benchmark) */
 	"	jne 0f\n"
+	"	sysretq\n"
+	"0:	cmp $3, %rax\n"		/* call 3: record RFLAGS, R11, RCX (forged-r11) */
+	"	jne 0f\n"
+	"	pushfq\n"
+	"	popq forged_kflags\n"
+	"	mov %r11, forged_r11\n"
+	"	mov %rcx, forged_rcx\n"
+	"	incl forged_calls\n"
+	"	mov $0x202, %r11\n"
 	"	sysretq\n"
 	"0:	mov %rax, entry_regs+0\n"
 	"	mov %rbx, entry_regs+8\n"
@@ -282,12 +311,26 @@ __asm__(".text\n"
 	"1:	mov $60, %eax\n"
 	"	syscall\n"
 	"	jmp 1b\n"
+	".globl user_forged_r11\n"
+	"user_forged_r11:\n"
+	"	lea 1f(%rip), %rcx\n"
+	"	mov %rcx, resume_rip\n"
+	"	mov $" STR(FORGED_R11) ", %r11\n"
+	"	mov $3, %eax\n"
+	"	movabs $" STR(TRAP_LSTAR) ", %rdx\n"
+	"	jmp *%rdx\n"
+	".globl user_forged_r11_ret\n"
+	"user_forged_r11_ret:\n"
+	"1:	mov $60, %eax\n"
+	"	syscall\n"
+	"	jmp 1b\n"
 	"	jmp 1b\n");
 
 extern char syscall_entry[], int80_entry[], ud_entry[], gp_entry[], pf_entry[], user_code[],
 	user_after_syscall[], user_after_int80[], user_after_exit[], leave_user[];
 /* The hostile user programs. */
 extern char user_window[], user_unbacked[];
+extern char user_forged_r11[], user_forged_r11_ret[];
 
 void fault_c(uint64_t *f);
 
@@ -461,6 +504,7 @@ static void run_hostile(void *prog)
 {
 	memset((void *)&fault, 0, sizeof(fault));
 	resume_rip = 0;
+	forged_calls = 0;
 	enter_user_mode(prog);
 }
 
@@ -501,6 +545,25 @@ static void hostile_user(const char *modes)
 		run_hostile(user_unbacked);
 		print_fault("unbacked");
 		report("hostile-unbacked-fetch-ud", user_ud_at(UNBACKED_GPA));
+	}
+	if (want(modes, "forged-r11")) {
+		run_hostile(user_forged_r11);
+		print_fault("forged-r11");
+		printf("HOSTILE forged-r11: kernel rflags 0x%lx r11 0x%lx rcx 0x%lx (%d calls)\n",
+		       (unsigned long)forged_kflags, (unsigned long)forged_r11,
+		       (unsigned long)forged_rcx, forged_calls);
+		report("hostile-forged-r11-entered", forged_calls == 1 && !fault.count);
+		report("hostile-forged-r11-kernel-rflags",
+		       forged_calls == 1 && (forged_kflags & 2) &&
+			       !(forged_kflags & (RFLAGS_IMPOSSIBLE | RFLAGS_RF | SFMASK_VALUE)));
+		report("hostile-forged-r11-kernel-r11",
+		       forged_calls == 1 && (forged_r11 & 2) && !(forged_r11 & RFLAGS_IMPOSSIBLE));
+		/* The user's own IF and DF (set), not the forged ones (clear). */
+		report("hostile-forged-r11-user-if-df",
+		       forged_calls == 1 && (forged_r11 & (RFLAGS_IF | RFLAGS_DF)) ==
+						    (USER_RFLAGS & (RFLAGS_IF | RFLAGS_DF)));
+		report("hostile-forged-r11-rcx",
+		       forged_rcx == (uint64_t)(uintptr_t)user_forged_r11_ret);
 	}
 }
 

@@ -25,11 +25,20 @@
  * may stop the VM or hand the kernel a state no SYSCALL produces:
  * - A user fetch from the window at another offset raises #UD in the guest: what executing
  *   the window's bytes (all ones, FF FF: an undefined opcode) does on hardware.
+ * - A jump to the LSTAR trap counts as a SYSCALL, but R11 is not trusted: the user RFLAGS
+ *   the kernel gets (in R11, and masked as its own RFLAGS) comes from what the hardware holds.
+ *   On PVM the vCPU's RFLAGS at the exit is the user's RFLAGS with the SFMASK bits cleared
+ *   after a real SYSCALL (measured), and the user's RFLAGS untouched after a jump. So: an SFMASK
+ *   bit set there means no SYSCALL ran, and the user RFLAGS is that value whole (with Linux's
+ *   SFMASK, which has IF, every jump from user mode is told apart this way); otherwise the
+ *   bits outside SFMASK come from there and only the SFMASK bits (and RF) from R11. IOPL always
+ *   comes from the hardware, and VM, VIF, VIP and the reserved bits are never set. RCX (the
+ *   return address) is the user's choice, as with a SYSCALL placed before it; a kernel
+ *   address there only makes the return fault in user mode.
  *
  * Limits (what a guest can observe, and what is not covered):
  * - PML4 slot 401 of the guest's page tables is not empty, and user code can read the window
- *   (it reads as all ones: unclaimed MMIO) or jump to a trap address, which counts as a
- *   system call with whatever RCX/R11 it holds. Linux never maps that slot.
+ *   (it reads as all ones: unclaimed MMIO). Linux never maps that slot.
  * - The slot must be empty in the page tables current at the first LSTAR write, and later page
  *   tables must inherit it from those (Linux's pgd_alloc() does for slots >= 273). A kernel
  *   with page-table isolation for user space (PTI) does not map it in user page tables; PTI is
@@ -74,6 +83,28 @@
 #define CR4_PAE		 (1ull << 5)
 #define CR4_LA57	 (1ull << 12)
 #define EFER_LMA	 (1ull << 10)
+
+/* RFLAGS bits (SDM Vol. 1 3.4.3). */
+#define RF_CF	 (1ull << 0)
+#define RF_FIXED (1ull << 1)
+#define RF_PF	 (1ull << 2)
+#define RF_AF	 (1ull << 4)
+#define RF_ZF	 (1ull << 6)
+#define RF_SF	 (1ull << 7)
+#define RF_TF	 (1ull << 8)
+#define RF_IF	 (1ull << 9)
+#define RF_DF	 (1ull << 10)
+#define RF_OF	 (1ull << 11)
+#define RF_IOPL	 (3ull << 12)
+#define RF_NT	 (1ull << 14)
+#define RF_RF	 (1ull << 16)
+#define RF_AC	 (1ull << 18)
+#define RF_ID	 (1ull << 21)
+/* What user-mode RFLAGS can hold besides IOPL and RF (both handled apart): no VM in long
+ * mode, no VIF/VIP (set only through IRET/POPF with CR4.VME/PVI, never for 64-bit user code by
+ * Linux), no reserved bit. */
+#define RF_USER	 (RF_CF | RF_PF | RF_AF | RF_ZF | RF_SF | RF_TF | RF_IF | RF_DF | RF_OF | RF_NT | \
+		  RF_AC | RF_ID)
 
 enum syscall_trap_mode syscall_trap_mode_from_env(void)
 {
@@ -261,7 +292,7 @@ bool syscall_trap_emulation_exit(struct vcpu *v)
 	enum { STAR, FMASK };
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	uint64_t msr[2], target;
+	uint64_t msr[2], target, user, hw;
 	enum ud_reason why = UD_NONE;
 	bool lstar;
 	uint16_t sel;
@@ -289,10 +320,19 @@ bool syscall_trap_emulation_exit(struct vcpu *v)
 		return raise_ud(v);
 	}
 	target = lstar ? v->guest_lstar : v->guest_cstar;
-	/* SYSCALL (SDM Vol. 2): RCX and R11 were written by the CPU before the fetch faulted;
-	 * RFLAGS = RFLAGS & ~FMASK (RF cleared); CS = STAR[47:32] & ~3, SS = that + 8, both
-	 * flat with DPL 0; CPL 0; RIP = LSTAR (CSTAR from compatibility mode). */
-	r.rflags = (r.r11 & ~msr[FMASK] & ~(1ull << 16)) | 2;
+	/* SYSCALL (SDM Vol. 2): R11 = RFLAGS; RFLAGS = RFLAGS & ~FMASK, RF cleared; RCX = the
+	 * return RIP; CS = STAR[47:32] & ~3, SS = that + 8, both flat with DPL 0; CPL 0;
+	 * RIP = LSTAR (CSTAR from compatibility mode). PVM wrote RCX and R11, but a user jump to
+	 * the trap reaches here with an R11 of its choosing: the user RFLAGS is rebuilt from what
+	 * the hardware holds (the comment at the top). RF in the vCPU's RFLAGS is the exit's. */
+	hw = r.rflags & ~RF_RF;
+	if (hw & msr[FMASK])
+		user = hw;
+	else
+		user = (hw & ~msr[FMASK]) | (r.r11 & (msr[FMASK] | RF_RF));
+	user = (user & (RF_USER | RF_RF)) | (hw & RF_IOPL) | RF_FIXED;
+	r.r11 = user;
+	r.rflags = (user & ~msr[FMASK] & ~RF_RF) | RF_FIXED;
 	sel = (msr[STAR] >> 32) & 0xfffc;
 	r.rip = target;
 	flat_segment(&s.cs, sel, true);
