@@ -14,13 +14,15 @@
  *   KVM-PVM; elsewhere SKIP): user code that (window) jumps into the trap window at two
  *   offsets that are no trap entry, (unbacked) jumps to a user page with no memory behind it,
  *   (forged-r11) jumps straight to the LSTAR trap with reserved bits, IOPL, VIF and VIP set and
- *   IF and DF clear in R11. The VM must go on. All but forged-r11 must raise #UD in the guest
- *   (executing the window's all-ones bytes does); forged-r11 must enter the kernel with an
- *   RFLAGS and an R11 that a SYSCALL produces from that user state (its real IF and DF; no
- *   IOPL, VIF, VIP or reserved bits). The #UD/#GP/#PF handlers record what happened.
+ *   IF and DF clear in R11, (nosce) makes a SYSCALL with EFER.SCE clear, (cstar) jumps to the
+ *   CSTAR trap from 64-bit code. The VM must go on. All but forged-r11 must raise #UD in the
+ *   guest (executing the window's all-ones bytes does; SYSCALL does without SCE; a 64-bit
+ *   SYSCALL never goes through CSTAR); forged-r11 must enter the kernel with an RFLAGS and an
+ *   R11 that a SYSCALL produces from that user state (its real IF and DF; no IOPL, VIF, VIP or
+ *   reserved bits). The #UD/#GP/#PF handlers record what happened.
  * cmdline: user=0 runs only the kernel-mode part (MSR round trips, SYSRET-free checks), for a
  * host run with the trap mechanism forced off. int80=required fails on #UD. hostile=MODE runs
- * only that hostile mode (window, unbacked, forged-r11), hostile=none none of them.
+ * only that hostile mode (window, unbacked, forged-r11, nosce, cstar), hostile=none none.
  * Prints SYSCALLS <n>, the mean cost of an empty SYSCALL+SYSRET round trip in TSC ticks as user
  * mode measures it (SYSCALL-ROUNDTRIP-TSC), and finishes with RESULT PASS/FAIL. */
 #include "guest.h"
@@ -111,9 +113,9 @@ volatile uint64_t resume_rip;	/* user code sets it: where a fault resumes user m
 volatile struct {
 	uint64_t count, vector, error, rip, cs, cr2, rips[2], vectors[2];
 } fault;
-/* What syscall_entry saw for call 3 (forged-r11). */
+/* What syscall_entry saw for call 3 (forged-r11) and cstar_entry was entered how often. */
 volatile uint64_t forged_kflags, forged_r11, forged_rcx;
-volatile int forged_calls;
+volatile int forged_calls, cstar_calls;
 uint64_t kernel_rsp_save;	/* guest_main's stack while in user mode */
 volatile int calls;
 uint64_t user_results[10];
@@ -173,6 +175,12 @@ __asm__(".text\n"
 	"	mov $0x10, %ax\n"
 	"	mov %ax, %ss\n"
 	"	ret\n"
+
+	/* CSTAR: no 64-bit SYSCALL comes here. Count it and leave user mode. */
+	".globl cstar_entry\n"
+	"cstar_entry:\n"
+	"	incl cstar_calls\n"
+	"	jmp leave_user\n"
 
 	/* INT 0x80 through a DPL3 gate: record the frame, return with IRETQ. */
 	".globl int80_entry\n"
@@ -324,6 +332,25 @@ __asm__(".text\n"
 	"1:	mov $60, %eax\n"
 	"	syscall\n"
 	"	jmp 1b\n"
+	/* SYSCALL with EFER.SCE clear: #UD, not the kernel. The second fault (UD2, nowhere to
+	 * resume) leaves user mode: without SCE there is no system call to exit with. */
+	".globl user_nosce\n"
+	"user_nosce:\n"
+	"	lea 1f(%rip), %rax\n"
+	"	mov %rax, resume_rip\n"
+	"	mov $3, %eax\n"
+	".globl user_nosce_syscall\n"
+	"user_nosce_syscall:\n"
+	"	syscall\n"
+	"1:	ud2\n"
+	".globl user_cstar\n"
+	"user_cstar:\n"
+	"	lea 1f(%rip), %rax\n"
+	"	mov %rax, resume_rip\n"
+	"	movabs $" STR(TRAP_CSTAR) ", %rax\n"
+	"	jmp *%rax\n"
+	"1:	mov $60, %eax\n"
+	"	syscall\n"
 	"	jmp 1b\n");
 
 extern char syscall_entry[], int80_entry[], ud_entry[], gp_entry[], pf_entry[], user_code[],
@@ -331,6 +358,7 @@ extern char syscall_entry[], int80_entry[], ud_entry[], gp_entry[], pf_entry[], 
 /* The hostile user programs. */
 extern char user_window[], user_unbacked[];
 extern char user_forged_r11[], user_forged_r11_ret[];
+extern char user_nosce[], user_nosce_syscall[], user_cstar[], cstar_entry[];
 
 void fault_c(uint64_t *f);
 
@@ -504,7 +532,7 @@ static void run_hostile(void *prog)
 {
 	memset((void *)&fault, 0, sizeof(fault));
 	resume_rip = 0;
-	forged_calls = 0;
+	forged_calls = cstar_calls = 0;
 	enter_user_mode(prog);
 }
 
@@ -564,6 +592,28 @@ static void hostile_user(const char *modes)
 						    (USER_RFLAGS & (RFLAGS_IF | RFLAGS_DF)));
 		report("hostile-forged-r11-rcx",
 		       forged_rcx == (uint64_t)(uintptr_t)user_forged_r11_ret);
+	}
+	if (want(modes, "nosce")) {
+		wrmsr(MSR_EFER, rdmsr(MSR_EFER) & ~EFER_SCE);
+		run_hostile(user_nosce);
+		wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
+		print_fault("nosce");
+		printf("HOSTILE nosce: first fault vector %lu at rip 0x%lx\n",
+		       (unsigned long)fault.vectors[0], (unsigned long)fault.rips[0]);
+		/* #UD at the SYSCALL (a CPU that checks SCE itself) or at the trap it went to. */
+		report("hostile-nosce-ud",
+		       fault.count == 2 && fault.vectors[0] == 6 &&
+			       (fault.rips[0] == (uint64_t)(uintptr_t)user_nosce_syscall ||
+				fault.rips[0] == TRAP_LSTAR));
+		report("hostile-nosce-not-entered", forged_calls == 0);
+	}
+	if (want(modes, "cstar")) {
+		/* A CSTAR the kernel could run: entering it from 64-bit code is the bug. */
+		wrmsr(MSR_CSTAR, (uint64_t)(uintptr_t)cstar_entry);
+		run_hostile(user_cstar);
+		print_fault("cstar");
+		report("hostile-cstar-not-entered", cstar_calls == 0);
+		report("hostile-cstar-64bit-ud", user_ud_at(TRAP_CSTAR));
 	}
 }
 

@@ -6,7 +6,7 @@ Usage: test_syscall.py MVM GUEST_DIR CASE
             what the guest wrote; int 0x80 is delivered, or on KVM-PVM raises #UD (documented)
   trap-off  MVM_SYSCALL_TRAP=off: the guest's kernel-mode part (user=0) still passes, so the
             guest and mvm work where the mechanism is not used
-  hostile-window, hostile-unbacked, hostile-forged-r11
+  hostile-window, hostile-unbacked, hostile-forged-r11, hostile-nosce, hostile-cstar
             guest user code attacking the trap (the guest's hostile=MODE): it must not stop the
             VM (exit 81 before these were fixed) nor hand the kernel impossible state; the
             guest checks what its #UD handler and its kernel saw. Skipped where mvm does not
@@ -45,6 +45,9 @@ HOSTILE = {
     "forged-r11": (["PASS hostile-forged-r11-entered", "PASS hostile-forged-r11-kernel-rflags",
                     "PASS hostile-forged-r11-kernel-r11", "PASS hostile-forged-r11-user-if-df",
                     "PASS hostile-forged-r11-rcx"], None),
+    "nosce": (["PASS hostile-nosce-ud", "PASS hostile-nosce-not-entered"], None),
+    "cstar": (["PASS hostile-cstar-not-entered", "PASS hostile-cstar-64bit-ud"],
+              "CSTAR trap reached from 64-bit code"),
 }
 
 

@@ -16,15 +16,18 @@
  *    LAYOUT_SYSCALL_TRAP_GPA, where no memory and no device is. Linux copies kernel PML4
  *    slots (273-511) into every page table it creates later, so every process sees the window.
  * 3. A SYSCALL in user mode then fetches from the window and exits. mvm checks that the vCPU is
- *    at CPL3 with RIP exactly at a trap address, and performs SYSCALL as the SDM specifies:
- *    RFLAGS = R11 & ~SFMASK, CS/SS from STAR[47:32] with DPL 0, CPL 0, RIP = the guest's own
- *    LSTAR (or CSTAR). The guest kernel's entry code runs as on hardware. The return (SYSRET,
- *    IRET) already works on PVM.
+ *    at CPL3 with RIP exactly at a trap address, in the mode that trap serves (64-bit code for
+ *    LSTAR, compatibility mode for CSTAR), with EFER.SCE set and KVM's MSR holding that trap,
+ *    and performs SYSCALL as the SDM specifies: RFLAGS = R11 & ~SFMASK, CS/SS from STAR[47:32]
+ *    with DPL 0, CPL 0, RIP = the guest's own LSTAR (or CSTAR). The guest kernel's entry code
+ *    runs as on hardware. The return (SYSRET, IRET) already works on PVM.
  *
  * User code can reach the window without a SYSCALL (it is user-executable), so nothing there
  * may stop the VM or hand the kernel a state no SYSCALL produces:
- * - A user fetch from the window at another offset raises #UD in the guest: what executing
- *   the window's bytes (all ones, FF FF: an undefined opcode) does on hardware.
+ * - Any other user fetch from the window (another offset, a trap in the wrong mode, SCE clear,
+ *   a trap the guest never armed) raises #UD in the guest: what executing the window's bytes
+ *   (all ones, FF FF: an undefined opcode) does on hardware, and what SYSCALL raises when it
+ *   cannot run.
  * - A jump to the LSTAR trap counts as a SYSCALL, but R11 is not trusted: the user RFLAGS
  *   the kernel gets (in R11, and masked as its own RFLAGS) comes from what the hardware holds.
  *   On PVM the vCPU's RFLAGS at the exit is the user's RFLAGS with the SFMASK bits cleared
@@ -82,6 +85,7 @@
 #define CR0_PG		 (1ull << 31)
 #define CR4_PAE		 (1ull << 5)
 #define CR4_LA57	 (1ull << 12)
+#define EFER_SCE	 (1ull << 0)
 #define EFER_LMA	 (1ull << 10)
 
 /* RFLAGS bits (SDM Vol. 1 3.4.3). */
@@ -280,19 +284,23 @@ static bool window_mapped(struct vcpu *v, const struct kvm_sregs *s)
 }
 
 /* Why a user fetch from the window is no SYSCALL (and raises #UD). */
-enum ud_reason { UD_NONE, UD_OFFSET, UD_N };
+enum ud_reason { UD_NONE, UD_OFFSET, UD_NO_SCE, UD_LSTAR_COMPAT, UD_CSTAR_64, UD_UNARMED, UD_N };
 static const char *const ud_reasons[UD_N] = {
 	[UD_OFFSET] = "user code jumped into the SYSCALL trap window",
+	[UD_NO_SCE] = "SYSCALL trap reached with EFER.SCE clear",
+	[UD_LSTAR_COMPAT] = "LSTAR trap reached from compatibility mode",
+	[UD_CSTAR_64] = "CSTAR trap reached from 64-bit code",
+	[UD_UNARMED] = "SYSCALL trap reached that the guest never armed (no LSTAR/CSTAR write)",
 };
 static bool ud_logged[UD_N]; /* __atomic builtins, not _Atomic (clang) */
 
 bool syscall_trap_emulation_exit(struct vcpu *v)
 {
-	static const uint32_t idx[] = {MSR_STAR, MSR_SYSCALL_MASK};
-	enum { STAR, FMASK };
+	static const uint32_t idx[] = {MSR_STAR, MSR_SYSCALL_MASK, MSR_LSTAR, MSR_CSTAR};
+	enum { STAR, FMASK, LSTAR, CSTAR };
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	uint64_t msr[2], target, user, hw;
+	uint64_t msr[4], target, user, hw;
 	enum ud_reason why = UD_NONE;
 	bool lstar;
 	uint16_t sel;
@@ -304,14 +312,22 @@ bool syscall_trap_emulation_exit(struct vcpu *v)
 	/* A fetch from the window at CPL0 is the kernel's bug: the emulator reports it. */
 	if (s.cs.dpl != 3 || r.rip - SYSCALL_TRAP_LA >= WINDOW_SIZE || !window_mapped(v, &s))
 		return false;
-	if (get_msrs(v, idx, msr, 2)) {
-		pr_err("vCPU %u: reading STAR/SFMASK failed", v->index);
+	if (get_msrs(v, idx, msr, 4)) {
+		pr_err("vCPU %u: reading STAR/SFMASK/LSTAR/CSTAR failed", v->index);
 		return false;
 	}
 	lstar = r.rip == SYSCALL_TRAP_LSTAR;
-	/* A fetch anywhere else in the window runs the all-ones bytes behind it: #UD. */
+	/* SYSCALL (SDM Vol. 2, and AMD APM Vol. 3 for compatibility mode): #UD unless EFER.SCE;
+	 * from 64-bit code to LSTAR, from compatibility mode to CSTAR. A fetch anywhere else in
+	 * the window runs the all-ones bytes behind it: #UD as well. */
 	if (!lstar && r.rip != SYSCALL_TRAP_CSTAR)
 		why = UD_OFFSET;
+	else if (!(s.efer & EFER_SCE))
+		why = UD_NO_SCE;
+	else if (lstar ? !s.cs.l : s.cs.l)
+		why = lstar ? UD_LSTAR_COMPAT : UD_CSTAR_64;
+	else if (msr[lstar ? LSTAR : CSTAR] != (lstar ? SYSCALL_TRAP_LSTAR : SYSCALL_TRAP_CSTAR))
+		why = UD_UNARMED;
 	if (why != UD_NONE) {
 		/* Any user process can do this at will: once per reason. */
 		if (!__atomic_exchange_n(&ud_logged[why], true, __ATOMIC_RELAXED))
