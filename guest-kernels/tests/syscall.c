@@ -9,7 +9,8 @@
  * - INT 0x80 through a DPL3 gate: the handler records the frame (CS, SS, RIP after the int).
  *   On KVM-PVM the CPU raises #UD instead (KVM-HOST.md); the guest then reports it as
  *   "int80-ud" and the host test decides with cmdline int80=required|any.
- * - The MSRs read back what was written (mvm virtualizes LSTAR and CSTAR on PVM).
+ * - The MSRs read back what was written (mvm virtualizes LSTAR and CSTAR on PVM), LSTAR also
+ *   when written again after user mode ran.
  * - Hostile user mode (only where mvm's SYSCALL trap window is in PML4 slot 401, i.e. mvm on
  *   KVM-PVM; elsewhere SKIP): user code that (window) jumps into the trap window at two
  *   offsets that are no trap entry, (unbacked) jumps to a user page with no memory behind it,
@@ -639,6 +640,9 @@ void guest_main(const struct hvm_start_info *si)
 	}
 	allow_user_low_2m();
 	enter_user_mode(user_code);
+	/* Linux writes LSTAR again on every CPU and on resume; by now the CPU has walked the
+	 * window's PML4 entry (accessed bit set). The hostile modes below exit through it. */
+	msr_round_trip("lstar-again", MSR_LSTAR, (uint64_t)(uintptr_t)syscall_entry);
 
 	printf("SYSCALLS %d\n", calls);
 	report("syscall-count", calls == 3);

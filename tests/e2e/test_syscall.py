@@ -27,6 +27,9 @@ def case_trap(c):
             "SYSCALL and SYSRET selector checks ran", r)
     c.check("PASS int80-delivered" in r.out or "PASS int80-ud" in r.out,
             "int 0x80 was delivered or raised #UD", r)
+    # LSTAR written again once the CPU has set the window entry's accessed bit: still mvm's.
+    c.check("PASS msr-lstar-again-reads-back" in r.out, "LSTAR written again reads back", r)
+    c.check("is in use by the guest" not in r.err, "mvm still knows its trap window entry", r)
 
 
 def case_trap_off(c):

@@ -183,16 +183,18 @@ static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
 	return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
 }
 
-/* Points PML4 slot 401 of the current page tables at our PDPT, if the slot is empty. */
+/* Points PML4 slot 401 of the current page tables at our PDPT, if the slot is empty. The
+ * guest may write the same entry on another vCPU meanwhile: a compare-and-exchange fills the
+ * slot only if it is still empty, so a guest's write is never overwritten. */
 static void install_window(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 	struct kvm_sregs s;
-	uint64_t *pml4, entry = LAYOUT_SYSCALL_TRAP_PDPT | PTE_P | PTE_RW | PTE_US;
+	uint64_t *pml4, old = 0;
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return;
-	if (!(s.cr0 & (1u << 31)) || !(s.cr4 & (1u << 5)) || (s.cr4 & (1u << 12))) {
+	if (!(s.cr0 & CR0_PG) || !(s.cr4 & CR4_PAE) || (s.cr4 & CR4_LA57)) {
 		pr_warn_once("the guest writes LSTAR without 4-level paging; system calls from "
 			     "user mode will not work");
 		return;
@@ -200,16 +202,14 @@ static void install_window(struct vcpu *v)
 	pml4 = gpa_to_hva(&vm->mem, s.cr3 & 0x000ffffffffff000ull, 4096);
 	if (!pml4)
 		return;
-	uint64_t old = __atomic_load_n(&pml4[SYSCALL_TRAP_PML4_INDEX], __ATOMIC_ACQUIRE);
-
-	if (old == entry)
-		return;
-	if (old) {
-		pr_warn_once("PML4 slot %d is in use by the guest (0x%llx); system calls from user "
-			     "mode will not work", SYSCALL_TRAP_PML4_INDEX, (unsigned long long)old);
+	if (!__atomic_compare_exchange_n(&pml4[SYSCALL_TRAP_PML4_INDEX], &old, WINDOW_PML4E,
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (!IS_WINDOW_PML4E(old))
+			pr_warn_once("PML4 slot %d is in use by the guest (0x%llx); system calls "
+				     "from user mode will not work", SYSCALL_TRAP_PML4_INDEX,
+				     (unsigned long long)old);
 		return;
 	}
-	__atomic_store_n(&pml4[SYSCALL_TRAP_PML4_INDEX], entry, __ATOMIC_RELEASE);
 	pr_debug("trap window installed in the page tables at 0x%llx",
 		 (unsigned long long)(s.cr3 & ~0xfffull));
 }
