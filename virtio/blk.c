@@ -379,7 +379,7 @@ static void blk_notify(struct virtio_mmio *t, unsigned int q)
 	struct virtio_blk *b = to_blk(t);
 	struct vq *vq = &t->q[0].vq;
 
-	while (virtio_mmio_queue_live(t, 0)) {
+	while (virtio_mmio_queue_live(t, 0) && virtio_mmio_queue_budget(t, 0)) {
 		struct virtio_blk_req *r;
 		uint16_t head;
 		int ret = vq_pop_head(vq, &head);

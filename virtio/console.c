@@ -46,7 +46,8 @@ static void deliver(struct virtio_console *c)
 	struct vq *vq = &c->mmio.q[VIRTIO_CONSOLE_RX_QUEUE].vq;
 	bool pushed = false;
 
-	while (c->len && virtio_mmio_queue_live(&c->mmio, VIRTIO_CONSOLE_RX_QUEUE)) {
+	while (c->len && virtio_mmio_queue_live(&c->mmio, VIRTIO_CONSOLE_RX_QUEUE) &&
+	       virtio_mmio_queue_budget(&c->mmio, VIRTIO_CONSOLE_RX_QUEUE)) {
 		size_t n;
 		int ret = vq_pop(vq, &c->rx);
 
@@ -175,7 +176,8 @@ static void tx_process(struct virtio_console *c)
 {
 	struct vq *vq = &c->mmio.q[VIRTIO_CONSOLE_TX_QUEUE].vq;
 
-	while (!c->tx_busy && virtio_mmio_queue_live(&c->mmio, VIRTIO_CONSOLE_TX_QUEUE)) {
+	while (!c->tx_busy && virtio_mmio_queue_live(&c->mmio, VIRTIO_CONSOLE_TX_QUEUE) &&
+	       virtio_mmio_queue_budget(&c->mmio, VIRTIO_CONSOLE_TX_QUEUE)) {
 		int ret = vq_pop(vq, &c->tx);
 
 		if (ret == 0)

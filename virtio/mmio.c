@@ -81,6 +81,8 @@ static void ctl_done(struct loop_op *op, int res, unsigned int flags)
 	case VIRTIO_CTL_ACTIVATE:
 		t->live = true;
 		t->resetting = false;
+		for (unsigned int i = 0; i < t->nqueues; i++)
+			t->q[i].budget = VIRTIO_MMIO_BUDGET;
 		if (t->ops->activate)
 			t->ops->activate(t);
 		for (unsigned int i = 0; i < t->nqueues; i++)
@@ -136,6 +138,58 @@ static void notify_done(struct loop_op *op, int res, unsigned int flags)
 	q->notify_pending = false;
 	if (virtio_mmio_queue_live(q->t, q->index))
 		notify_now(q->t, q);
+}
+
+static void resume_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct virtio_mmio_queue *q = container_of(op, struct virtio_mmio_queue, resume_op);
+	struct virtio_mmio *t = q->t;
+
+	q->resume_pending = false;
+	q->budget = VIRTIO_MMIO_BUDGET;
+	/* After loop_stop() the devices' drain functions reap the last completions: nothing new
+	 * starts then. */
+	if (!t->loop->stopping && virtio_mmio_queue_live(t, q->index))
+		t->ops->notify(t, q->index);
+}
+
+/* The budget of (q) is spent: come back on the next loop iteration. */
+static void schedule_resume(struct virtio_mmio *t, struct virtio_mmio_queue *q)
+{
+	struct io_uring_sqe *sqe;
+
+	q->budget = 0;
+	if (q->resume_pending)
+		return;
+	/* A NOP completes in the next loop iteration, with the completions of every other
+	 * device that arrived meanwhile. */
+	sqe = loop_sqe(t->loop, &q->resume_op);
+	if (!sqe) {
+		/* Nothing to come back with: the next kick goes on, with a new budget. */
+		pr_warn_once("%s: the io_uring submission queue is full; queue %u waits for a kick",
+			     t->name, q->index);
+		q->budget = VIRTIO_MMIO_BUDGET;
+		return;
+	}
+	io_uring_prep_nop(sqe);
+	q->resume_pending = true;
+}
+
+bool virtio_mmio_queue_budget(struct virtio_mmio *t, unsigned int q)
+{
+	struct virtio_mmio_queue *mq = &t->q[q];
+
+	if (mq->budget) {
+		mq->budget--;
+		return true;
+	}
+	schedule_resume(t, mq);
+	return false;
+}
+
+void virtio_mmio_queue_yield(struct virtio_mmio *t, unsigned int q)
+{
+	schedule_resume(t, &t->q[q]);
 }
 
 void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned int q)
@@ -514,6 +568,8 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct virti
 		q->index = i;
 		q->kick_op.done = kick_done;
 		q->notify_op.done = notify_done;
+		q->resume_op.done = resume_done;
+		q->budget = VIRTIO_MMIO_BUDGET;
 		q->kick_fd = eventfd(0, EFD_CLOEXEC);
 		if (q->kick_fd < 0)
 			goto fail_errno;

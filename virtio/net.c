@@ -124,8 +124,12 @@ static int rx_hold(struct virtio_net *n)
 	       n->rx_nr_iov + VQ_IOV_MAX <= VIRTIO_NET_RX_IOV_MAX) {
 		struct vq_chain *c = &n->rx_pop;
 		struct virtio_net_rx_held *h;
-		int ret = vq_pop(vq, c);
+		int ret;
 
+		/* A spent budget waits like a dry ring: the transport calls back. */
+		if (!virtio_mmio_queue_budget(&n->mmio, VIRTIO_NET_RX_QUEUE))
+			return 0;
+		ret = vq_pop(vq, c);
 		if (ret == 0)
 			return 0;
 		if (ret < 0) {
@@ -390,7 +394,8 @@ static void tx_process(struct virtio_net *n)
 	struct vq *vq = &n->mmio.q[VIRTIO_NET_TX_QUEUE].vq;
 	struct virtio_net_tx_slot *s;
 
-	while ((s = tx_free_slot(n)) && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
+	while ((s = tx_free_slot(n)) && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE) &&
+	       virtio_mmio_queue_budget(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
 		const char *why;
 		unsigned int nr;
 		int ret = vq_pop(vq, &s->chain);

@@ -1,6 +1,7 @@
 /* rng.c: virtio-rng (virtio 1.2 section 5.4). getrandom() never blocks once the host's pool is
  * initialised (it is long before a VM starts), so requests are served synchronously on the I/O
- * thread, straight into guest RAM, with a per-request byte bound. */
+ * thread, straight into guest RAM, with a per-request byte bound and a per-iteration budget
+ * (chains and bytes), so a driver that refills the ring for ever does not hold the thread. */
 #define pr_fmt(fmt) "virtio-rng: " fmt
 #include "virtio/rng.h"
 
@@ -51,8 +52,9 @@ static void rng_notify(struct virtio_mmio *t, unsigned int q)
 	struct virtio_rng *r = to_rng(t);
 	struct vq *vq = &t->q[0].vq;
 	bool pushed = false;
+	uint64_t bytes = 0;
 
-	while (virtio_mmio_queue_live(t, 0)) {
+	while (virtio_mmio_queue_live(t, 0) && virtio_mmio_queue_budget(t, 0)) {
 		uint32_t n;
 		int ret = vq_pop(vq, &r->chain);
 
@@ -71,6 +73,12 @@ static void rng_notify(struct virtio_mmio *t, unsigned int q)
 		r->bytes += n;
 		vq_push(vq, r->chain.head, n);
 		pushed = true;
+		/* Large requests: bytes bound one iteration's work too. */
+		bytes += n;
+		if (bytes >= VIRTIO_RNG_BUDGET_BYTES) {
+			virtio_mmio_queue_yield(t, 0);
+			break;
+		}
 	}
 	if (pushed)
 		virtio_mmio_signal_used(t, 0);

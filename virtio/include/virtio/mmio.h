@@ -13,7 +13,9 @@
  *   control eventfd; the writing vCPU waits, holding the mutex, until the I/O thread has run
  *   the device's activate()/reset() and, for a reset, until the device has drained or
  *   cancelled its in-flight I/O. The I/O thread never takes the mutex, so it never waits on a
- *   vCPU. */
+ *   vCPU.
+ * - Every queue has a budget of VIRTIO_MMIO_BUDGET chains per loop iteration, so a guest that
+ *   refills one ring as fast as it is served cannot starve the other devices. */
 #ifndef MVM_VIRTIO_MMIO_H
 #define MVM_VIRTIO_MMIO_H
 
@@ -30,6 +32,9 @@
 #define VIRTIO_MMIO_VENDOR 0x204d564d /* "MVM " */
 #define VIRTIO_MMIO_WINDOW 0x1000
 #define VIRTIO_MMIO_MAX_QUEUES 4
+/* Chains a device takes from one queue per I/O loop iteration before it lets the loop run the
+ * other devices' work (see virtio_mmio_queue_budget()). */
+#define VIRTIO_MMIO_BUDGET 32
 
 struct virtio_mmio;
 
@@ -66,6 +71,11 @@ struct virtio_mmio_queue {
 	/* Deferred interrupt decision, once per loop iteration (see virtio_mmio_signal_used). */
 	struct loop_op notify_op;
 	bool notify_pending;
+	/* Chains left this iteration; once spent, resume_op (a NOP) brings the device back on
+	 * the next iteration with a new budget (see virtio_mmio_queue_budget). I/O thread. */
+	unsigned int budget;
+	struct loop_op resume_op;
+	bool resume_pending;
 	struct virtio_mmio *t;
 	unsigned int index;
 };
@@ -135,6 +145,15 @@ int virtio_mmio_irq_fd(const struct virtio_mmio *t);
 bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned int q);
 /* The driver negotiated feature bit (bit). Stable while live. */
 bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned int bit);
+/* Takes one chain from queue (q)'s budget for this loop iteration: call it before popping
+ * each chain, and stop popping when it returns false. The transport then calls notify(t, q)
+ * again on the next loop iteration, with a new budget, after the other completions of this one
+ * ran: a guest that refills a ring as fast as the device serves it gets VIRTIO_MMIO_BUDGET
+ * chains per iteration, and every other device its turn. */
+bool virtio_mmio_queue_budget(struct virtio_mmio *t, unsigned int q);
+/* Spends the rest of queue (q)'s budget for this iteration (a device whose chains cost more
+ * than a chain's worth, such as large entropy requests); notify(t, q) follows as above. */
+void virtio_mmio_queue_yield(struct virtio_mmio *t, unsigned int q);
 /* Call after vq_push() on queue (q): decides, once per loop iteration, whether the driver
  * wants an interrupt, and if so sets InterruptStatus bit 0 and signals the irq eventfd. */
 void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned int q);

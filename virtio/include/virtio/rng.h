@@ -15,6 +15,9 @@
 /* Most bytes one request gets: a guest cannot make one kick cost unbounded host work. A Linux
  * guest asks for at most a page or so at a time. */
 #define VIRTIO_RNG_MAX_BYTES (64u << 10)
+/* Most bytes served per I/O loop iteration (besides VIRTIO_MMIO_BUDGET chains): past that
+ * the device lets the other devices run and goes on in the next iteration. */
+#define VIRTIO_RNG_BUDGET_BYTES (256u << 10)
 
 struct virtio_rng {
 	struct virtio_mmio mmio;	/* first: the bus device */
