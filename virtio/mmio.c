@@ -14,7 +14,8 @@
 #include "util/util.h"
 
 /* How long a vCPU waits for the I/O thread to finish an activation or reset before it gives
- * up (and the device is left needing a reset). Only a wedged I/O thread takes this long. */
+ * up (a reset then stays pending, the device reads NEEDS_RESET). Only a wedged I/O thread or
+ * a backend that does not complete in-flight I/O takes this long. */
 #define CTL_TIMEOUT_S 30
 
 static void arm_read(struct virtio_mmio *t, struct loop_op *op, int fd, uint64_t *buf)
@@ -54,11 +55,14 @@ void virtio_mmio_guest_error(struct virtio_mmio *t, const char *why)
 
 /* ---- I/O thread side ---- */
 
-static void ctl_complete(struct virtio_mmio *t)
+/* Request (seq) is finished: the vCPU waiting for it (or a later register access) goes on. */
+static void ctl_complete(struct virtio_mmio *t, uint32_t seq)
 {
 	pthread_mutex_lock(&t->ctl_lock);
-	t->ctl_done = true;
-	t->ctl_req = VIRTIO_CTL_NONE;
+	if ((int32_t)(seq - t->ctl_acked) > 0)
+		t->ctl_acked = seq;
+	if (t->ctl_seq == seq)
+		t->ctl_req = VIRTIO_CTL_NONE;
 	pthread_cond_broadcast(&t->ctl_cond);
 	pthread_mutex_unlock(&t->ctl_lock);
 }
@@ -67,6 +71,7 @@ static void ctl_done(struct loop_op *op, int res, unsigned int flags)
 {
 	struct virtio_mmio *t = container_of(op, struct virtio_mmio, ctl_op);
 	enum virtio_mmio_ctl req;
+	uint32_t seq;
 
 	if (res < 0 && res != -EINTR && res != -EAGAIN) {
 		pr_err("%s: control eventfd read: %s", t->name, strerror(-res));
@@ -75,7 +80,11 @@ static void ctl_done(struct loop_op *op, int res, unsigned int flags)
 	arm_read(t, &t->ctl_op, t->ctl_fd, &t->ctl_buf);
 	pthread_mutex_lock(&t->ctl_lock);
 	req = t->ctl_req;
+	seq = t->ctl_seq;
 	pthread_mutex_unlock(&t->ctl_lock);
+	if (req == VIRTIO_CTL_NONE || seq == t->ctl_handled)
+		return; /* a second eventfd read for a request already taken */
+	t->ctl_handled = seq;
 
 	switch (req) {
 	case VIRTIO_CTL_ACTIVATE:
@@ -88,15 +97,17 @@ static void ctl_done(struct loop_op *op, int res, unsigned int flags)
 		for (unsigned int i = 0; i < t->nqueues; i++)
 			if (virtio_mmio_queue_live(t, i))
 				t->ops->notify(t, i);
-		ctl_complete(t);
+		ctl_complete(t, seq);
 		break;
 	case VIRTIO_CTL_RESET:
 		t->live = false;
 		if (t->ops->reset && !t->ops->reset(t)) {
-			t->resetting = true; /* virtio_mmio_reset_done() completes it */
+			/* virtio_mmio_reset_done() completes it */
+			t->resetting = true;
+			t->resetting_seq = seq;
 			break;
 		}
-		ctl_complete(t);
+		ctl_complete(t, seq);
 		break;
 	case VIRTIO_CTL_NONE:
 		break;
@@ -108,7 +119,7 @@ void virtio_mmio_reset_done(struct virtio_mmio *t)
 	if (!t->resetting)
 		return;
 	t->resetting = false;
-	ctl_complete(t);
+	ctl_complete(t, t->resetting_seq);
 }
 
 static void kick_done(struct loop_op *op, int res, unsigned int flags)
@@ -235,33 +246,48 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *why)
 
 /* ---- vCPU side, t->lock held ---- */
 
-/* Hands (req) to the I/O thread and waits for it to finish. */
-static void ctl_call(struct virtio_mmio *t, enum virtio_mmio_ctl req)
+/* Hands (req) to the I/O thread. Returns its request number. */
+static uint32_t ctl_send(struct virtio_mmio *t, enum virtio_mmio_ctl req)
 {
 	uint64_t one = 1;
-	struct timespec deadline;
-	int waited = 0;
+	uint32_t seq;
 
 	pthread_mutex_lock(&t->ctl_lock);
+	seq = ++t->ctl_seq;
 	t->ctl_req = req;
-	t->ctl_done = false;
 	pthread_mutex_unlock(&t->ctl_lock);
-	if (write(t->ctl_fd, &one, sizeof(one)) < 0) {
+	/* On failure the wait times out and the device is treated as stuck. */
+	if (write(t->ctl_fd, &one, sizeof(one)) < 0)
 		pr_err("%s: control eventfd write: %s", t->name, strerror(errno));
-		return;
+	return seq;
+}
+
+static bool ctl_finished_locked(const struct virtio_mmio *t, uint32_t seq)
+{
+	return (int32_t)(t->ctl_acked - seq) >= 0;
+}
+
+/* Waits up to ctl_timeout_ms for request (seq) to be finished; returns whether it was. */
+static bool ctl_wait(struct virtio_mmio *t, uint32_t seq)
+{
+	struct timespec deadline;
+	bool done;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += t->ctl_timeout_ms / 1000;
+	deadline.tv_nsec += (long)(t->ctl_timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&t->ctl_lock);
-	while (!t->ctl_done) {
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += 1;
-		if (pthread_cond_timedwait(&t->ctl_cond, &t->ctl_lock, &deadline) == ETIMEDOUT &&
-		    ++waited == CTL_TIMEOUT_S) {
-			pr_err("%s: the I/O thread did not finish a %s in %d s", t->name,
-			       req == VIRTIO_CTL_RESET ? "reset" : "activation", CTL_TIMEOUT_S);
+	while (!(done = ctl_finished_locked(t, seq)))
+		if (pthread_cond_timedwait(&t->ctl_cond, &t->ctl_lock, &deadline) == ETIMEDOUT) {
+			done = ctl_finished_locked(t, seq);
 			break;
 		}
-	}
 	pthread_mutex_unlock(&t->ctl_lock);
+	return done;
 }
 
 static void needs_reset_locked(struct virtio_mmio *t, const char *why)
@@ -271,12 +297,11 @@ static void needs_reset_locked(struct virtio_mmio *t, const char *why)
 	raise_irq(t, VIRTIO_ISR_CONFIG);
 }
 
-static void reset_locked(struct virtio_mmio *t)
+/* The I/O thread has let go of the queues: back to the state after power-on. */
+static void reset_finish_locked(struct virtio_mmio *t)
 {
-	if (t->handed_off) {
-		ctl_call(t, VIRTIO_CTL_RESET);
-		t->handed_off = false;
-	}
+	t->reset_pending = false;
+	t->handed_off = false;
 	t->dev_features_sel = t->drv_features_sel = t->queue_sel = t->shm_sel = 0;
 	t->driver_features = 0;
 	for (unsigned int i = 0; i < t->nqueues; i++) {
@@ -289,6 +314,43 @@ static void reset_locked(struct virtio_mmio *t)
 	}
 	atomic_store(&t->isr, 0);
 	atomic_store(&t->status, 0);
+}
+
+static void reset_locked(struct virtio_mmio *t)
+{
+	if (t->handed_off) {
+		if (!t->reset_pending) {
+			t->reset_seq = ctl_send(t, VIRTIO_CTL_RESET);
+			t->reset_pending = true;
+		}
+		if (!ctl_wait(t, t->reset_seq)) {
+			/* In-flight I/O has not finished (a wedged backend): the device stays in
+			 * reset until it has. Pretending (Status 0) would let the driver set up
+			 * new rings that the old requests then complete into; the old bits
+			 * (FEATURES_OK, DRIVER_OK) would tell it the device is still set up. */
+			pr_warn("%s: a reset still waits for in-flight I/O after %u ms; the device "
+				"reads NEEDS_RESET until it is done", t->name, t->ctl_timeout_ms);
+			atomic_store(&t->status, VIRTIO_STATUS_NEEDS_RESET);
+			return;
+		}
+	}
+	reset_finish_locked(t);
+}
+
+/* A reset that timed out completes at the first register access after the I/O thread
+ * finished it. Returns true while it is still pending. */
+static bool reset_settle_locked(struct virtio_mmio *t)
+{
+	bool done;
+
+	if (!t->reset_pending)
+		return false;
+	pthread_mutex_lock(&t->ctl_lock);
+	done = ctl_finished_locked(t, t->reset_seq);
+	pthread_mutex_unlock(&t->ctl_lock);
+	if (done)
+		reset_finish_locked(t);
+	return !done;
 }
 
 static bool features_acceptable(struct virtio_mmio *t)
@@ -326,7 +388,9 @@ static void activate_locked(struct virtio_mmio *t)
 		}
 	}
 	t->handed_off = true;
-	ctl_call(t, VIRTIO_CTL_ACTIVATE);
+	if (!ctl_wait(t, ctl_send(t, VIRTIO_CTL_ACTIVATE)))
+		pr_err("%s: the I/O thread did not finish an activation in %u ms", t->name,
+		       t->ctl_timeout_ms);
 }
 
 static void write_status(struct virtio_mmio *t, uint32_t v)
@@ -489,6 +553,7 @@ static uint64_t mmio_read(void *dev, uint64_t off, unsigned int size)
 	uint64_t v = 0;
 
 	pthread_mutex_lock(&t->lock);
+	reset_settle_locked(t);
 	if (off >= VIRTIO_MMIO_CONFIG) {
 		/* Config space: any width (section 4.2.2.2), little-endian bytes. */
 		uint64_t c = off - VIRTIO_MMIO_CONFIG;
@@ -509,7 +574,13 @@ static void mmio_write(void *dev, uint64_t off, uint64_t val, unsigned int size)
 	struct virtio_mmio *t = dev;
 
 	pthread_mutex_lock(&t->lock);
-	if (off >= VIRTIO_MMIO_CONFIG) {
+	if (reset_settle_locked(t) && !(size == 4 && (off == VIRTIO_MMIO_INTERRUPT_ACK ||
+						    (off == VIRTIO_MMIO_STATUS && val == 0)))) {
+		/* Until the reset is done only another reset (which waits again) and the
+		 * interrupt acknowledgement mean anything. */
+		log_guest_error(t, "register write while a reset is still in progress",
+				"; ignored");
+	} else if (off >= VIRTIO_MMIO_CONFIG) {
 		uint64_t c = off - VIRTIO_MMIO_CONFIG;
 
 		if (t->ops->config_write && c < t->config_len && size <= t->config_len - c)
@@ -550,6 +621,7 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct virti
 	t->config_len = config_len;
 	t->nqueues = nqueues;
 	t->queue_max = queue_max;
+	t->ctl_timeout_ms = CTL_TIMEOUT_S * 1000;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->ctl_lock, NULL);
 	pthread_condattr_init(&ca);

@@ -1,8 +1,8 @@
 /* test_virtio_mmio.c: the virtio-mmio v2 register file and its hand-offs, with a fake device
  * on a real I/O loop thread: identification, feature negotiation (refusals included), queue
  * setup checked at DRIVER_OK, kicks through QueueNotify, used-buffer and config interrupts
- * with ISR and its ack, NEEDS_RESET from either side, config space widths, and a reset that
- * waits for the device to drain. */
+ * with ISR and its ack, NEEDS_RESET from either side, config space widths, a reset that
+ * waits for the device to drain, and one that drains only after the vCPU stopped waiting. */
 #include "virtio/mmio.h"
 
 #include <errno.h>
@@ -342,6 +342,41 @@ int main(void)
 	d->defer_reset = false;
 	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
 	CHECK_EQ(d->resets, 2);
+
+	/* A reset that outlasts the vCPU's wait is not pretended: Status reads NEEDS_RESET alone
+	 * (no stale FEATURES_OK or DRIVER_OK) and setup is ignored while the device drains; the
+	 * first register access after that completes the reset. */
+	CHECK(drv_features(t, VIRTIO_BIT(VIRTIO_F_VERSION_1)) & VIRTIO_STATUS_FEATURES_OK);
+	setup_queues(d, &f, &r0, &r1);
+	drv_ok(t);
+	CHECK_EQ(d->activated, 3);
+	d->defer_reset = true; /* drains in 20 ms */
+	t->ctl_timeout_ms = 2;
+	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_NEEDS_RESET);
+	reg_wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_NEEDS_RESET);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_NUM, 4);
+	{
+		uint64_t end = now_ms() + 2000;
+
+		while (reg_rd(t, VIRTIO_MMIO_STATUS) && now_ms() < end)
+			usleep(200);
+	}
+	CHECK_EQ(d->resets, 3);
+	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_STATUS), 0);
+	reg_wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_QUEUE_READY), 0);
+	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_QUEUE_NUM), 0);
+	t->ctl_timeout_ms = 30000;
+	d->defer_reset = false;
+	CHECK(drv_features(t, VIRTIO_BIT(VIRTIO_F_VERSION_1)) & VIRTIO_STATUS_FEATURES_OK);
+	setup_queues(d, &f, &r0, &r1);
+	drv_ok(t);
+	CHECK_EQ(d->activated, 4);
+	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(d->resets, 4);
 
 	loop_join(&loop);
 	virtio_mmio_fini(t);

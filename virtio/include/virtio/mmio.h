@@ -13,7 +13,9 @@
  *   control eventfd; the writing vCPU waits, holding the mutex, until the I/O thread has run
  *   the device's activate()/reset() and, for a reset, until the device has drained or
  *   cancelled its in-flight I/O. The I/O thread never takes the mutex, so it never waits on a
- *   vCPU.
+ *   vCPU. A reset that does not finish in time is not pretended: Status reads NEEDS_RESET,
+ *   not 0, and the device takes no new setup until the I/O thread has finished it (a later
+ *   register access, or another write of 0, sees that and completes the reset).
  * - Every queue has a budget of VIRTIO_MMIO_BUDGET chains per loop iteration, so a guest that
  *   refills one ring as fast as it is served cannot starve the other devices. */
 #ifndef MVM_VIRTIO_MMIO_H
@@ -98,6 +100,8 @@ struct virtio_mmio {
 	uint32_t dev_features_sel, drv_features_sel, queue_sel, shm_sel;
 	uint64_t driver_features;
 	bool handed_off;		/* activation handed to the I/O thread, not yet reset */
+	bool reset_pending;		/* a reset the I/O thread has not finished yet */
+	uint32_t reset_seq;		/* its request number */
 	_Atomic uint32_t status;
 	_Atomic uint32_t isr;
 
@@ -111,11 +115,15 @@ struct virtio_mmio {
 	pthread_mutex_t ctl_lock;
 	pthread_cond_t ctl_cond;
 	enum virtio_mmio_ctl ctl_req;
-	bool ctl_done;
+	uint32_t ctl_seq;		/* number of the last request handed over */
+	uint32_t ctl_acked;		/* number of the last request the I/O thread finished */
+	unsigned int ctl_timeout_ms;	/* how long a vCPU waits for one (30 s, or a test's) */
 
 	/* I/O thread. */
 	bool live;			/* activated, not broken, not being reset */
 	bool resetting;			/* a reset waits for the device to drain */
+	uint32_t ctl_handled;		/* the last request number taken */
+	uint32_t resetting_seq;		/* the request number of the reset that waits */
 	_Atomic bool warned;		/* a guest error was logged for this device */
 };
 
