@@ -246,9 +246,11 @@ static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t ri
 			}
 			b->pfn[1] = gpa2 >> 12;
 			b->npages = 2;
+			u->pos = (uint16_t)n;
 			n++;
 			break;
 		}
+		u->pos = (uint16_t)n;
 		n++;
 		pc = u->next_rip;
 		if (emu_uop_ends_block(u) || n == DBT_BLOCK_MAX_UOPS || len < 0)
@@ -259,6 +261,7 @@ static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t ri
 	/* The terminator: fall through to the next instruction, through link 0. */
 	b->uops[n] = (struct emu_uop){.fn = uop_jmp, .imm = b->uops[n - 1].next_rip,
 				      .next_rip = b->uops[n - 1].next_rip, .len = 0,
+				      .pos = (uint16_t)n,
 				      .reg = UOP_REG_NONE, .rm = UOP_REG_NONE};
 	b->n = (uint16_t)(n + 1);
 	b->valid = true;

@@ -3,6 +3,7 @@
  * wait that costs no host CPU, INIT/SIPI, and the report when the guest needs what mvm lacks. */
 #define pr_fmt(fmt) "dbt: " fmt
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,16 @@
 
 /* Blocks a vCPU runs before the next one gets its turn (SMP). */
 #define SLICE_BLOCKS 4096
+/* Blocks a run of blocks may chain through directly (op_branch.c) before the loop here looks
+ * at interrupts and the slice again; also bounds the host stack where calls are not tail
+ * calls (sanitizer builds). */
+#define CHAIN_BUDGET 16
+
+/* The block whose uops (u) belongs to. */
+static struct dbt_block *block_of(const struct emu_uop *u)
+{
+	return (struct dbt_block *)((char *)(u - u->pos) - offsetof(struct dbt_block, uops));
+}
 
 static uint64_t now_ns(void)
 {
@@ -205,6 +216,7 @@ struct dbt *dbt_create(const struct dbt_config *cfg)
 
 		emu_vcpu_init(&c->v, i, &env, &d->plat);
 		c->d = d;
+		c->v.attention = &d->attention;
 		c->started = i == 0;
 		c->v.wait_sipi = i != 0;
 	}
@@ -434,6 +446,7 @@ static void service_requests(struct dbt *d)
 			/* INIT: the CPU resets and waits for a SIPI (SDM Vol. 3A 10.4.7.3). */
 			emu_vcpu_init(&c->v, i, &env, &d->plat);
 			c->v.apic_base = apic_base;
+			c->v.attention = &d->attention;
 			c->v.wait_sipi = true;
 			c->started = false;
 		}
@@ -447,6 +460,7 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 {
 	struct emu_vcpu *v = &c->v;
 	struct dbt_block *prev = NULL;
+	struct emu_uop *prev_u = NULL;
 	int prev_exit = 0;
 	uint64_t flushes = d->flushes;
 
@@ -498,20 +512,30 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 				prev = NULL;
 			}
 			/* Link prev -> b (direct branches through their link, indirect ones
-			 * through link 0 as a one-entry cache of the last target). */
+			 * through link 0 as a one-entry cache of the last target). A direct
+			 * branch to a block on its own page also jumps there itself from now
+			 * on: the page's mapping is the one both were translated through. */
 			if (prev && prev->valid && b->valid && v->mode64) {
 				unsigned int li = prev_exit == EXIT_JUMP_NOT;
 
 				prev->link[li] = b;
 				prev->link_epoch[li] = d->epoch;
+				if ((prev_exit == EXIT_JUMP_TAKEN || prev_exit == EXIT_JUMP_NOT) &&
+				    prev->npages == 1 && (prev->rip >> 12) == (b->rip >> 12))
+					emu_uop_link(prev_u, prev_exit == EXIT_JUMP_TAKEN, b->uops);
 			}
 		}
 		/* Direct-threaded: each uop's handler runs the next; the one that leaves the
 		 * block says so in v->cur. */
+		v->chain_budget = CHAIN_BUDGET;
+		v->chained_insns = 0;
 		ret = b->uops[0].fn(v, b->uops);
 		u = v->cur;
-		c->insns += (uint64_t)(u - b->uops) + (ret == EXIT_FAULT ? 0 : 1);
-		prev = b;
+		c->insns += v->chained_insns + u->pos +
+			    (ret == EXIT_FAULT || u->fn == uop_stale || !u->len ? 0 : 1);
+		k += CHAIN_BUDGET - v->chain_budget; /* blocks run through links count too */
+		prev = block_of(u);
+		prev_u = (struct emu_uop *)u;
 		prev_exit = ret;
 		switch (ret) {
 		case EXIT_BRANCH:

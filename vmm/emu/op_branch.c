@@ -1,36 +1,69 @@
 /* op_branch.c: near control transfers: jmp, jcc, jcxz, loop, call, ret (SDM Vol. 2). Direct
  * branches leave through the block's links (EXIT_JUMP_TAKEN/NOT), indirect ones through a
  * lookup (EXIT_BRANCH). */
+#include <stdatomic.h>
+
 #include "uop_internal.h"
 
-UOP_DEF(jmp)
+/* Direct branches are not UOP_DEF handlers: they leave the block themselves, either straight
+ * into the first uop of the successor the engine linked into them (imm2 for the taken side,
+ * disp for the fall-through: fields these uops do not otherwise use), or back to the engine.
+ * The engine links only blocks on the same page (the mapping cannot differ), bounds the
+ * number of blocks run this way (chain_budget) and stops following links as soon as another
+ * thread wants its attention (an interrupt, a stop). */
+static inline int leave(struct emu_vcpu *v, const struct emu_uop *u, uint64_t link, int code)
 {
-	v->cpu.rip = u->imm;
-	return EXIT_JUMP_TAKEN;
+	const struct emu_uop *n = (const struct emu_uop *)(uintptr_t)link;
+
+	if (n && v->chain_budget &&
+	    !atomic_load_explicit(v->attention, memory_order_relaxed)) {
+		v->chain_budget--;
+		v->chained_insns += u->pos + (u->len != 0);
+		return n->fn(v, n);
+	}
+	v->cur = u;
+	return code;
 }
 
-UOP_DEF(jcc)
+bool emu_uop_link(struct emu_uop *u, bool taken, const struct emu_uop *target)
+{
+	if (u->fn != uop_jmp && u->fn != uop_jcc && u->fn != uop_jcxz && u->fn != uop_loop)
+		return false;
+	if (taken)
+		u->imm2 = (uint64_t)(uintptr_t)target;
+	else
+		u->disp = (int64_t)(uintptr_t)target;
+	return true;
+}
+
+int uop_jmp(struct emu_vcpu *v, const struct emu_uop *u)
+{
+	v->cpu.rip = u->imm;
+	return leave(v, u, u->imm2, EXIT_JUMP_TAKEN);
+}
+
+int uop_jcc(struct emu_vcpu *v, const struct emu_uop *u)
 {
 	if (emu_cond(v, u->cond)) {
 		v->cpu.rip = u->imm;
-		return EXIT_JUMP_TAKEN;
+		return leave(v, u, u->imm2, EXIT_JUMP_TAKEN);
 	}
 	v->cpu.rip = u->next_rip;
-	return EXIT_JUMP_NOT;
+	return leave(v, u, (uint64_t)u->disp, EXIT_JUMP_NOT);
 }
 
 /* The count register of jcxz and loop is sized by the address size. */
-UOP_DEF(jcxz)
+int uop_jcxz(struct emu_vcpu *v, const struct emu_uop *u)
 {
 	if (reg_get(v, EMU_RCX, u->asz) == 0) {
 		v->cpu.rip = u->imm;
-		return EXIT_JUMP_TAKEN;
+		return leave(v, u, u->imm2, EXIT_JUMP_TAKEN);
 	}
 	v->cpu.rip = u->next_rip;
-	return EXIT_JUMP_NOT;
+	return leave(v, u, (uint64_t)u->disp, EXIT_JUMP_NOT);
 }
 
-UOP_DEF(loop)
+int uop_loop(struct emu_vcpu *v, const struct emu_uop *u)
 {
 	uint64_t c = (reg_get(v, EMU_RCX, u->asz) - 1) & asz_mask(u->asz);
 	bool take = c != 0;
@@ -42,10 +75,10 @@ UOP_DEF(loop)
 		take = take && emu_cond(v, 5);	/* loopne: !ZF */
 	if (take) {
 		v->cpu.rip = u->imm;
-		return EXIT_JUMP_TAKEN;
+		return leave(v, u, u->imm2, EXIT_JUMP_TAKEN);
 	}
 	v->cpu.rip = u->next_rip;
-	return EXIT_JUMP_NOT;
+	return leave(v, u, (uint64_t)u->disp, EXIT_JUMP_NOT);
 }
 
 UOP_DEF(jmp_ind)

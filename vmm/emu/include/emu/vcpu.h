@@ -17,6 +17,7 @@
 #ifndef MVM_EMU_VCPU_H
 #define MVM_EMU_VCPU_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -63,7 +64,7 @@ struct emu_uop {
 	uint8_t cond;		/* condition code 0-15 (jcc, setcc, cmovcc), or a sub-operation */
 	uint8_t osz2;		/* second operand size (movzx/movsx source, shifts' count form) */
 	uint16_t mnemonic;	/* ZydisMnemonic, for reports and counters */
-	uint16_t spare;
+	uint16_t pos;		/* position in its block (instructions before it) */
 	uint64_t next_rip;	/* address of the next instruction; this one is next_rip - len */
 	int64_t disp;
 	uint64_t imm;		/* immediate, branch target (absolute), or raw bytes (generic) */
@@ -146,6 +147,12 @@ struct emu_vcpu {
 	bool int_shadow;
 	/* The uop that left the block (any result but EXIT_NEXT). */
 	const struct emu_uop *cur;
+	/* Direct branches may run on into a linked block (op_branch.c) while (chain_budget) lasts
+	 * and (*attention) is false; the instructions of the blocks so left add up in
+	 * (chained_insns). */
+	const _Atomic bool *attention;
+	unsigned int chain_budget;
+	uint64_t chained_insns;
 	/* The fault an instruction raised (EXIT_FAULT). */
 	struct emu_fault fault;
 	/* EXIT_STOP: why, for the report. */
@@ -216,6 +223,11 @@ int uop_single_end(struct emu_vcpu *v, const struct emu_uop *u);
  * terminator), and the handler of an invalidated block's uops (leave at this instruction). */
 int uop_jmp(struct emu_vcpu *v, const struct emu_uop *u);
 int uop_stale(struct emu_vcpu *v, const struct emu_uop *u);
+
+/* Makes direct branch (u) (jmp, jcc, jcxz, loop; a block's terminator) run on into (target)
+ * when it goes its (taken) way. False for other uops. The caller guarantees that whenever (u)
+ * runs, (target) is what the guest's code at the branch's destination translates to. */
+bool emu_uop_link(struct emu_uop *u, bool taken, const struct emu_uop *target);
 
 /* Fetches (len) bytes of code at linear address (la) through the TLB. Returns 0, or
  * EXIT_FAULT with (v->fault) set, or EXIT_STOP. (*gpa) is the first byte's physical address. */
