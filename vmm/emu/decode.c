@@ -284,11 +284,12 @@ static bool pick(struct emu_uop *u, const ZydisDecodedInstruction *in,
 		if (!two(u, ops))
 			return false;
 		if (u->flags & UOP_F_MEMDST)
-			u->fn = uop_mov_store;
+			u->fn = u->osz == 8 && !(u->flags & UOP_F_IMM) && u->rm < 16
+					? uop_mov_store64 : uop_mov_store;
 		else if (u->flags & UOP_F_IMM)
 			u->fn = uop_mov_ri;
 		else if (u->flags & UOP_F_MEM)
-			u->fn = uop_mov_load;
+			u->fn = u->osz == 8 && u->reg < 16 ? uop_mov_load64 : uop_mov_load;
 		else
 			u->fn = u->osz == 8 && u->reg < 16 && u->rm < 16 ? uop_mov_rr64 : uop_mov_rr;
 		return true;
@@ -769,6 +770,7 @@ bool emu_uop_pure(const struct emu_uop *u)
 		uop_nop, uop_mov, uop_mov_rr, uop_mov_load, uop_mov_store, uop_mov_ri, uop_movzx,
 		uop_movsx, uop_lea, uop_xchg, uop_cmov, uop_setcc, uop_bswap, uop_cbw, uop_cwd,
 		uop_lahf, uop_sahf, uop_push, uop_pop, uop_pushf, uop_enter, uop_leave, uop_xlat, uop_mov_rr64,
+		uop_mov_load64, uop_mov_store64,
 		uop_movbe, uop_add, uop_adc, uop_sub, uop_sbb, uop_and, uop_or, uop_xor, uop_cmp,
 		uop_test, uop_inc, uop_dec, uop_neg, uop_not, uop_mul, uop_imul1, uop_imul, uop_div, uop_idiv, uop_shift, uop_shd,
 		uop_bt, uop_xadd, uop_cmpxchg, uop_flagop, uop_bitscan, uop_jmp, uop_jcc,

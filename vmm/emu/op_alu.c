@@ -18,9 +18,9 @@ static inline int binop(struct emu_vcpu *v, const struct emu_uop *u, enum emu_cc
 		return ret;
 	switch (op) {
 	case CC_ADD: r = a + b; break;
-	case CC_ADC: cin = emu_cf(v); r = a + b + cin; break;
+	case CC_ADC: cin = emu_cf_fast(v); r = a + b + cin; break;
 	case CC_SUB: r = a - b; break;
-	case CC_SBB: cin = emu_cf(v); r = a - b - cin; break;
+	case CC_SBB: cin = emu_cf_fast(v); r = a - b - cin; break;
 	default: r = 0; break;
 	}
 	r &= m;
@@ -125,7 +125,7 @@ static int incdec(struct emu_vcpu *v, const struct emu_uop *u, bool inc)
 	ret = dst_put(v, u, la, r);
 	if (ret)
 		return ret;
-	cf = emu_cf(v);
+	cf = emu_cf_fast(v);
 	cc_set(v, inc ? CC_INC : CC_DEC, u->osz, a, 1, r);
 	v->cc.carry_in = cf;
 	return EXIT_NEXT;

@@ -38,6 +38,29 @@ UOP_DEF(mov_load)
 	return EXIT_NEXT;
 }
 
+/* 64-bit loads and stores with 64-bit addressing (most of what a 64-bit kernel moves): no
+ * operand- or address-size switch. */
+UOP_DEF(mov_load64)
+{
+	uint64_t la, val;
+	int ret = uop_linear(v, u->seg, uop_ea(v, u), 8, false, &la);
+
+	if (!ret)
+		ret = mem_read(v, la, 8, &val, u->seg, TLB_READ);
+	if (ret)
+		return ret;
+	v->cpu.gpr[u->reg] = val;
+	return EXIT_NEXT;
+}
+
+UOP_DEF(mov_store64)
+{
+	uint64_t la;
+	int ret = uop_linear(v, u->seg, uop_ea(v, u), 8, true, &la);
+
+	return ret ? ret : mem_write(v, la, 8, v->cpu.gpr[u->rm], u->seg);
+}
+
 UOP_DEF(mov_store)
 {
 	uint64_t la, val = u->flags & UOP_F_IMM ? u->imm : reg_get(v, u->rm, u->osz);

@@ -305,6 +305,23 @@ static inline void cc_set(struct emu_vcpu *v, enum emu_cc_op op, unsigned int os
 
 /* CF as of now (cheaper than all of emu_flags()). */
 bool emu_cf(const struct emu_vcpu *v);
+
+/* emu_cf() inline for the operations inc/dec/adc/sbb most often follow. */
+static inline bool emu_cf_fast(const struct emu_vcpu *v)
+{
+	const struct emu_cc *c = &v->cc;
+	unsigned int sh = 64 - c->bits;
+
+	switch (c->op) {
+	case CC_EFLAGS: return v->cpu.rflags & RF_CF;
+	case CC_LOGIC: return false;
+	case CC_INC:
+	case CC_DEC: return c->carry_in;
+	case CC_ADD: return (c->res << sh) < (c->a << sh);
+	case CC_SUB: return (c->a << sh) < (c->b << sh);
+	default: return emu_cf(v);
+	}
+}
 bool emu_cond_slow(const struct emu_vcpu *v, unsigned int cc);
 
 /* Condition (cc) 0-15 in the Jcc encoding order: O NO B AE E NE BE A S NS P NP L GE LE G.
@@ -378,7 +395,7 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 	X(add) X(adc) X(sub) X(sbb) X(and) X(or) X(xor) X(cmp) X(test) X(inc) X(dec) X(neg)    \
 	X(not) UOP_ALU_FORMS(X, add) UOP_ALU_FORMS(X, sub) UOP_ALU_FORMS(X, cmp)                \
 	UOP_ALU_FORMS(X, and) UOP_ALU_FORMS(X, or) UOP_ALU_FORMS(X, xor) UOP_ALU_FORMS(X, test) \
-	X(mov_rr64)                                                                             \
+	X(mov_rr64) X(mov_load64) X(mov_store64)                                                \
 	X(mul) X(imul1) X(imul) X(div) X(idiv) X(shift) X(shd) X(bt) X(xadd) X(cmpxchg)        \
 	X(flagop) X(bitscan)                                                                    \
 	X(jmp) X(jcc) X(jmp_ind) X(call) X(call_ind) X(ret) X(jcxz) X(loop)                    \
