@@ -457,8 +457,8 @@ int uop_single_end(struct emu_vcpu *v, const struct emu_uop *u)
 int emu_vcpu_step(struct emu_vcpu *v)
 {
 	uint8_t bytes[24] = {0};
-	struct emu_uop us[2], *up = us;
-#define u (*up)
+	/* The instruction's uop, then the end marker its handler runs on into. */
+	struct emu_uop uops[2];
 	unsigned int n = 15;
 	uint64_t rip = v->cpu.rip, la;
 	int ret;
@@ -476,16 +476,15 @@ int emu_vcpu_step(struct emu_vcpu *v)
 		if (ret)
 			return ret;
 	}
-	if (emu_decode(v, rip, bytes, n, &u) == 0) {
+	if (emu_decode(v, rip, bytes, n, &uops[0]) == 0) {
 		/* The instruction runs into the page that faulted: that fault (SDM 6.15). */
 		return emu_fetch(v, la, bytes, 15, NULL);
 	}
-	us[1] = (struct emu_uop){.fn = uop_single_end};
-	ret = u.fn(v, &u);
+	uops[1] = (struct emu_uop){.fn = uop_single_end};
+	ret = uops[0].fn(v, &uops[0]);
 	if (ret == EXIT_NEXT)
-		v->cpu.rip = u.next_rip;
+		v->cpu.rip = uops[0].next_rip;
 	return ret;
-#undef u
 }
 
 int emu_code_linear(struct emu_vcpu *v, uint64_t rip, uint64_t *la)
