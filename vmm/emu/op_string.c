@@ -20,16 +20,6 @@ static inline void idx_set(struct emu_vcpu *v, unsigned int r, unsigned int asz,
 	reg_set(v, r, asz, val & asz_mask(asz));
 }
 
-/* Leaves a rep instruction: done, or more to do (re-run at its own address). */
-static int rep_exit(struct emu_vcpu *v, const struct emu_uop *u, bool more)
-{
-	if (more) {
-		v->cpu.rip = uop_rip(u);
-		return EXIT_BRANCH;
-	}
-	return EXIT_NEXT;
-}
-
 /* Host pointers for up to (n) forward elements of (osz) bytes at la without leaving the page,
  * through the TLB; returns how many elements fit (0: take the slow path). */
 static unsigned int span(struct emu_vcpu *v, enum emu_tlb_kind kind, uint64_t la,
@@ -45,170 +35,194 @@ static unsigned int span(struct emu_vcpu *v, enum emu_tlb_kind kind, uint64_t la
 	return (unsigned int)(room < n ? room : n);
 }
 
+/* The iteration state of one string instruction: how many elements, how many done, the
+ * direction. RSI/RDI/RCX are updated after every element (or run of elements), so a fault or
+ * a chunk boundary leaves them exactly as of the next element. */
+struct rep {
+	unsigned int asz, osz;
+	bool rep;
+	uint64_t count, done, limit;
+	int64_t step;
+};
+
+static inline void rep_begin(struct emu_vcpu *v, const struct emu_uop *u, struct rep *r,
+			     uint64_t limit)
+{
+	r->asz = u->asz;
+	r->osz = u->osz;
+	r->rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
+	r->count = r->rep ? idx_get(v, EMU_RCX, r->asz) : 1;
+	r->done = 0;
+	r->limit = limit;
+	r->step = v->cpu.rflags & RF_DF ? -(int64_t)r->osz : (int64_t)r->osz;
+}
+
+static inline bool rep_more(const struct rep *r)
+{
+	return r->done < r->count && r->done < r->limit;
+}
+
+/* (n) elements done: RSI and/or RDI move on, RCX counts down. */
+static inline void rep_advance(struct emu_vcpu *v, struct rep *r, uint64_t n, bool si, bool di)
+{
+	if (si)
+		idx_set(v, EMU_RSI, r->asz, idx_get(v, EMU_RSI, r->asz) + (uint64_t)r->step * n);
+	if (di)
+		idx_set(v, EMU_RDI, r->asz, idx_get(v, EMU_RDI, r->asz) + (uint64_t)r->step * n);
+	r->done += n;
+	if (r->rep)
+		idx_set(v, EMU_RCX, r->asz, r->count - r->done);
+}
+
+/* Leaves the instruction: a fault, done, or more to do (run again at its own address). */
+static int rep_end(struct emu_vcpu *v, const struct emu_uop *u, const struct rep *r, int ret)
+{
+	if (ret)
+		return ret;
+	if (r->done < r->count) {
+		v->cpu.rip = uop_rip(u);
+		return EXIT_BRANCH;
+	}
+	return EXIT_NEXT;
+}
+
+/* The linear addresses of the current source (DS:RSI, overridable) and destination (ES:RDI). */
+static inline int src_la(struct emu_vcpu *v, const struct emu_uop *u, const struct rep *r,
+			 uint64_t *la)
+{
+	return uop_linear(v, u->seg, idx_get(v, EMU_RSI, r->asz), r->osz, false, la);
+}
+
+static inline int dst_la(struct emu_vcpu *v, const struct rep *r, bool write, uint64_t *la)
+{
+	return uop_linear(v, EMU_ES, idx_get(v, EMU_RDI, r->asz), r->osz, write, la);
+}
+
 UOP_DEF(movs)
 {
-	unsigned int asz = u->asz, osz = u->osz;
-	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE), down = v->cpu.rflags & RF_DF;
-	uint64_t count = rep ? idx_get(v, EMU_RCX, asz) : 1, done = 0;
-	int64_t step = down ? -(int64_t)osz : (int64_t)osz;
+	struct rep r;
 	int ret = 0;
 
-	while (done < count && done < REP_CHUNK) {
-		uint64_t si = idx_get(v, EMU_RSI, asz), di = idx_get(v, EMU_RDI, asz), sla, dla, val;
+	rep_begin(v, u, &r, REP_CHUNK);
+	while (rep_more(&r)) {
+		uint64_t sla, dla, val;
 
-		ret = uop_linear(v, u->seg, si, osz, false, &sla);
+		ret = src_la(v, u, &r, &sla);
 		if (!ret)
-			ret = uop_linear(v, EMU_ES, di, osz, true, &dla);
+			ret = dst_la(v, &r, true, &dla);
 		if (ret)
 			break;
-		if (!down && v->flat) {
+		if (r.step > 0 && v->flat) {
 			uint8_t *s, *d;
-			unsigned int ns = span(v, TLB_READ, sla, osz, count - done, &s);
-			unsigned int nd = ns ? span(v, TLB_WRITE, dla, osz, ns, &d) : 0;
+			unsigned int ns = span(v, TLB_READ, sla, r.osz, r.count - r.done, &s);
+			unsigned int nd = ns ? span(v, TLB_WRITE, dla, r.osz, ns, &d) : 0;
 
 			/* Bulk copy when the ranges do not overlap forward (a forward element
 			 * copy into s + k replicates; memmove would not). */
-			if (nd > 1 && (d + (size_t)nd * osz <= s || d >= s + (size_t)nd * osz ||
+			if (nd > 1 && (d + (size_t)nd * r.osz <= s || d >= s + (size_t)nd * r.osz ||
 				       d <= s)) {
-				memmove(d, s, (size_t)nd * osz);
-				done += nd;
-				idx_set(v, EMU_RSI, asz, si + (uint64_t)nd * osz);
-				idx_set(v, EMU_RDI, asz, di + (uint64_t)nd * osz);
-				if (rep)
-					idx_set(v, EMU_RCX, asz, count - done);
+				memmove(d, s, (size_t)nd * r.osz);
+				rep_advance(v, &r, nd, true, true);
 				continue;
 			}
 		}
-		ret = mem_read(v, sla, osz, &val, u->seg, TLB_READ);
+		ret = mem_read(v, sla, r.osz, &val, u->seg, TLB_READ);
 		if (!ret)
-			ret = mem_write(v, dla, osz, val, EMU_ES);
+			ret = mem_write(v, dla, r.osz, val, EMU_ES);
 		if (ret)
 			break;
-		done++;
-		idx_set(v, EMU_RSI, asz, si + (uint64_t)step);
-		idx_set(v, EMU_RDI, asz, di + (uint64_t)step);
-		if (rep)
-			idx_set(v, EMU_RCX, asz, count - done);
+		rep_advance(v, &r, 1, true, true);
 	}
-	if (ret)
-		return ret;
-	return rep_exit(v, u, done < count);
+	return rep_end(v, u, &r, ret);
 }
 
 UOP_DEF(stos)
 {
-	unsigned int asz = u->asz, osz = u->osz;
-	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE), down = v->cpu.rflags & RF_DF;
-	uint64_t count = rep ? idx_get(v, EMU_RCX, asz) : 1, done = 0;
-	uint64_t val = reg_get(v, EMU_RAX, osz);
-	int64_t step = down ? -(int64_t)osz : (int64_t)osz;
+	uint64_t val = reg_get(v, EMU_RAX, u->osz);
+	struct rep r;
 	int ret = 0;
 
-	while (done < count && done < REP_CHUNK) {
-		uint64_t di = idx_get(v, EMU_RDI, asz), dla;
+	rep_begin(v, u, &r, REP_CHUNK);
+	while (rep_more(&r)) {
+		uint64_t dla;
 
-		ret = uop_linear(v, EMU_ES, di, osz, true, &dla);
+		ret = dst_la(v, &r, true, &dla);
 		if (ret)
 			break;
-		if (!down && v->flat) {
+		if (r.step > 0 && v->flat) {
 			uint8_t *d;
-			unsigned int nd = span(v, TLB_WRITE, dla, osz, count - done, &d);
+			unsigned int nd = span(v, TLB_WRITE, dla, r.osz, r.count - r.done, &d);
 
 			if (nd > 1) {
-				if (osz == 1) {
+				if (r.osz == 1) {
 					memset(d, (int)val, nd);
 				} else {
 					for (unsigned int i = 0; i < nd; i++)
-						store_le(d + (size_t)i * osz, val, osz);
+						store_le(d + (size_t)i * r.osz, val, r.osz);
 				}
-				done += nd;
-				idx_set(v, EMU_RDI, asz, di + (uint64_t)nd * osz);
-				if (rep)
-					idx_set(v, EMU_RCX, asz, count - done);
+				rep_advance(v, &r, nd, false, true);
 				continue;
 			}
 		}
-		ret = mem_write(v, dla, osz, val, EMU_ES);
+		ret = mem_write(v, dla, r.osz, val, EMU_ES);
 		if (ret)
 			break;
-		done++;
-		idx_set(v, EMU_RDI, asz, di + (uint64_t)step);
-		if (rep)
-			idx_set(v, EMU_RCX, asz, count - done);
+		rep_advance(v, &r, 1, false, true);
 	}
-	if (ret)
-		return ret;
-	return rep_exit(v, u, done < count);
+	return rep_end(v, u, &r, ret);
 }
 
 UOP_DEF(lods)
 {
-	unsigned int asz = u->asz, osz = u->osz;
-	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
-	uint64_t count = rep ? idx_get(v, EMU_RCX, asz) : 1, done = 0;
-	int64_t step = v->cpu.rflags & RF_DF ? -(int64_t)osz : (int64_t)osz;
+	struct rep r;
 	int ret = 0;
 
-	while (done < count && done < REP_CHUNK) {
-		uint64_t si = idx_get(v, EMU_RSI, asz), sla, val;
+	rep_begin(v, u, &r, REP_CHUNK);
+	while (rep_more(&r)) {
+		uint64_t sla, val;
 
-		ret = uop_linear(v, u->seg, si, osz, false, &sla);
+		ret = src_la(v, u, &r, &sla);
 		if (!ret)
-			ret = mem_read(v, sla, osz, &val, u->seg, TLB_READ);
+			ret = mem_read(v, sla, r.osz, &val, u->seg, TLB_READ);
 		if (ret)
 			break;
-		reg_set(v, EMU_RAX, osz, val);
-		done++;
-		idx_set(v, EMU_RSI, asz, si + (uint64_t)step);
-		if (rep)
-			idx_set(v, EMU_RCX, asz, count - done);
+		reg_set(v, EMU_RAX, r.osz, val);
+		rep_advance(v, &r, 1, true, false);
 	}
-	if (ret)
-		return ret;
-	return rep_exit(v, u, done < count);
+	return rep_end(v, u, &r, ret);
 }
 
 /* cmps and scas: repe stops when ZF is clear, repne when it is set. */
 static int compare(struct emu_vcpu *v, const struct emu_uop *u, bool scas)
 {
-	unsigned int asz = u->asz, osz = u->osz;
 	bool repe = u->flags & UOP_F_REP, repne = u->flags & UOP_F_REPNE;
-	uint64_t count = repe || repne ? idx_get(v, EMU_RCX, asz) : 1, done = 0;
-	int64_t step = v->cpu.rflags & RF_DF ? -(int64_t)osz : (int64_t)osz;
+	struct rep r;
 	int ret = 0;
 
-	while (done < count && done < REP_CHUNK) {
-		uint64_t si = idx_get(v, EMU_RSI, asz), di = idx_get(v, EMU_RDI, asz), la, a, b;
-		bool eq;
+	rep_begin(v, u, &r, REP_CHUNK);
+	while (rep_more(&r)) {
+		uint64_t la, a, b;
 
 		if (scas) {
-			a = reg_get(v, EMU_RAX, osz);
+			a = reg_get(v, EMU_RAX, r.osz);
 		} else {
-			ret = uop_linear(v, u->seg, si, osz, false, &la);
+			ret = src_la(v, u, &r, &la);
 			if (!ret)
-				ret = mem_read(v, la, osz, &a, u->seg, TLB_READ);
+				ret = mem_read(v, la, r.osz, &a, u->seg, TLB_READ);
 			if (ret)
 				break;
 		}
-		ret = uop_linear(v, EMU_ES, di, osz, false, &la);
+		ret = dst_la(v, &r, false, &la);
 		if (!ret)
-			ret = mem_read(v, la, osz, &b, EMU_ES, TLB_READ);
+			ret = mem_read(v, la, r.osz, &b, EMU_ES, TLB_READ);
 		if (ret)
 			break;
-		cc_set(v, CC_SUB, osz, a, b, (a - b) & size_mask(osz));
-		done++;
-		if (!scas)
-			idx_set(v, EMU_RSI, asz, si + (uint64_t)step);
-		idx_set(v, EMU_RDI, asz, di + (uint64_t)step);
-		if (repe || repne)
-			idx_set(v, EMU_RCX, asz, count - done);
-		eq = a == b;
-		if ((repe && !eq) || (repne && eq))
+		cc_set(v, CC_SUB, r.osz, a, b, (a - b) & size_mask(r.osz));
+		rep_advance(v, &r, 1, !scas, true);
+		if ((repe && a != b) || (repne && a == b))
 			return EXIT_NEXT;
 	}
-	if (ret)
-		return ret;
-	return rep_exit(v, u, done < count);
+	return rep_end(v, u, &r, ret);
 }
 
 UOP_DEF(cmps) { return compare(v, u, false); }
@@ -222,68 +236,55 @@ static bool io_allowed(const struct emu_vcpu *v)
 	return !(v->cpu.cr0 & CR0_PE) || v->cpl <= iopl;
 }
 
+/* ins/outs: one port access per element, at most 4096 per execution. */
 UOP_DEF(ins)
 {
-	unsigned int asz = u->asz, osz = u->osz;
-	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
-	uint64_t count = rep ? idx_get(v, EMU_RCX, asz) : 1, done = 0;
-	int64_t step = v->cpu.rflags & RF_DF ? -(int64_t)osz : (int64_t)osz;
 	uint16_t port = (uint16_t)reg_get(v, EMU_RDX, 2);
+	struct rep r;
 	int ret = 0;
 
 	if (!io_allowed(v))
 		return raise_gp0(v);
-	while (done < count && done < 4096) {
-		uint64_t di = idx_get(v, EMU_RDI, asz), la, val = 0, probe;
+	rep_begin(v, u, &r, 4096);
+	while (rep_more(&r)) {
+		uint64_t la, val = 0, probe;
 
-		ret = uop_linear(v, EMU_ES, di, osz, true, &la);
 		/* Check the destination before the port read, which has side effects. */
+		ret = dst_la(v, &r, true, &la);
 		if (!ret)
-			ret = mem_read(v, la, osz, &probe, EMU_ES, TLB_WRITE);
+			ret = mem_read(v, la, r.osz, &probe, EMU_ES, TLB_WRITE);
 		if (ret)
 			break;
-		emu_device_access(v, v->plat->pio, port, &val, osz, false);
-		ret = mem_write(v, la, osz, val, EMU_ES);
+		emu_device_access(v, v->plat->pio, port, &val, r.osz, false);
+		ret = mem_write(v, la, r.osz, val, EMU_ES);
 		if (ret)
 			break;
-		done++;
-		idx_set(v, EMU_RDI, asz, di + (uint64_t)step);
-		if (rep)
-			idx_set(v, EMU_RCX, asz, count - done);
+		rep_advance(v, &r, 1, false, true);
 	}
-	if (ret)
-		return ret;
-	return rep_exit(v, u, done < count);
+	return rep_end(v, u, &r, ret);
 }
 
 UOP_DEF(outs)
 {
-	unsigned int asz = u->asz, osz = u->osz;
-	bool rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
-	uint64_t count = rep ? idx_get(v, EMU_RCX, asz) : 1, done = 0;
-	int64_t step = v->cpu.rflags & RF_DF ? -(int64_t)osz : (int64_t)osz;
 	uint16_t port = (uint16_t)reg_get(v, EMU_RDX, 2);
+	struct rep r;
 	int ret = 0;
 
 	if (!io_allowed(v))
 		return raise_gp0(v);
-	while (done < count && done < 4096) {
-		uint64_t si = idx_get(v, EMU_RSI, asz), la, val;
+	rep_begin(v, u, &r, 4096);
+	while (rep_more(&r)) {
+		uint64_t la, val;
 
-		ret = uop_linear(v, u->seg, si, osz, false, &la);
+		ret = src_la(v, u, &r, &la);
 		if (!ret)
-			ret = mem_read(v, la, osz, &val, u->seg, TLB_READ);
+			ret = mem_read(v, la, r.osz, &val, u->seg, TLB_READ);
 		if (ret)
 			break;
-		emu_device_access(v, v->plat->pio, port, &val, osz, true);
-		done++;
-		idx_set(v, EMU_RSI, asz, si + (uint64_t)step);
-		if (rep)
-			idx_set(v, EMU_RCX, asz, count - done);
+		emu_device_access(v, v->plat->pio, port, &val, r.osz, true);
+		rep_advance(v, &r, 1, true, false);
 	}
-	if (ret)
-		return ret;
-	return rep_exit(v, u, done < count);
+	return rep_end(v, u, &r, ret);
 }
 
 UOP_DEF(in)
