@@ -159,6 +159,17 @@ UOP_DEF(not)
 
 /* --- multiply and divide --- */
 
+/* The double-width product of mul/imul r/m: AX for bytes, rDX:rAX otherwise. */
+static inline void mul_result(struct emu_vcpu *v, unsigned int osz, uint64_t lo, uint64_t hi)
+{
+	if (osz == 1) {
+		reg_set(v, EMU_RAX, 2, lo | (hi << 8));
+	} else {
+		reg_set(v, EMU_RAX, osz, lo);
+		reg_set(v, EMU_RDX, osz, hi);
+	}
+}
+
 /* The one-operand forms read the source into rm/mem: src_get() with no IMM. */
 UOP_DEF(mul)
 {
@@ -179,12 +190,7 @@ UOP_DEF(mul)
 		lo = p & size_mask(u->osz);
 		hi = p >> (u->osz * 8);
 	}
-	if (u->osz == 1) {
-		reg_set(v, EMU_RAX, 2, lo | (hi << 8));
-	} else {
-		reg_set(v, EMU_RAX, u->osz, lo);
-		reg_set(v, EMU_RDX, u->osz, hi);
-	}
+	mul_result(v, u->osz, lo, hi);
 	emu_flags_merge(v, RF_ARITH, (hi ? RF_CF | RF_OF : 0) | szp_flags(lo, u->osz));
 	return EXIT_NEXT;
 }
@@ -210,12 +216,7 @@ UOP_DEF(imul1)
 		hi = ((uint64_t)p >> (u->osz * 8)) & size_mask(u->osz);
 		ovf = p != sext(lo, u->osz);
 	}
-	if (u->osz == 1) {
-		reg_set(v, EMU_RAX, 2, lo | (hi << 8));
-	} else {
-		reg_set(v, EMU_RAX, u->osz, lo);
-		reg_set(v, EMU_RDX, u->osz, hi);
-	}
+	mul_result(v, u->osz, lo, hi);
 	emu_flags_merge(v, RF_ARITH, (ovf ? RF_CF | RF_OF : 0) | szp_flags(lo, u->osz));
 	return EXIT_NEXT;
 }
