@@ -31,7 +31,7 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* Logs only the first time this call site is reached: for anything a guest can trigger. */
 #define pr_warn_once(fmt, ...)                                                                     \
 	do {                                                                                       \
-		static _Atomic bool warned_;                                                       \
+		static bool warned_; /* __atomic builtins: clang rejects them on _Atomic */        \
 		if (!__atomic_exchange_n(&warned_, true, __ATOMIC_RELAXED))                        \
 			log_msg(LOG_WARN, pr_fmt(fmt), ##__VA_ARGS__);                             \
 	} while (0)
