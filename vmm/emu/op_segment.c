@@ -236,7 +236,7 @@ UOP_DEF(pop_sreg)
 static int far_operand(struct emu_vcpu *v, const struct emu_uop *u, uint64_t *off,
 		       uint16_t *sel)
 {
-	uint64_t la, s;
+	uint64_t la, s = 0;
 	int ret;
 
 	if (u->flags & UOP_F_IMM) {
