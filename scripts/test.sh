@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite (unit, kvm, e2e), installing what it needs first.
 #   1. Debian packages, 2. mvm and the test guests, 3. the guest kernel and initramfs (cached),
-#   4. ctest on the normal build, 5. unit and bad-input tests on an ASan+UBSan build.
+#   4. ctest on the normal build, 5. unit and bad-input tests on an ASan+UBSan build,
+#   6. the host code built with clang -Werror, and its unit tests.
 # Set MVM_REQUIRE_KVM=1 (CI does) to turn every skip of a /dev/kvm test into a failure.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +13,17 @@ echo "test: building mvm" >&2
 "$top/scripts/build.sh"
 echo "test: building mvm with ASan+UBSan" >&2
 MVM_BUILD_DIR="$top/build-asan" "$top/scripts/build.sh" -DMVM_SANITIZE=ON
+echo "test: building the host code and unit tests with clang" >&2
+clang_dir=$top/build-clang
+# Only mvm and the host test programs: the test guests come from the gcc build.
+clang_targets=(mvm $(cd "$top/tests" && ls unit/test_*.c kvm/test_*.c | sed 's|.*/||; s|\.c$||'))
+if ! { cmake -S "$top" -B "$clang_dir" -DCMAKE_C_COMPILER=clang -DMVM_WERROR=ON &&
+	cmake --build "$clang_dir" -j"$jobs" --target "${clang_targets[@]}"; } \
+	>"$clang_dir.build.log" 2>&1; then
+	grep -E "error|warning|\*\*\*" "$clang_dir.build.log" | head -n 30 >&2
+	echo "test: the clang build failed (full log: $clang_dir.build.log)" >&2
+	exit 1
+fi
 eval "$("$top/scripts/guest-images.sh")"
 export MVM_VMLINUX MVM_BZIMAGE MVM_INITRAMFS
 
@@ -22,4 +34,6 @@ echo "test: running unit and bad-input tests under ASan+UBSan" >&2
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ctest --test-dir "$top/build-asan" --output-on-failure -j"$jobs" -L 'unit|sanitize' \
 	-LE qemu || status=1
+echo "test: running the unit tests built with clang" >&2
+ctest --test-dir "$clang_dir" --output-on-failure -j"$jobs" -L unit -LE qemu || status=1
 exit $status
