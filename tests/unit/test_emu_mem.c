@@ -361,6 +361,120 @@ static void test_fetch_and_unknown(struct fx *fx)
 	CHECK_STR(text, "rdtsc");
 }
 
+/* --- A/D bits of a page whose entry another vCPU changes during the instruction --- */
+
+/* A device whose reads rewrite a page-table entry, as another vCPU could between the walk
+ * and the commit. */
+#define HOOK_MMIO (FX_MMIO + FX_MMIO_SIZE)
+static struct {
+	struct fx *fx;
+	uint64_t pte, val;
+	unsigned int reads;
+} hook;
+
+static uint64_t hook_read(void *dev, uint64_t off, unsigned int size)
+{
+	(void)dev;
+	(void)off;
+	(void)size;
+	if (hook.pte)
+		fx_put64(hook.fx, hook.pte, hook.val);
+	hook.reads++;
+	return 0x1122334455667788ull;
+}
+
+static void hook_write(void *dev, uint64_t off, uint64_t val, unsigned int size)
+{
+	(void)dev;
+	(void)off;
+	(void)val;
+	(void)size;
+}
+
+static const struct bus_ops hook_ops = {.read = hook_read, .write = hook_write};
+
+static void test_ad_race(struct fx *fx)
+{
+	struct emu_cpu c, save;
+	struct emu_result res;
+	static const uint8_t movdqu_load[] = {0xf3, 0x0f, 0x6f, 0x06}; /* movdqu xmm0, [rsi] */
+	const uint64_t code = FX_HOLE + 0x10;
+	const uint64_t swap = 0x00000003e8a40000ull; /* a swap entry: P clear */
+	uint64_t pte;
+	uint8_t x[16];
+
+	CHECK_EQ(bus_register(&fx->mmio, HOOK_MMIO, 0x1000, &hook_ops, NULL, "pte-hook"), 0);
+	fx_map(fx, HOOK_MMIO, HOOK_MMIO, 0x1000, FX_P | FX_RW);
+	hook.fx = fx;
+	pte = fx_pte_addr(fx, FX_HOLE);
+
+	/* The instruction is fetched through the page tables (the fetch's walk keeps its A bit
+	 * for the commit), then its MMIO read makes the code page's entry a swap entry: at the
+	 * commit the walk is made again, faults, and the instruction faults with nothing
+	 * changed; the swap entry does not get A OR-ed into it. */
+	fx_init_cpu(&c);
+	fx_map(fx, FX_HOLE, FX_HOLE, 0x1000, FX_P | FX_RW);
+	memcpy(fx->ram + code, movdqu_load, sizeof(movdqu_load));
+	c.rip = code;
+	c.gpr[EMU_RSI] = HOOK_MMIO;
+	hook.pte = pte;
+	hook.val = swap;
+	hook.reads = 0;
+	fx_snapshot(fx, &c, &save);
+	memcpy(fx->snap + pte, &swap, 8); /* what RAM holds after the hook */
+	fx_step(fx, &c, NULL, 0, &res);
+	CHECK(hook.reads > 0);
+	CHECK_EQ(fx_get64(fx, pte), swap);
+	FX_CHECK_FAULT(&res, FX_PFV, 0x10);
+	CHECK_EQ(res.fault.cr2, code);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+
+	/* The same for the data page: its walk (A) precedes the MMIO read on the next page,
+	 * which makes it a swap entry. movdqu xmm0, [rsi] with 8 bytes on each. */
+	fx_init_cpu(&c);
+	fx_map(fx, FX_HOLE, FX_HOLE, 0x1000, FX_P | FX_RW);
+	pte = fx_pte_addr(fx, HOOK_MMIO - 0x1000);
+	fx_map(fx, HOOK_MMIO - 0x1000, FX_HOLE, 0x1000, FX_P | FX_RW);
+	c.gpr[EMU_RSI] = HOOK_MMIO - 8;
+	hook.pte = pte;
+	hook.reads = 0;
+	fx_snapshot(fx, &c, &save);
+	memcpy(fx->snap + pte, &swap, 8);
+	FX_STEP(fx, &c, &res, 0xf3, 0x0f, 0x6f, 0x06);
+	CHECK(hook.reads > 0);
+	CHECK_EQ(fx_get64(fx, pte), swap);
+	FX_CHECK_FAULT(&res, FX_PFV, 0);
+	CHECK_EQ(res.fault.cr2, HOOK_MMIO - 8);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+
+	/* An entry that changed but still maps the same page (here: a software bit set): the
+	 * walk made again succeeds, the instruction completes and A lands in the new value. */
+	fx_map(fx, HOOK_MMIO - 0x1000, FX_HOLE, 0x1000, FX_P | FX_RW);
+	hook.val = FX_HOLE | FX_P | FX_RW | (1ull << 9);
+	hook.reads = 0;
+	FX_STEP(fx, &c, &res, 0xf3, 0x0f, 0x6f, 0x06);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(fx_get64(fx, pte), hook.val | FX_A);
+	fx_get_xmm(&c, 0, x);
+	CHECK(memcmp(x + 8, "\x88\x77\x66\x55\x44\x33\x22\x11", 8) == 0);
+
+	/* An entry remapped to another page: the instruction read the old one, so it is not
+	 * committed; it is reported done with nothing changed, for the guest to run again. */
+	fx_init_cpu(&c);
+	fx_map(fx, HOOK_MMIO - 0x1000, FX_HOLE, 0x1000, FX_P | FX_RW);
+	c.gpr[EMU_RSI] = HOOK_MMIO - 8;
+	hook.val = (FX_HOLE - 0x1000) | FX_P | FX_RW;
+	fx_snapshot(fx, &c, &save);
+	memcpy(fx->snap + pte, &hook.val, 8);
+	FX_STEP(fx, &c, &res, 0xf3, 0x0f, 0x6f, 0x06);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(fx_get64(fx, pte), hook.val);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+	hook.pte = 0;
+	fx_unmap(fx, HOOK_MMIO - 0x1000);
+	fx_unmap(fx, FX_HOLE);
+}
+
 int main(void)
 {
 	struct fx fx;
@@ -373,6 +487,7 @@ int main(void)
 	test_canonical(&fx);
 	test_mmio(&fx);
 	test_fetch_and_unknown(&fx);
+	test_ad_race(&fx);
 	fx_fini(&fx);
 	return t_done();
 }

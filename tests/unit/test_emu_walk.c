@@ -355,6 +355,55 @@ static void test_accessed_dirty(struct fx *fx)
 	CHECK_EQ(emu_walk(&c, &fx->mem, MAXPHY, LAPAE, RD, &gpa, &f), WALK_OK);
 }
 
+/* A/D updates are made only into the entries the walk read: an entry another vCPU changed
+ * between the walk and the update (here a PTE made a swap entry, P clear) keeps its value,
+ * and the access must be walked again. */
+static void test_ad_changed(struct fx *fx)
+{
+	struct wcase w = {"adx", M4, {ALL, ALL, ALL, ALL}, RD, WP | NXE, OK, 0};
+	const uint64_t swap = 0x00000003e8a40000ull;
+	struct emu_walk_ad ad;
+	struct emu_cpu c;
+	struct emu_fault f;
+	uint64_t gpa;
+
+	build(fx, &w);
+	cpu_for(&c, M4, w.cpu);
+	memset(&ad, 0, sizeof(ad));
+	CHECK_EQ(emu_walk_record(&c, &fx->mem, MAXPHY, LA4, WR, &gpa, &f, &ad), WALK_OK);
+	fx_put64(fx, T_L1 + 9 * 8, swap);
+	emu_walk_apply(&ad);
+	CHECK_EQ(fx_get64(fx, T_L1 + 9 * 8), swap);
+	CHECK(!emu_walk_current(&ad));
+	/* Walked again, it faults (not present, write). */
+	CHECK_EQ(emu_walk_redo(&fx->mem, &ad, &gpa, &f), WALK_FAULT);
+	CHECK_EQ(f.error_code, PF_W);
+	CHECK_EQ(f.cr2, LA4);
+	/* An entry changed but still present: walked again, the bits land in the new value. */
+	build(fx, &w);
+	memset(&ad, 0, sizeof(ad));
+	CHECK_EQ(emu_walk_record(&c, &fx->mem, MAXPHY, LA4, WR, &gpa, &f, &ad), WALK_OK);
+	fx_put64(fx, T_L1 + 9 * 8, PAGE_4K | ALL | (1ull << 9));
+	CHECK(!emu_walk_apply(&ad));
+	CHECK_EQ(fx_get64(fx, T_L1 + 9 * 8), PAGE_4K | ALL | (1ull << 9));
+	CHECK_EQ(emu_walk_redo(&fx->mem, &ad, &gpa, &f), WALK_OK);
+	CHECK_EQ(gpa, PAGE_4K | 0x123);
+	CHECK(emu_walk_apply(&ad));
+	CHECK_EQ(fx_get64(fx, T_L1 + 9 * 8), PAGE_4K | ALL | (1ull << 9) | FX_A | FX_D);
+	/* 32-bit paging, 4-byte entries: the same. */
+	struct wcase w32 = {"adx32", M32, {ALL, ALL}, RD, WP, OK, 0};
+	uint32_t pte;
+
+	build(fx, &w32);
+	cpu_for(&c, M32, w32.cpu);
+	memset(&ad, 0, sizeof(ad));
+	CHECK_EQ(emu_walk_record(&c, &fx->mem, MAXPHY, LA32, WR, &gpa, &f, &ad), WALK_OK);
+	put32(fx, T_L1 + 9 * 4, 0x3e8a4000);
+	emu_walk_apply(&ad);
+	memcpy(&pte, fx->ram + T_L1 + 9 * 4, 4);
+	CHECK_EQ(pte, 0x3e8a4000);
+}
+
 static void test_modes(struct fx *fx)
 {
 	struct emu_cpu c;
@@ -404,6 +453,7 @@ int main(void)
 	}
 	run_cases(&fx);
 	test_accessed_dirty(&fx);
+	test_ad_changed(&fx);
 	test_modes(&fx);
 	fx_fini(&fx);
 	return t_done();

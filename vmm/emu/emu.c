@@ -478,8 +478,18 @@ out:
 		/* RF is cleared after an instruction completes (SDM Vol. 3A 17.3.1.1). */
 		work.rflags &= ~RF_RF;
 		work.dirty |= EMU_DIRTY_GPRS;
-		emu_commit(ctx);
-		memcpy(cpu_in, &work, cpu_copy_size(env));
+		ret = emu_commit(ctx);
+		if (ret == EMU_EXC) {
+			res->status = EMU_FAULT;
+			break;
+		}
+		if (ret == EMU_UNSUP) {
+			res->status = EMU_UNSUPPORTED;
+			break;
+		}
+		/* EMU_RETRY: done with nothing changed, so the guest runs it again. */
+		if (ret == EMU_OK)
+			memcpy(cpu_in, &work, cpu_copy_size(env));
 		res->status = EMU_DONE;
 		break;
 	case EMU_EXC:
@@ -521,9 +531,17 @@ int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t ve
 	ctx->nad = 0;
 	ctx->rip_written = false;
 	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
-	ret = emu_deliver_interrupt(ctx, vector, false, has_error, error);
+	do {
+		ret = emu_deliver_interrupt(ctx, vector, false, has_error, error);
+		if (ret == EMU_OK)
+			ret = emu_commit(ctx);
+		if (ret == EMU_RETRY) { /* the IDT or stack was remapped meanwhile: again */
+			memcpy(&work, cpu, cpu_copy_size(env));
+			ctx->rip_written = false;
+			memset(&res->fault, 0, sizeof(res->fault));
+		}
+	} while (ret == EMU_RETRY);
 	if (ret == EMU_OK) {
-		emu_commit(ctx);
 		memcpy(cpu, &work, cpu_copy_size(env));
 		res->status = EMU_DONE;
 	} else {

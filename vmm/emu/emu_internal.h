@@ -13,6 +13,7 @@
 #define EMU_OK	    0
 #define EMU_EXC	    1	/* ctx->res->fault holds the exception */
 #define EMU_UNSUP   2	/* ctx->res->why says what is missing */
+#define EMU_RETRY   3	/* emu_commit(): the page tables changed under the instruction */
 
 #define EMU_WLOG_MAX 32
 #define EMU_WBUF_SIZE 8192
@@ -119,7 +120,10 @@ int emu_write_linear(struct emu_ctx *ctx, uint64_t la, const void *src, uint32_t
 /* Host pointer to [la, la+len) when it is writable RAM on one page, for locked operations;
  * NULL with a fault or unsupported status set otherwise (*status). */
 void *emu_ram_pointer(struct emu_ctx *ctx, uint64_t la, uint32_t len, bool write, int *status);
-void emu_commit(struct emu_ctx *ctx);
+/* EMU_OK; or, with nothing written, EMU_EXC when a page walk redone because another vCPU
+ * changed its entries meanwhile now faults, EMU_RETRY when it now maps another page (run the
+ * instruction again), EMU_UNSUP. */
+int emu_commit(struct emu_ctx *ctx);
 
 /* Segmentation: linear address of (seg:ea) for (len) bytes, checking limits and canonical
  * form; raises #GP(0) or #SS(0). */

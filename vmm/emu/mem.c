@@ -44,19 +44,30 @@ int emu_linear(struct emu_ctx *ctx, enum emu_sreg seg, uint64_t ea, uint32_t len
 	return EMU_OK;
 }
 
+/* Whether two walks used the same entries, read the same, for the same bits, the same kind
+ * of access on the same page with the same paging state. */
+static bool same_walk(const struct emu_walk_ad *a, const struct emu_walk_ad *b)
+{
+	return a->n == b->n && a->wide == b->wide && a->acc == b->acc &&
+	       a->maxphy == b->maxphy && (a->la >> 12) == (b->la >> 12) && a->cr0 == b->cr0 &&
+	       a->cr3 == b->cr3 && a->cr4 == b->cr4 && a->efer == b->efer &&
+	       a->rflags == b->rflags && !memcmp(a->entry, b->entry, sizeof(a->entry)) &&
+	       !memcmp(a->old, b->old, sizeof(a->old)) && !memcmp(a->bits, b->bits, sizeof(a->bits));
+}
+
 /* Keeps the A/D updates of a walk for the commit. Walks repeat (one per page and access),
  * so a record equal to one already kept is dropped; when the log is full they are made now,
- * which the CPU may do too (it sets accessed bits speculatively, SDM 4.8). */
-static void defer_ad(struct emu_ctx *ctx, const struct emu_walk_ad *ad)
+ * which the CPU may do too (it sets accessed bits speculatively, SDM 4.8). Returns false
+ * when that found an entry changed since the walk: walk again. */
+static bool defer_ad(struct emu_ctx *ctx, struct emu_walk_ad *ad)
 {
 	for (unsigned int i = 0; i < ctx->nad; i++)
-		if (!memcmp(&ctx->ad[i], ad, sizeof(*ad)))
-			return;
-	if (ctx->nad == EMU_ADLOG_MAX) {
-		emu_walk_apply(ad);
-		return;
-	}
+		if (same_walk(&ctx->ad[i], ad))
+			return true;
+	if (ctx->nad == EMU_ADLOG_MAX)
+		return emu_walk_apply(ad);
 	ctx->ad[ctx->nad++] = *ad;
+	return true;
 }
 
 static int translate(struct emu_ctx *ctx, uint64_t la, unsigned int acc, uint64_t *gpa)
@@ -66,15 +77,16 @@ static int translate(struct emu_ctx *ctx, uint64_t la, unsigned int acc, uint64_
 
 	if (emu_cpl(ctx->cpu) == 3 && !(acc & EMU_ACC_IMPLICIT))
 		acc |= EMU_ACC_USER;
-	memset(&ad, 0, sizeof(ad)); /* compared whole in defer_ad() */
-	s = emu_walk_record(ctx->cpu, ctx->env->mem, ctx->maxphy, la, acc, gpa, &ctx->res->fault,
-			    &ad);
-	if (s == WALK_FAULT)
-		return EMU_EXC;
-	if (s == WALK_UNSUPPORTED)
-		return emu_unsupported(ctx, "page tables for 0x%llx are outside RAM or 5-level",
-				       (unsigned long long)la);
-	defer_ad(ctx, &ad);
+	do {
+		s = emu_walk_record(ctx->cpu, ctx->env->mem, ctx->maxphy, la, acc, gpa,
+				    &ctx->res->fault, &ad);
+		if (s == WALK_FAULT)
+			return EMU_EXC;
+		if (s == WALK_UNSUPPORTED)
+			return emu_unsupported(ctx,
+					       "page tables for 0x%llx are outside RAM or 5-level",
+					       (unsigned long long)la);
+	} while (!defer_ad(ctx, &ad));
 	return EMU_OK;
 }
 
@@ -177,11 +189,55 @@ void *emu_ram_pointer(struct emu_ctx *ctx, uint64_t la, uint32_t len, bool write
 	return hva;
 }
 
-void emu_commit(struct emu_ctx *ctx)
+/* Walks the access of (ad), whose entries changed since its walk, again: EMU_EXC with the
+ * fault it now raises, EMU_RETRY if it now goes to another page (the instruction read or
+ * wrote the old one: it must run again), EMU_OK with (*ad) the new walk. */
+static int rewalk(struct emu_ctx *ctx, struct emu_walk_ad *ad)
 {
+	uint64_t was = ad->gpa, gpa;
+
+	switch (emu_walk_redo(ctx->env->mem, ad, &gpa, &ctx->res->fault)) {
+	case WALK_OK:
+		return gpa == was ? EMU_OK : EMU_RETRY;
+	case WALK_FAULT:
+		return EMU_EXC;
+	default:
+		return emu_unsupported(ctx, "page tables for 0x%llx are outside RAM or 5-level",
+				       (unsigned long long)ad->la);
+	}
+}
+
+/* The deferred A/D updates. First every walk must still be what the page tables say: one
+ * whose entries changed (another vCPU made the page not present, or remapped it) is walked
+ * again, and if that faults the instruction faults with nothing changed. Then the bits are
+ * set, each by compare-and-exchange on the value walked; an entry that changes in between
+ * is walked again the same way (a fault then leaves the bits already set on entries that had
+ * not changed, as a CPU restarting its walk does). */
+static int commit_ad(struct emu_ctx *ctx)
+{
+	int ret;
+
 	for (unsigned int i = 0; i < ctx->nad; i++)
-		emu_walk_apply(&ctx->ad[i]);
+		while (!emu_walk_current(&ctx->ad[i]))
+			if ((ret = rewalk(ctx, &ctx->ad[i])))
+				return ret;
+	for (unsigned int i = 0; i < ctx->nad; i++)
+		while (!emu_walk_apply(&ctx->ad[i]))
+			if ((ret = rewalk(ctx, &ctx->ad[i])))
+				return ret;
+	return EMU_OK;
+}
+
+int emu_commit(struct emu_ctx *ctx)
+{
+	int ret = commit_ad(ctx);
+
 	ctx->nad = 0;
+	if (ret) {
+		ctx->nw = 0;
+		ctx->wused = 0;
+		return ret;
+	}
 	for (unsigned int i = 0; i < ctx->nw; i++) {
 		struct emu_wlog *w = &ctx->wlog[i];
 		uint8_t *data = ctx->wbuf + w->off;
@@ -195,6 +251,7 @@ void emu_commit(struct emu_ctx *ctx)
 	}
 	ctx->nw = 0;
 	ctx->wused = 0;
+	return EMU_OK;
 }
 
 /* --- operands --- */

@@ -20,7 +20,7 @@
 #define RFLAGS_AC (1ull << 18)
 
 struct walk {
-	const struct emu_cpu *c;
+	uint64_t cr0, cr3, cr4, efer, rflags;	/* the paging state, named as in emu_cpu */
 	const struct guest_mem *mem;
 	uint64_t la;
 	unsigned int acc;
@@ -40,7 +40,7 @@ static enum emu_walk_status fault(struct walk *w, uint32_t err)
 	/* I/D is reported for fetches when NX or SMEP could have caused the fault: with SMEP, or
 	 * with EFER.NXE under PAE or 4-level paging (32-bit paging has no NX; SDM 4.7). */
 	if ((acc & EMU_ACC_FETCH) &&
-	    (((w->c->efer & EFER_NXE) && w->wide) || (w->c->cr4 & CR4_SMEP)))
+	    (((w->efer & EFER_NXE) && w->wide) || (w->cr4 & CR4_SMEP)))
 		err |= PF_I;
 	*w->f = (struct emu_fault){.vector = 14, .has_error_code = true, .error_code = err,
 				   .cr2 = w->la};
@@ -59,9 +59,10 @@ static uint64_t load(struct walk *w, void *p)
 		       : __atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE);
 }
 
-static void use_entry(struct walk *w, void *p)
+static void use_entry(struct walk *w, void *p, uint64_t e)
 {
 	w->ad->entry[w->ad->n] = p;
+	w->ad->old[w->ad->n] = e;
 	w->ad->bits[w->ad->n] = 0;
 	w->ad->n++;
 }
@@ -69,7 +70,7 @@ static void use_entry(struct walk *w, void *p)
 /* Checks the combined rights of all levels (SDM 4.6). */
 static enum emu_walk_status check_rights(struct walk *w, bool user_all, bool rw_all, bool nx_any)
 {
-	const struct emu_cpu *c = w->c;
+	const struct walk *c = w;
 	unsigned int acc = w->acc;
 	bool user = acc & EMU_ACC_USER;
 
@@ -106,26 +107,51 @@ static void set_accessed_dirty(struct walk *w)
 	}
 }
 
-void emu_walk_apply(const struct emu_walk_ad *ad)
+bool emu_walk_apply(struct emu_walk_ad *ad)
 {
 	for (unsigned int i = 0; i < ad->n; i++) {
-		void *p = ad->entry[i];
-		uint64_t bits = ad->bits[i];
+		uint64_t old = ad->old[i], bits = ad->bits[i];
 
-		/* Atomic, like the CPU's locked A/D updates: other vCPUs may walk the same
-		 * tables, and the guest may be clearing other bits of the entry. */
+		if ((old & bits) == bits)
+			continue;
+		/* Locked, like the CPU's A/D updates, and only into the entry the walk used:
+		 * other vCPUs walk the same tables, and the guest may have changed the entry
+		 * since (cleared A, or made it a swap entry). */
 		if (ad->wide) {
-			if ((__atomic_load_n((uint64_t *)p, __ATOMIC_ACQUIRE) & bits) != bits)
-				__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_ACQ_REL);
-		} else if ((__atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE) & bits) != bits) {
-			__atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_ACQ_REL);
+			uint64_t exp = old;
+
+			if (!__atomic_compare_exchange_n((uint64_t *)ad->entry[i], &exp, old | bits,
+							 false, __ATOMIC_ACQ_REL,
+							 __ATOMIC_ACQUIRE))
+				return false;
+		} else {
+			uint32_t exp = (uint32_t)old;
+
+			if (!__atomic_compare_exchange_n((uint32_t *)ad->entry[i], &exp,
+							 (uint32_t)(old | bits), false,
+							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return false;
 		}
+		ad->old[i] = old | bits;
 	}
+	return true;
+}
+
+bool emu_walk_current(const struct emu_walk_ad *ad)
+{
+	for (unsigned int i = 0; i < ad->n; i++) {
+		uint64_t e = ad->wide ? __atomic_load_n((uint64_t *)ad->entry[i], __ATOMIC_ACQUIRE)
+				      : __atomic_load_n((uint32_t *)ad->entry[i], __ATOMIC_ACQUIRE);
+
+		if (e != ad->old[i])
+			return false;
+	}
+	return true;
 }
 
 static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint64_t *gpa)
 {
-	const struct emu_cpu *c = w->c;
+	const struct walk *c = w;
 	bool long_mode = c->efer & (1u << 10);
 	unsigned int levels = long_mode ? 4 : 3;
 	uint64_t addr_mask = ((1ull << maxphy) - 1) & ~0xfffull;
@@ -174,7 +200,7 @@ static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint6
 		user_all &= (e & PTE_US) != 0;
 		rw_all &= (e & PTE_RW) != 0;
 		nx_any |= (e & PTE_NX) != 0;
-		use_entry(w, p);
+		use_entry(w, p, e);
 		if (large || level == 1) {
 			enum emu_walk_status s = check_rights(w, user_all, rw_all, nx_any);
 			uint64_t page_mask = (1ull << shift) - 1;
@@ -192,7 +218,7 @@ static enum emu_walk_status walk_wide(struct walk *w, unsigned int maxphy, uint6
 
 static enum emu_walk_status walk_32(struct walk *w, unsigned int maxphy, uint64_t *gpa)
 {
-	const struct emu_cpu *c = w->c;
+	const struct walk *c = w;
 	uint32_t la = (uint32_t)w->la;
 	void *p = entry_at(w, (c->cr3 & 0xfffff000u) + ((la >> 22) * 4));
 	uint64_t e;
@@ -205,7 +231,7 @@ static enum emu_walk_status walk_32(struct walk *w, unsigned int maxphy, uint64_
 		return fault(w, 0);
 	user_all = e & PTE_US;
 	rw_all = e & PTE_RW;
-	use_entry(w, p);
+	use_entry(w, p, e);
 	if ((e & PTE_PS) && (c->cr4 & CR4_PSE)) {
 		enum emu_walk_status s;
 
@@ -232,7 +258,7 @@ static enum emu_walk_status walk_32(struct walk *w, unsigned int maxphy, uint64_
 		return fault(w, 0);
 	user_all &= (e & PTE_US) != 0;
 	rw_all &= (e & PTE_RW) != 0;
-	use_entry(w, p);
+	use_entry(w, p, e);
 	enum emu_walk_status s = check_rights(w, user_all, rw_all, false);
 	if (s != WALK_OK)
 		return s;
@@ -241,25 +267,55 @@ static enum emu_walk_status walk_32(struct walk *w, unsigned int maxphy, uint64_
 	return WALK_OK;
 }
 
+static enum emu_walk_status walk(struct walk *w, unsigned int maxphy, uint64_t *gpa)
+{
+	struct emu_walk_ad *ad = w->ad;
+	enum emu_walk_status s;
+
+	ad->n = 0;
+	ad->wide = (w->cr4 & CR4_PAE) != 0;
+	ad->acc = w->acc;
+	ad->maxphy = maxphy;
+	ad->la = w->la;
+	ad->cr0 = w->cr0;
+	ad->cr3 = w->cr3;
+	ad->cr4 = w->cr4;
+	ad->efer = w->efer;
+	ad->rflags = w->rflags;
+	if (!(w->cr0 & CR0_PG)) {
+		*gpa = (w->efer & (1u << 10)) ? w->la : (uint32_t)w->la;
+		s = WALK_OK;
+	} else if (w->cr4 & CR4_LA57) {
+		return WALK_UNSUPPORTED;
+	} else if (w->cr4 & CR4_PAE) {
+		w->wide = true;
+		s = walk_wide(w, maxphy, gpa);
+	} else {
+		s = walk_32(w, maxphy, gpa);
+	}
+	if (s == WALK_OK)
+		ad->gpa = *gpa;
+	return s;
+}
+
 enum emu_walk_status emu_walk_record(const struct emu_cpu *c, const struct guest_mem *mem,
 				     unsigned int maxphy, uint64_t la, unsigned int acc,
 				     uint64_t *gpa, struct emu_fault *f, struct emu_walk_ad *ad)
 {
-	struct walk w = {.c = c, .mem = mem, .la = la, .acc = acc, .f = f, .ad = ad};
+	struct walk w = {.cr0 = c->cr0, .cr3 = c->cr3, .cr4 = c->cr4, .efer = c->efer,
+			 .rflags = c->rflags, .mem = mem, .la = la, .acc = acc, .f = f, .ad = ad};
 
-	ad->n = 0;
-	ad->wide = (c->cr4 & CR4_PAE) != 0;
-	if (!(c->cr0 & CR0_PG)) {
-		*gpa = emu_long_mode(c) ? la : (uint32_t)la;
-		return WALK_OK;
-	}
-	if (c->cr4 & CR4_LA57)
-		return WALK_UNSUPPORTED;
-	if (c->cr4 & CR4_PAE) {
-		w.wide = true;
-		return walk_wide(&w, maxphy, gpa);
-	}
-	return walk_32(&w, maxphy, gpa);
+	return walk(&w, maxphy, gpa);
+}
+
+enum emu_walk_status emu_walk_redo(const struct guest_mem *mem, struct emu_walk_ad *ad,
+				   uint64_t *gpa, struct emu_fault *f)
+{
+	struct walk w = {.cr0 = ad->cr0, .cr3 = ad->cr3, .cr4 = ad->cr4, .efer = ad->efer,
+			 .rflags = ad->rflags, .mem = mem, .la = ad->la, .acc = ad->acc, .f = f,
+			 .ad = ad};
+
+	return walk(&w, ad->maxphy, gpa);
 }
 
 enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *mem,
@@ -267,9 +323,13 @@ enum emu_walk_status emu_walk(const struct emu_cpu *c, const struct guest_mem *m
 			      struct emu_fault *f)
 {
 	struct emu_walk_ad ad;
-	enum emu_walk_status s = emu_walk_record(c, mem, maxphy, la, acc, gpa, f, &ad);
+	enum emu_walk_status s;
 
-	if (s == WALK_OK)
-		emu_walk_apply(&ad);
+	/* An entry that changed between the walk and its A/D update: walk again, as the CPU
+	 * and KVM's walker do (the change came from another vCPU, which will not keep
+	 * changing it for ever). */
+	do
+		s = emu_walk_record(c, mem, maxphy, la, acc, gpa, f, &ad);
+	while (s == WALK_OK && !emu_walk_apply(&ad));
 	return s;
 }
