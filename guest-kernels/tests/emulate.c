@@ -15,7 +15,9 @@
  *
  * tzcnt of zero at CPL0 is executed by KVM itself, not handed to the VMM; KVM-PVM's
  * interpreter runs it as BSF, which the guest detects and prints as KNOWN-HOST-BUG instead of
- * failing (any other wrong answer fails).
+ * failing (any other wrong answer fails). The guest cannot tell who ran it, so the host side
+ * (tests/e2e/test_guests.py case_emulate) accepts that line only on KVM-PVM and only when mvm
+ * emulated no tzcnt or bsf: the same answer from mvm's emulator or engine fails.
  *
  * Prints PASS/FAIL per check, SKIP per class without CPUID support, then
  * "EMULATE-CLASSES <n>" (classes run) and "EMULATE-SKIPPED <m>"; exits 0 with RESULT PASS.

@@ -103,6 +103,16 @@ def case_emulate(c):
                     f"KVM-PVM: mvm emulated {mnemonic}", r)
             c.check(re.search(rf"^  {mnemonic} +[1-9]", r.err, re.M),
                     f"KVM-PVM: --stats counts {mnemonic}", r)
+    if "KNOWN-HOST-BUG" in r.out:
+        # The guest tolerates tzcnt run as bsf because KVM-PVM's own interpreter does that
+        # (KVM-HOST.md). The same answer from mvm (its emulator, or the engine) is mvm's bug:
+        # tolerated only on KVM-PVM, and only if mvm emulated no tzcnt (nor bsf) at all.
+        c.check(mvmtest.ACCEL != "dbt" and "KVM backend PVM" in r.err,
+                "a host quirk is tolerated only on KVM-PVM", r)
+        for mnemonic in ("tzcnt", "bsf"):
+            c.check(f"emulating {mnemonic} " not in r.err and
+                    not re.search(rf"^  {mnemonic} +[1-9]", r.err, re.M),
+                    f"KNOWN-HOST-BUG: the host ran the {mnemonic}, not mvm", r)
 
 
 # The engine's own concerns (guest-kernels/tests/*.c say what each checks); they pass on real
