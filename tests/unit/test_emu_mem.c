@@ -361,6 +361,52 @@ static void test_fetch_and_unknown(struct fx *fx)
 	CHECK_STR(text, "rdtsc");
 }
 
+/* KVM's bytes stop at a page boundary and the emulator fetches the whole instruction again:
+ * when what it fetches does not begin with KVM's bytes (the code was rewritten meanwhile),
+ * it must not run that other instruction but leave everything as it was, for the guest to
+ * run the instruction again; bytes that keep disagreeing are reported unsupported. */
+static void test_refetch_mismatch(struct fx *fx)
+{
+	struct emu_cpu c, save;
+	struct emu_result res;
+	/* KVM saw vmovdqu [rip+0x100], ymm6 (a store); memory now holds the load. */
+	static const uint8_t kvm_store[] = {0xc5, 0xfe, 0x7f, 0x35, 0x00};
+	static const uint8_t vmovdqu_load[] = {0xc5, 0xfe, 0x6f, 0x35, 0x00, 0x01, 0x00, 0x00};
+	uint8_t v[16];
+
+	fx_map(fx, FX_HOLE - 0x1000, FX_HOLE - 0x1000, 0x1000, FX_P | FX_RW);
+	fx_map(fx, FX_HOLE, FX_HOLE, 0x1000, FX_P | FX_RW);
+	memcpy(fx->ram + FX_HOLE - 5, vmovdqu_load, 8);
+	fx_fill(fx->ram + FX_HOLE + 3 + 0x100, 32, 0x70);
+	fx_init_cpu(&c);
+	fx_fill(v, 16, 0x11);
+	fx_set_xmm(&c, 6, v);
+	c.rip = FX_HOLE - 5;
+	fx_snapshot(fx, &c, &save);
+	fx_step(fx, &c, kvm_store, sizeof(kvm_store), &res);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(c.rip, FX_HOLE - 5);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+	/* Again and again at the same RIP: after a bounded number of tries, unsupported,
+	 * still with nothing changed. */
+	unsigned int done = 1;
+
+	for (unsigned int i = 0; i < 40 && res.status == EMU_DONE; i++) {
+		fx_step(fx, &c, kvm_store, sizeof(kvm_store), &res);
+		done += res.status == EMU_DONE;
+	}
+	CHECK_EQ(res.status, EMU_UNSUPPORTED);
+	CHECK(done > 1 && done < 40);
+	CHECK(strstr(res.why, "differ") != NULL);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+	/* Bytes that agree run as before. */
+	fx_step(fx, &c, vmovdqu_load, 5, &res);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(c.rip, FX_HOLE + 3);
+	fx_unmap(fx, FX_HOLE - 0x1000);
+	fx_unmap(fx, FX_HOLE);
+}
+
 /* --- A/D bits of a page whose entry another vCPU changes during the instruction --- */
 
 /* A device whose reads rewrite a page-table entry, as another vCPU could between the walk
@@ -488,6 +534,7 @@ int main(void)
 	test_mmio(&fx);
 	test_fetch_and_unknown(&fx);
 	test_ad_race(&fx);
+	test_refetch_mismatch(&fx);
 	fx_fini(&fx);
 	return t_done();
 }

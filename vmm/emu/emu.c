@@ -380,6 +380,10 @@ static size_t cpu_copy_size(const struct emu_env *env)
 	return sizeof(struct emu_cpu);
 }
 
+/* How many times in a row the bytes fetched at one RIP may disagree with KVM's before the
+ * instruction is reported unsupported (step()). */
+#define EMU_REFETCH_RETRIES 16
+
 static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_t *bytes,
 		 unsigned int len, struct emu_result *res, bool classes_only)
 {
@@ -433,9 +437,41 @@ static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_
 		 * of an instruction that crosses into the next one (measured on KVM-PVM with a
 		 * vmovdqu at 0x...ffb: 5 of its 8 bytes): fetch the rest through the page tables
 		 * as the CPU would. */
+		static _Thread_local uint64_t changed_rip;
+		static _Thread_local unsigned int changed_count;
+		uint8_t given_bytes[sizeof(res->insn)];
+		unsigned int given_len = len;
+
+		memcpy(given_bytes, res->insn, given_len);
 		ret = fetch(ctx, res->insn, &len, &cut, &truncated);
 		if (ret)
 			goto out;
+		/* The whole instruction is fetched again, and it must be the one KVM failed on:
+		 * if the bytes KVM gave are not where it begins now (another vCPU rewrote or
+		 * remapped the code meanwhile), what we fetched is an instruction KVM never saw,
+		 * and running it could do what no CPU would have done. Report it done with
+		 * nothing changed instead: the guest runs the instruction at RIP again, from its
+		 * current bytes, natively or through here with bytes that agree. Not unsupported:
+		 * that raises #UD at CPL3 and stops the VM at CPL0, for a race the guest is
+		 * entitled to (text patching, a JIT). Only bytes that keep disagreeing at the
+		 * same RIP, which no finite rewrite explains, are reported as unsupported. */
+		if (len < given_len || memcmp(res->insn, given_bytes, given_len)) {
+			memcpy(res->insn, given_bytes, given_len);
+			res->insn_len = given_len;
+			if (changed_rip != work.rip || changed_count == 0) {
+				changed_rip = work.rip;
+				changed_count = 0;
+			}
+			if (++changed_count < EMU_REFETCH_RETRIES) {
+				res->status = EMU_DONE;
+				return;
+			}
+			changed_count = 0;
+			ret = emu_unsupported(ctx, "the bytes at 0x%llx keep differing from KVM's",
+					      (unsigned long long)work.rip);
+			goto out;
+		}
+		changed_count = 0;
 		res->insn_len = len;
 		if (!classes_only && step_uop(cpu_in, env, res->insn, len, res)) {
 			if (res->status == EMU_DONE)
