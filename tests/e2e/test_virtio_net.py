@@ -9,6 +9,7 @@ Usage: test_virtio_net.py MVM GUEST_DIR CASE
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -175,7 +176,8 @@ def case_bad(c):
     r = mvmtest.run(MVM, ["run", "-k", hello, "-n", "tap=lo"])
     c.check(r.status == MVM_EXIT_USAGE and "TAP 'lo'" in r.err and "Hello" not in r.out,
             "not a TAP: status 64 before the guest runs", r)
-    if sh("setpriv", "--version").returncode == 0:
+    have_setpriv = shutil.which("setpriv") is not None
+    if have_setpriv:
         r = mvmtest.run("setpriv", ["--bounding-set=-net_admin", "--inh-caps=-net_admin", MVM,
                                     "run", "-k", hello, "-n", "tap=mvmnoperm0"])
         c.check(r.status == MVM_EXIT_USAGE and "CAP_NET_ADMIN" in r.err
@@ -193,6 +195,8 @@ def case_bad(c):
     finally:
         p.kill()
         p.communicate()
+    if not have_setpriv and not c.failures:
+        mvmtest.skip("no setpriv(1): the no-CAP_NET_ADMIN case did not run")
 
 
 CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
