@@ -2,7 +2,8 @@
 # test.sh: the whole test suite (unit, kvm, e2e), installing what it needs first.
 #   1. Debian packages, 2. mvm and the test guests, 3. the guest kernel and initramfs (cached),
 #   4. ctest on the normal build, 5. unit and bad-input tests on an ASan+UBSan build,
-#   6. the host code built with clang -Werror, and its unit tests.
+#   6. the host code built with clang -Werror, and its unit tests; 7. a short run of the fuzz
+#   targets (tests/fuzz, libFuzzer; MVM_FUZZ_SECONDS, default 30).
 # Set MVM_REQUIRE_KVM=1 (CI does) to turn every skip of a /dev/kvm test into a failure.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +25,14 @@ if ! { cmake -S "$top" -B "$clang_dir" -DCMAKE_C_COMPILER=clang -DMVM_WERROR=ON 
 	echo "test: the clang build failed (full log: $clang_dir.build.log)" >&2
 	exit 1
 fi
+echo "test: building the fuzz targets with clang" >&2
+fuzz_dir=$top/build-fuzz
+if ! { cmake -S "$top" -B "$fuzz_dir" -DCMAKE_C_COMPILER=clang -DMVM_FUZZ=ON -DMVM_WERROR=ON &&
+	cmake --build "$fuzz_dir" -j"$jobs" --target fuzz_engine; } >"$fuzz_dir.build.log" 2>&1; then
+	grep -E "error|warning|\*\*\*" "$fuzz_dir.build.log" | head -n 30 >&2
+	echo "test: the fuzz build failed (full log: $fuzz_dir.build.log)" >&2
+	exit 1
+fi
 eval "$("$top/scripts/guest-images.sh")"
 export MVM_VMLINUX MVM_BZIMAGE MVM_INITRAMFS
 
@@ -36,4 +45,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	-LE qemu || status=1
 echo "test: running the unit tests built with clang" >&2
 ctest --test-dir "$clang_dir" --output-on-failure -j"$jobs" -L unit -LE qemu || status=1
+# Short in CI; a crash leaves its input as crash-* in the corpus directory's parent.
+echo "test: fuzzing the engine's decoder and uops for ${MVM_FUZZ_SECONDS:-30} s" >&2
+mkdir -p "$fuzz_dir/corpus-engine"
+(cd "$fuzz_dir" && "$fuzz_dir/tests/fuzz/fuzz_engine" -max_total_time="${MVM_FUZZ_SECONDS:-30}" \
+	-rss_limit_mb=2048 -print_final_stats=1 corpus-engine) 2>&1 | tail -n 12 || status=1
 exit $status
