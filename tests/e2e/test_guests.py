@@ -138,6 +138,15 @@ def case_smc_dma(c):
     c.check(re.search(r"^PASS smc-dma\r?$", r.out, re.M), "the DMA check ran and passed", r)
 
 
+def case_user_unbacked(c):
+    """A guest user process fetching code from memory with nothing behind it gets #UD in the
+    guest; the VM goes on (exit 81 would mean user mode stopped it)."""
+    r = mvmtest.run(MVM, ["run", "-k", guest("syscall"), "-p", "hostile=unbacked"])
+    c.check(r.status != 81, "guest user mode did not stop the VM (exit 81)", r)
+    mvmtest.guest_passed(c, r, "syscall hostile=unbacked")
+    c.check("PASS hostile-unbacked-fetch-ud" in r.out, "the guest saw #UD at the fetch", r)
+
+
 def case_fault(c):
     r = mvmtest.run(MVM, ["run", "-k", guest("fault")])
     mvmtest.guest_passed(c, r, "fault")

@@ -372,6 +372,25 @@ shutdown:
 	return true;
 }
 
+/* The guest needs what the engine does not offer (v->why). In kernel mode the VM stops with
+ * the report; in user mode it is the guest kernel's business, as an instruction the CPU lacks
+ * would be: #UD at the instruction, logged once. No user-mode action stops the VM. Returns
+ * false when the machine stops. */
+static bool unhandled(struct dbt *d, struct dbt_cpu *c)
+{
+	struct emu_vcpu *v = &c->v;
+
+	if (v->cpl == 3) {
+		pr_warn_once("vCPU %u: user mode at 0x%llx: %s: #UD", v->index,
+			     (unsigned long long)v->cpu.rip, v->why);
+		v->fault = (struct emu_fault){.vector = 6};
+		return raise_fault(d, c);
+	}
+	dump_cpu(c, v->why);
+	stop_request(d->stop, STOP_UNHANDLED, 0);
+	return false;
+}
+
 /* Takes a pending external interrupt if the vCPU accepts one now. */
 static void take_interrupt(struct dbt *d, struct dbt_cpu *c)
 {
@@ -394,11 +413,16 @@ static void take_interrupt(struct dbt *d, struct dbt_cpu *c)
 	if (vec < 0)
 		return;
 	d->interrupts++;
-	if (emu_vcpu_deliver(v, (uint8_t)vec, false, 0, true) == EXIT_FAULT)
+	switch (emu_vcpu_deliver(v, (uint8_t)vec, false, 0, true)) {
+	case EXIT_FAULT:
 		raise_fault(d, c);
-	else if (v->why[0] && stop_reason(d->stop) == STOP_NONE) {
+		break;
+	case EXIT_STOP:
 		dump_cpu(c, v->why);
 		stop_request(d->stop, STOP_UNHANDLED, 0);
+		break;
+	default:
+		break;
 	}
 }
 
@@ -503,9 +527,10 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 					prev = NULL;
 					continue;
 				}
-				dump_cpu(c, v->why);
-				stop_request(d->stop, STOP_UNHANDLED, 0);
-				return false;
+				if (!unhandled(d, c))
+					return false;
+				prev = NULL;
+				continue;
 			}
 			if (d->flushes != flushes) {
 				flushes = d->flushes;
@@ -561,12 +586,13 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 			v->halted = true;
 			return true;
 		default:
-			if (stop_reason(d->stop) == STOP_NONE) {
-				v->cpu.rip = emu_uop_rip(u);
-				dump_cpu(c, v->why);
-				stop_request(d->stop, STOP_UNHANDLED, 0);
-			}
-			return false;
+			if (stop_reason(d->stop) != STOP_NONE)
+				return false;
+			v->cpu.rip = emu_uop_rip(u);
+			prev = NULL;
+			if (!unhandled(d, c))
+				return false;
+			break;
 		}
 	}
 	return true;
