@@ -9,6 +9,7 @@
 #include "emu/vcpu.h"
 
 #define DBT_BLOCK_MAX_UOPS 64
+#define DBT_MAX_CPUS	   64	/* INIT/SIPI requests are a 64-bit mask */
 #define DBT_HASH_BITS	   16
 #define DBT_DMA_QUEUE	   64
 #define DBT_RF_IF	   (1ull << 9)
@@ -70,8 +71,8 @@ struct dbt {
 	struct { uint64_t gpa, len; } dma[DBT_DMA_QUEUE];
 	unsigned int ndma;
 	bool dma_overflow;
-	_Atomic unsigned int pending_init, pending_sipi; /* bit per cpu (first 32) */
-	uint8_t sipi_vector[32];
+	_Atomic uint64_t pending_init, pending_sipi; /* bit per vCPU */
+	uint8_t sipi_vector[DBT_MAX_CPUS];
 
 	/* Counters. */
 	uint64_t blocks_translated, uops_translated, chain_hits, lookups, invalidations,

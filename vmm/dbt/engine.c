@@ -126,20 +126,20 @@ void dbt_kick(struct dbt *d, unsigned int cpu)
 
 void dbt_init_cpu(struct dbt *d, unsigned int cpu)
 {
-	if (cpu >= d->ncpus || cpu >= 32)
+	if (cpu >= d->ncpus)
 		return;
-	atomic_fetch_or(&d->pending_init, 1u << cpu);
+	atomic_fetch_or(&d->pending_init, 1ull << cpu);
 	attention(d);
 }
 
 void dbt_sipi(struct dbt *d, unsigned int cpu, uint8_t vector)
 {
-	if (cpu >= d->ncpus || cpu >= 32)
+	if (cpu >= d->ncpus)
 		return;
 	pthread_mutex_lock(&d->lock);
 	d->sipi_vector[cpu] = vector;
 	pthread_mutex_unlock(&d->lock);
-	atomic_fetch_or(&d->pending_sipi, 1u << cpu);
+	atomic_fetch_or(&d->pending_sipi, 1ull << cpu);
 	attention(d);
 }
 
@@ -179,7 +179,7 @@ struct dbt *dbt_create(const struct dbt_config *cfg)
 {
 	struct dbt *d = calloc(1, sizeof(*d));
 
-	if (!d || !cfg->ncpus) {
+	if (!d || !cfg->ncpus || cfg->ncpus > DBT_MAX_CPUS) {
 		free(d);
 		return NULL;
 	}
@@ -444,7 +444,7 @@ static void start_ap(struct dbt_cpu *c, uint8_t vector)
 /* Work other threads asked for: DMA invalidations, INIT, SIPI. */
 static void service_requests(struct dbt *d)
 {
-	unsigned int init, sipi;
+	uint64_t init, sipi;
 
 	atomic_store(&d->attention, false);
 	pthread_mutex_lock(&d->lock);
@@ -460,10 +460,10 @@ static void service_requests(struct dbt *d)
 	pthread_mutex_unlock(&d->lock);
 	init = atomic_exchange(&d->pending_init, 0);
 	sipi = atomic_exchange(&d->pending_sipi, 0);
-	for (unsigned int i = 0; i < d->ncpus && i < 32; i++) {
+	for (unsigned int i = 0; i < d->ncpus; i++) {
 		struct dbt_cpu *c = &d->cpus[i];
 
-		if (init & (1u << i)) {
+		if (init & (1ull << i)) {
 			struct emu_env env = c->v.env;
 			uint64_t apic_base = c->v.apic_base;
 
@@ -474,7 +474,7 @@ static void service_requests(struct dbt *d)
 			c->v.wait_sipi = true;
 			c->started = false;
 		}
-		if (sipi & (1u << i))
+		if (sipi & (1ull << i))
 			start_ap(c, d->sipi_vector[i]);
 	}
 }
