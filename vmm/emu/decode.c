@@ -767,7 +767,7 @@ bool emu_uop_pure(const struct emu_uop *u)
 	 * than the engine (the KVM fallback) can run them on a copy of its vCPU's state.
 	 * System instructions need the engine's MSRs, ports and interrupt state. */
 	static const emu_uop_fn pure[] = {
-		uop_nop, uop_mov, uop_mov_rr, uop_mov_load, uop_mov_store, uop_mov_ri, uop_movzx,
+		uop_nop, uop_mov_rr, uop_mov_load, uop_mov_store, uop_mov_ri, uop_movzx,
 		uop_movsx, uop_lea, uop_xchg, uop_cmov, uop_setcc, uop_bswap, uop_cbw, uop_cwd,
 		uop_lahf, uop_sahf, uop_push, uop_pop, uop_pushf, uop_enter, uop_leave, uop_xlat, uop_mov_rr64,
 		uop_mov_load64, uop_mov_store64,

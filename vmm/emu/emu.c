@@ -380,6 +380,24 @@ static size_t cpu_copy_size(const struct emu_env *env)
 	return sizeof(struct emu_cpu);
 }
 
+/* Starts (ctx) on (work), a copy of (cpu): a fault or an unsupported case leaves the caller's
+ * state untouched. */
+static void ctx_begin(struct emu_ctx *ctx, struct emu_cpu *work, const struct emu_cpu *cpu,
+		      const struct emu_env *env, struct emu_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	memcpy(work, cpu, cpu_copy_size(env));
+	work->dirty = 0;
+	memset(&ctx->insn, 0, sizeof(ctx->insn));
+	ctx->cpu = work;
+	ctx->env = env;
+	ctx->res = res;
+	ctx->nw = ctx->wused = 0;
+	ctx->nad = 0;
+	ctx->rip_written = false;
+	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
+}
+
 /* How many times in a row the bytes fetched at one RIP may disagree with KVM's before the
  * instruction is reported unsupported (step()). */
 #define EMU_REFETCH_RETRIES 16
@@ -399,19 +417,8 @@ static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_
 	ZyanStatus zs;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
+	ctx_begin(ctx, &work, cpu_in, env, res);
 	res->mnemonic = "?";
-	/* Work on a copy: a fault or an unsupported case leaves the caller's state untouched. */
-	memcpy(&work, cpu_in, cpu_copy_size(env));
-	work.dirty = 0;
-	memset(&ctx->insn, 0, sizeof(ctx->insn));
-	ctx->cpu = &work;
-	ctx->env = env;
-	ctx->res = res;
-	ctx->nw = ctx->wused = 0;
-	ctx->nad = 0;
-	ctx->rip_written = false;
-	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
 
 	if (!given) {
 		ret = fetch(ctx, res->insn, &len, &cut, &truncated);
@@ -557,16 +564,7 @@ int emu_deliver_event(struct emu_cpu *cpu, const struct emu_env *env, uint8_t ve
 	struct emu_ctx *ctx = &ctx_storage;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
-	memcpy(&work, cpu, cpu_copy_size(env));
-	memset(&ctx->insn, 0, sizeof(ctx->insn));
-	ctx->cpu = &work;
-	ctx->env = env;
-	ctx->res = res;
-	ctx->nw = ctx->wused = 0;
-	ctx->nad = 0;
-	ctx->rip_written = false;
-	ctx->maxphy = env->features->maxphyaddr ? env->features->maxphyaddr : 52;
+	ctx_begin(ctx, &work, cpu, env, res);
 	do {
 		ret = emu_deliver_interrupt(ctx, vector, false, has_error, error);
 		if (ret == EMU_OK)

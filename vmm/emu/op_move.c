@@ -69,21 +69,6 @@ UOP_DEF(mov_store)
 	return ret ? ret : mem_write(v, la, u->osz, val, u->seg);
 }
 
-UOP_DEF(mov)
-{
-	uint64_t val, la = 0;
-	int ret = src_get(v, u, &val);
-
-	if (ret)
-		return ret;
-	if (u->flags & UOP_F_MEMDST) {
-		ret = uop_linear(v, u->seg, uop_ea(v, u), u->osz, true, &la);
-		if (ret)
-			return ret;
-	}
-	return dst_put(v, u, la, val);
-}
-
 /* Reads the source of movzx/movsx/movbe-like uops at size (osz). */
 static int src_sized(struct emu_vcpu *v, const struct emu_uop *u, unsigned int osz,
 		     uint64_t *val)

@@ -468,71 +468,71 @@ UOP_DEF(iret)
 
 /* --- task register and LDT --- */
 
-UOP_DEF(ltr)
+/* The GDT system descriptor ltr (a TSS) or lldt (an LDT) loads from its operand (SDM Vol. 2
+ * LTR, LLDT). Returns 0 with (*sel), (d) and (*t) filled, NULL_SELECTOR for a null selector
+ * (lldt's way of unloading the LDT; ltr faults), or the exit. */
+#define NULL_SELECTOR (-1)
+static int system_desc(struct emu_vcpu *v, const struct emu_uop *u, bool ldt, uint64_t *sel,
+		       uint64_t d[2], struct emu_seg *t)
 {
 	bool lm = v->cpu.efer & (1ull << 10);
-	uint64_t sel, d[2];
-	struct emu_seg t;
+	uint32_t err;
 	int ret;
 
-	if (v->cpl || real_mode(v))
-		return real_mode(v) ? raise_ud(v) : raise_gp0(v);
-	ret = src_get(v, u, &sel);
+	if (real_mode(v))
+		return raise_ud(v);
+	if (v->cpl)
+		return raise_gp0(v);
+	ret = src_get(v, u, sel);
 	if (ret)
 		return ret;
-	if (!(sel & ~3u) || (sel & 4))
-		return uop_raise(v, EXC_GP, true, (uint32_t)sel & ~3u);
-	ret = read_desc(v, (uint16_t)sel, d, lm);
+	err = (uint32_t)*sel & ~3u;
+	if (!err && ldt)
+		return NULL_SELECTOR;
+	if (!err || (*sel & 4))
+		return uop_raise(v, EXC_GP, true, err);
+	ret = read_desc(v, (uint16_t)*sel, d, lm);
 	if (ret)
 		return ret;
-	t = seg_from((uint16_t)sel, d);
-	if (t.s || (t.type != 9 && !(t.type == 1 && !lm)))
-		return uop_raise(v, EXC_GP, true, (uint32_t)sel & ~3u);
-	if (!t.present)
-		return uop_raise(v, EXC_NP, true, (uint32_t)sel & ~3u);
-	/* Mark it busy in the GDT. */
-	{
-		uint8_t b = (uint8_t)(d[0] >> 40) | 2;
-
-		ret = sys_access(v, v->cpu.gdt_base + (sel & ~7u) + 5, &b, 1, true);
-		if (ret)
-			return ret;
-	}
-	t.type |= 2;
+	*t = seg_from((uint16_t)*sel, d);
+	if (t->s || (ldt ? t->type != 2 : t->type != 9 && !(t->type == 1 && !lm)))
+		return uop_raise(v, EXC_GP, true, err);
+	if (!t->present)
+		return uop_raise(v, EXC_NP, true, err);
 	if (!lm)
-		t.base &= 0xffffffffull;
+		t->base &= 0xffffffffull;
+	return 0;
+}
+
+UOP_DEF(ltr)
+{
+	uint64_t sel, d[2];
+	struct emu_seg t;
+	uint8_t busy;
+	int ret = system_desc(v, u, false, &sel, d, &t);
+
+	if (ret)
+		return ret;
+	/* Mark it busy in the GDT. */
+	busy = (uint8_t)(d[0] >> 40) | 2;
+	ret = sys_access(v, v->cpu.gdt_base + (sel & ~7u) + 5, &busy, 1, true);
+	if (ret)
+		return ret;
+	t.type |= 2;
 	v->cpu.tr = t;
 	return exit_after(v, u, EXIT_MODE);
 }
 
 UOP_DEF(lldt)
 {
-	bool lm = v->cpu.efer & (1ull << 10);
 	uint64_t sel, d[2];
 	struct emu_seg t;
-	int ret;
+	int ret = system_desc(v, u, true, &sel, d, &t);
 
-	if (v->cpl || real_mode(v))
-		return real_mode(v) ? raise_ud(v) : raise_gp0(v);
-	ret = src_get(v, u, &sel);
-	if (ret)
+	if (ret == NULL_SELECTOR)
+		t = (struct emu_seg){.sel = (uint16_t)sel};
+	else if (ret)
 		return ret;
-	if (!(sel & ~3u)) {
-		v->cpu.ldt = (struct emu_seg){.sel = (uint16_t)sel};
-		return exit_after(v, u, EXIT_MODE);
-	}
-	if (sel & 4)
-		return uop_raise(v, EXC_GP, true, (uint32_t)sel & ~3u);
-	ret = read_desc(v, (uint16_t)sel, d, lm);
-	if (ret)
-		return ret;
-	t = seg_from((uint16_t)sel, d);
-	if (t.s || t.type != 2)
-		return uop_raise(v, EXC_GP, true, (uint32_t)sel & ~3u);
-	if (!t.present)
-		return uop_raise(v, EXC_NP, true, (uint32_t)sel & ~3u);
-	if (!lm)
-		t.base &= 0xffffffffull;
 	v->cpu.ldt = t;
 	return exit_after(v, u, EXIT_MODE);
 }

@@ -389,7 +389,7 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 /* Handlers by name: decode.c picks them. Each file defines its own. */
 #define UOP_HANDLERS(X)                                                                         \
 	X(generic) X(invalid) X(nop) X(stale)                                                   \
-	X(mov) X(mov_rr) X(mov_load) X(mov_store) X(mov_ri) X(movzx) X(movsx) X(lea) X(xchg)   \
+	X(mov_rr) X(mov_load) X(mov_store) X(mov_ri) X(movzx) X(movsx) X(lea) X(xchg)   \
 	X(cmov) X(setcc) X(bswap) X(cbw) X(cwd) X(lahf) X(sahf) X(push) X(pop) X(pushf)        \
 	X(popf) X(enter) X(leave) X(xlat) X(movbe)                                              \
 	X(add) X(adc) X(sub) X(sbb) X(and) X(or) X(xor) X(cmp) X(test) X(inc) X(dec) X(neg)    \

@@ -34,15 +34,6 @@ void emu_tlb_flush(struct emu_vcpu *v)
 	v->tlb_flushes++;
 }
 
-void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t la)
-{
-	unsigned int i = (la >> 12) & (EMU_TLB_SIZE - 1);
-
-	for (unsigned int p = 0; p < 2; p++)
-		for (unsigned int k = 0; k < TLB_KINDS; k++)
-			v->tlb_all.e[p][k][i].tag = EMU_TLB_EMPTY;
-}
-
 void emu_tlb_drop_writes(struct emu_vcpu *v)
 {
 	for (unsigned int p = 0; p < 2; p++)

@@ -48,7 +48,6 @@ typedef int (*emu_uop_fn)(struct emu_vcpu *v, const struct emu_uop *u);
 #define UOP_F_LOCK	(1u << 2)
 #define UOP_F_REP	(1u << 3)	/* rep / repe */
 #define UOP_F_REPNE	(1u << 4)
-#define UOP_F_END	(1u << 5)	/* last uop of its block */
 
 struct emu_uop {
 	emu_uop_fn fn;
@@ -185,8 +184,7 @@ void emu_vcpu_init(struct emu_vcpu *v, unsigned int index, const struct emu_env 
  * the TLB when (flush). */
 void emu_vcpu_mode_changed(struct emu_vcpu *v, bool flush);
 void emu_tlb_flush(struct emu_vcpu *v);
-void emu_tlb_flush_page(struct emu_vcpu *v, uint64_t la);
-/* Drops every write entry that maps guest-physical page (gpa) (it now holds code). */
+/* Drops every write entry (a page became code: its stores must take the slow path). */
 void emu_tlb_drop_writes(struct emu_vcpu *v);
 
 /* RFLAGS as the guest sees it; setting it switches the lazy flags off. */
