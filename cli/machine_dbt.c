@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/layout.h"
+#include "kvm/syscall_trap.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -17,7 +18,55 @@ static void dma_written(void *ctx, gpa_t gpa, uint64_t len)
 	dbt_dma_written(ctx, gpa, len);
 }
 
-int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncpus)
+/* --accel hybrid: the engine's native side is kvm/user_mode.c. */
+static int native_run(void *ctx, struct emu_vcpu *v, bool flush, uint8_t *vector)
+{
+	switch (kvm_user_run(ctx, v, flush, vector)) {
+	case KVM_USER_KERNEL:
+		return DBT_NATIVE_KERNEL;
+	case KVM_USER_TRAP:
+		return DBT_NATIVE_TRAP;
+	case KVM_USER_INTERRUPTED:
+		return DBT_NATIVE_INTERRUPTED;
+	case KVM_USER_UNSUPPORTED:
+		return DBT_NATIVE_UNSUPPORTED;
+	default:
+		return DBT_NATIVE_ERROR;
+	}
+}
+
+static void native_kick(void *ctx)
+{
+	kvm_user_kick(ctx);
+}
+
+static uint64_t native_tsc(void *ctx)
+{
+	return kvm_user_tsc(ctx);
+}
+
+static void model_cpuid(void *ctx, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	dbt_model_cpuid(ctx, leaf, sub, out);
+}
+
+static int attach_kvm_user(struct dbt_machine *dm)
+{
+	struct kvm_user_config kc = {.mem = &dm->mem, .pio = &dm->pio, .mmio = &dm->mmio};
+	struct dbt_native_ops ops = {.run = native_run, .kick = native_kick, .tsc = native_tsc,
+				     .window_pml4 = SYSCALL_TRAP_PML4_INDEX};
+
+	dm->kvm = kvm_user_create(&kc);
+	if (!dm->kvm)
+		return -ENODEV;
+	ops.ctx = dm->kvm;
+	ops.tsc_khz = kvm_user_tsc_khz(dm->kvm);
+	if (dbt_set_native_user(dm->dbt, &ops))
+		return -EINVAL;
+	return kvm_user_set_cpuid(dm->kvm, model_cpuid, dm->dbt);
+}
+
+int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncpus, bool hybrid)
 {
 	struct dbt_config cfg = {.mem = &dm->mem, .pio = &dm->pio, .mmio = &dm->mmio,
 				 .stop = &dm->stop, .ncpus = ncpus};
@@ -48,6 +97,13 @@ int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncp
 	}
 	dm->mem.dma_written = dma_written;
 	dm->mem.dma_ctx = dm->dbt;
+	if (hybrid && (ret = attach_kvm_user(dm))) {
+		kvm_user_destroy(dm->kvm);
+		dm->kvm = NULL;
+		dbt_destroy(dm->dbt);
+		guest_mem_fini(&dm->mem);
+		return ret;
+	}
 	return 0;
 }
 
@@ -177,5 +233,6 @@ void dbt_machine_fini(struct dbt_machine *dm)
 	if (dm->intc_ready)
 		intc_fini(&dm->intc);
 	dbt_destroy(dm->dbt);
+	kvm_user_destroy(dm->kvm);
 	guest_mem_fini(&dm->mem);
 }

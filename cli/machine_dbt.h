@@ -12,6 +12,7 @@
 #include "core/stop.h"
 #include "dbt/dbt.h"
 #include "dev/intc.h"
+#include "kvm/user_mode.h"
 
 /* A virtio device's interrupt eventfd, read on the loop and turned into an edge on a GSI. */
 struct dbt_irq_relay {
@@ -30,15 +31,17 @@ struct dbt_machine {
 	struct bus pio, mmio;
 	struct stop_ctl stop;
 	struct dbt *dbt;
+	struct kvm_user *kvm;		/* --accel hybrid: guest user mode on KVM */
 	struct intc intc;
 	bool intc_ready;
 	struct dbt_irq_relay relay[DBT_MACHINE_RELAYS];
 	unsigned int nrelay;
 };
 
-/* RAM laid out by memmap_build(), the buses and the engine with (ncpus) vCPUs. Returns 0 or
- * -errno after logging; on failure nothing is left to finish. */
-int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncpus);
+/* RAM laid out by memmap_build(), the buses and the engine with (ncpus) vCPUs; with (hybrid)
+ * guest user mode runs on KVM (kvm/user_mode.h). Returns 0 or -errno after logging; on failure
+ * nothing is left to finish. */
+int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncpus, bool hybrid);
 /* The interrupt controllers on (loop) (before loop_start), attached to the buses and the
  * engine. */
 int dbt_machine_attach_intc(struct dbt_machine *dm, struct loop *loop, unsigned int ncpus);

@@ -170,7 +170,7 @@ static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *n
 		       strerror(-ret));
 		return ret;
 	}
-	if (m->accel == ACCEL_DBT) {
+	if (m->accel != ACCEL_KVM) {
 		/* The engine's QueueNotify writes reach the device's own MMIO handler, which
 		 * signals the kick eventfd; its interrupt eventfd is relayed to the IOAPIC. */
 		ret = dbt_machine_irqfd(&m->dm, &m->loop, virtio_mmio_irq_fd(t), gsi);
@@ -399,8 +399,10 @@ static int load_guest(struct machine *m, const struct vm_config *cfg, struct boo
 /* --stats: what the VM cost in emulation, where it poked at nothing, what its NICs moved. */
 static void print_stats(struct machine *m)
 {
-	if (m->accel == ACCEL_DBT)
+	if (m->accel != ACCEL_KVM)
 		dbt_print_stats(m->dm.dbt, stderr);
+	if (m->accel == ACCEL_HYBRID)
+		kvm_user_print_stats(m->dm.kvm, stderr);
 	else
 		emulate_print_stats(stderr);
 	fprintf(stderr, "mvm: unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu "
@@ -488,16 +490,17 @@ static enum accel_kind pick_accel(void)
 static int create_machine(struct machine *m, const struct vm_config *cfg)
 {
 	m->accel = cfg->accel == ACCEL_AUTO ? pick_accel() : cfg->accel;
-	if (m->accel == ACCEL_DBT) {
-		if (dbt_machine_init(&m->dm, cfg->mem, cfg->cpus))
+	if (m->accel != ACCEL_KVM) {
+		if (dbt_machine_init(&m->dm, cfg->mem, cfg->cpus, m->accel == ACCEL_HYBRID))
 			return -1;
 		m->mem = &m->dm.mem;
 		m->pio = &m->dm.pio;
 		m->mmio = &m->dm.mmio;
 		m->stop = &m->dm.stop;
 		m->map = &m->dm.map;
-		pr_info("engine dbt (no KVM), %u vCPU(s), %llu MiB", cfg->cpus,
-			(unsigned long long)(cfg->mem >> 20));
+		pr_info("engine %s, %u vCPU(s), %llu MiB",
+			m->accel == ACCEL_HYBRID ? "hybrid (user mode on KVM)" : "dbt (no KVM)",
+			cfg->cpus, (unsigned long long)(cfg->mem >> 20));
 		return 0;
 	}
 	if (vm_create(&m->vm, cfg->mem, cfg->cpus)) {
@@ -543,7 +546,7 @@ static int run(const struct vm_config *cfg)
 	/* Room for a full virtio-blk queue and the rest without resubmits. */
 	if (loop_init(&m->loop, 512))
 		goto out_vm;
-	if (m->accel == ACCEL_DBT) {
+	if (m->accel != ACCEL_KVM) {
 		if (dbt_machine_attach_intc(&m->dm, &m->loop, cfg->cpus))
 			goto out_loop;
 		m->irqchip = intc_irq_chip(&m->dm.intc);
@@ -563,7 +566,7 @@ static int run(const struct vm_config *cfg)
 		status = MVM_EXIT_USAGE;
 		goto out_devices;
 	}
-	if (m->accel == ACCEL_DBT)
+	if (m->accel != ACCEL_KVM)
 		dbt_machine_set_entry(&m->dm, &cpu);
 	else if (vm_set_boot_cpu(&m->vm, &cpu))
 		goto out_devices;
@@ -578,7 +581,7 @@ static int run(const struct vm_config *cfg)
 		pr_warn("cannot put the terminal in raw mode; input is line-buffered");
 	if (loop_start(&m->loop))
 		goto out_console;
-	if (m->accel == ACCEL_DBT)
+	if (m->accel != ACCEL_KVM)
 		dbt_run(m->dm.dbt);
 	else
 		vm_run(&m->vm);
@@ -608,7 +611,7 @@ out_loop:
 	/* After the ring is gone: its pending reads pointed into the devices. */
 	destroy_virtio_devices(m);
 out_vm:
-	if (m->accel == ACCEL_DBT)
+	if (m->accel != ACCEL_KVM)
 		dbt_machine_fini(&m->dm);
 	else
 		vm_destroy(&m->vm);

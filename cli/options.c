@@ -40,11 +40,13 @@ const char options_usage[] =
 	"                        from getrandom(); on by default\n"
 	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
 	"                        virtio: stdio on a virtio console (hvc0) instead\n"
-	"      --accel kvm|dbt|auto\n"
+	"      --accel kvm|dbt|hybrid|auto\n"
 	"                        run the guest on /dev/kvm (default), on mvm's own execution\n"
-	"                        engine (no /dev/kvm needed), or auto: KVM where it runs guest\n"
-	"                        kernels natively (VMX, SVM), the engine on KVM-PVM hosts\n"
-	"                        (which interpret guest kernel code) and without /dev/kvm\n"
+	"                        engine (no /dev/kvm needed), hybrid: guest user mode on KVM\n"
+	"                        and kernel mode in the engine (KVM-PVM hosts, one vCPU), or\n"
+	"                        auto: KVM where it runs guest kernels natively (VMX, SVM),\n"
+	"                        the engine on KVM-PVM hosts (which interpret guest kernel\n"
+	"                        code) and without /dev/kvm\n"
 	"      --stats           print counters when the VM stops: instructions mvm emulated\n"
 	"                        (per mnemonic) and unclaimed port I/O and MMIO accesses\n"
 	"  -h, --help            this text\n"
@@ -344,10 +346,12 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 				cfg->accel = ACCEL_KVM;
 			else if (!strcmp(optarg, "dbt"))
 				cfg->accel = ACCEL_DBT;
+			else if (!strcmp(optarg, "hybrid"))
+				cfg->accel = ACCEL_HYBRID;
 			else if (!strcmp(optarg, "auto"))
 				cfg->accel = ACCEL_AUTO;
 			else
-				return fail(err, errlen, "--accel: '%s' is not kvm, dbt or auto",
+				return fail(err, errlen, "--accel: '%s' is not kvm, dbt, hybrid or auto",
 					    optarg);
 			break;
 		case 'h':

@@ -54,7 +54,7 @@ enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
 
 /* Who runs the guest's instructions: KVM, mvm's own engine (vmm/dbt), or whichever of the two
  * runs guests faster on this host (auto). */
-enum accel_kind { ACCEL_KVM, ACCEL_DBT, ACCEL_AUTO };
+enum accel_kind { ACCEL_KVM, ACCEL_DBT, ACCEL_HYBRID, ACCEL_AUTO };
 
 struct vm_config {
 	enum mvm_command command;

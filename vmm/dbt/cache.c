@@ -53,6 +53,7 @@ void dbt_cache_fini(struct dbt *d)
 	free(d->pages);
 	if (d->arena)
 		munmap(d->arena, d->arena_size);
+	free(d->scratch);
 }
 
 /* The list head of physical page (pfn), allocating its second-level table when (create). */
@@ -183,18 +184,15 @@ static inline int code_linear(struct emu_vcpu *v, uint64_t rip, uint64_t *la)
 	return emu_code_linear(v, rip, la);
 }
 
-static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t rip, uint64_t gpa,
-				   uint32_t mode, int *exit)
+/* Decodes the block at (rip) into (b). Returns 0 or the exit (fault, stop). */
+static int fill(struct dbt_cpu *c, struct dbt_block *b, uint64_t rip, uint64_t gpa,
+		uint32_t mode)
 {
 	struct emu_vcpu *v = &c->v;
-	struct dbt_block *b;
 	uint64_t pc = rip;
 	unsigned int n = 0;
 	int ret;
 
-	if (d->arena_used + BLOCK_BYTES_MAX > d->arena_size)
-		flush_all(d);
-	b = (struct dbt_block *)(d->arena + d->arena_used);
 	memset(b, 0, sizeof(*b));
 	b->rip = rip;
 	b->gpa = gpa;
@@ -264,6 +262,27 @@ static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t ri
 				      .pos = (uint16_t)n,
 				      .reg = UOP_REG_NONE, .rm = UOP_REG_NONE};
 	b->n = (uint16_t)(n + 1);
+	return 0;
+fail:
+	return ret;
+}
+
+static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t rip, uint64_t gpa,
+				   uint32_t mode, int *exit)
+{
+	struct dbt_block *b;
+	unsigned int n;
+	int ret;
+
+	if (d->arena_used + BLOCK_BYTES_MAX > d->arena_size)
+		flush_all(d);
+	b = (struct dbt_block *)(d->arena + d->arena_used);
+	ret = fill(c, b, rip, gpa, mode);
+	if (ret) {
+		*exit = ret;
+		return NULL;
+	}
+	n = b->n - 1u;
 	b->valid = true;
 	d->arena_used += sizeof(*b) + b->n * sizeof(struct emu_uop);
 	d->arena_used = (d->arena_used + 63) & ~63ull;
@@ -281,9 +300,6 @@ static struct dbt_block *translate(struct dbt *d, struct dbt_cpu *c, uint64_t ri
 	else
 		b->npages = 1;
 	return b;
-fail:
-	*exit = ret;
-	return NULL;
 }
 
 struct dbt_block *dbt_block_get(struct dbt *d, struct dbt_cpu *c, int *exit)
@@ -306,4 +322,33 @@ struct dbt_block *dbt_block_get(struct dbt *d, struct dbt_cpu *c, int *exit)
 		if (b->rip == rip && b->gpa == gpa && b->mode == mode)
 			return b;
 	return translate(d, c, rip, gpa, mode, exit);
+}
+
+struct dbt_block *dbt_block_scratch(struct dbt *d, struct dbt_cpu *c, int *exit)
+{
+	struct emu_vcpu *v = &c->v;
+	uint64_t la, gpa;
+	int ret;
+
+	if (!d->scratch) {
+		d->scratch = aligned_alloc(64, (BLOCK_BYTES_MAX + 63) & ~(size_t)63);
+		if (!d->scratch) {
+			snprintf(v->why, sizeof(v->why), "out of memory for a user-mode block");
+			*exit = EXIT_STOP;
+			return NULL;
+		}
+	}
+	ret = code_linear(v, v->cpu.rip, &la);
+	if (!ret)
+		ret = emu_fetch_gpa(v, la, &gpa);
+	if (!ret)
+		ret = fill(c, d->scratch, v->cpu.rip, gpa, dbt_mode_key(v));
+	if (ret) {
+		*exit = ret;
+		return NULL;
+	}
+	/* Not valid: never linked to or from, never found again. */
+	d->scratch->valid = false;
+	d->user_blocks++;
+	return d->scratch;
 }

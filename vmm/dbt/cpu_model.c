@@ -33,10 +33,36 @@ void dbt_cpu_model_features(struct emu_features *f)
 
 uint64_t dbt_tsc(struct emu_vcpu *v)
 {
+	struct dbt *d = ((struct dbt_cpu *)v)->d;
 	struct timespec ts;
 
+	if (d->native_on)
+		return d->native.tsc(d->native.ctx);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --accel hybrid: user mode reads the host's TSC, so leaf 0x15 states its rate (tsc_khz) as
+ * crystal (1 GHz, kept: the APIC timer's clock) * num / den. Linux multiplies the crystal in
+ * kHz by num in 32 bits (native_calibrate_tsc()), so num stays below 4294: the best rational
+ * approximation of tsc_khz / 1e6 with that bound (continued fractions; error < 1e-6). */
+static void tsc_ratio(uint64_t tsc_khz, uint32_t *num, uint32_t *den)
+{
+	uint64_t p0 = 0, q0 = 1, p1 = 1, q1 = 0, a = tsc_khz, b = 1000000;
+
+	*num = (uint32_t)(tsc_khz / 1000);
+	*den = 1000;
+	while (b) {
+		uint64_t t = a / b, p2 = t * p1 + p0, q2 = t * q1 + q0, r = a % b;
+
+		if (p2 >= 4294 || q2 > 0xffffffffull)
+			break;
+		*num = (uint32_t)p2;
+		*den = (uint32_t)q2;
+		p0 = p1, q0 = q1, p1 = p2, q1 = q2;
+		a = b;
+		b = r;
+	}
 }
 
 static void vendor(uint32_t out[4], const char id[12])
@@ -80,10 +106,14 @@ void dbt_cpuid(struct emu_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 		out[0] = 1;			/* TSC = crystal * EBX / EAX */
 		out[1] = 1;
 		out[2] = (uint32_t)TSC_HZ;	/* crystal (and APIC timer) clock, Hz */
+		if (c->d->native_on)
+			tsc_ratio(c->d->native.tsc_khz, &out[1], &out[0]);
 		break;
 	case 0x16:
 		out[0] = out[1] = (uint32_t)(TSC_HZ / 1000000);	/* MHz */
 		out[2] = (uint32_t)(TSC_HZ / 1000000);
+		if (c->d->native_on)
+			out[0] = (uint32_t)(c->d->native.tsc_khz / 1000);
 		break;
 	case 0x40000000:
 		/* No hypervisor interface: the signature is mvm's, the max leaf 0. */
@@ -104,4 +134,9 @@ void dbt_cpuid(struct emu_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 	default:
 		break;
 	}
+}
+
+void dbt_model_cpuid(struct dbt *d, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	dbt_cpuid(&d->cpus[0].v, leaf, sub, out);
 }

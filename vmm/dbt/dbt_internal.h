@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "dbt/dbt.h"
+#include "dbt/ptwatch.h"
 #include "emu/vcpu.h"
 
 #define DBT_BLOCK_MAX_UOPS 64
@@ -74,6 +75,15 @@ struct dbt {
 	_Atomic uint64_t pending_init, pending_sipi; /* bit per vCPU */
 	uint8_t sipi_vector[DBT_MAX_CPUS];
 
+	/* --accel hybrid: user mode runs natively (dbt_set_native_user()). */
+	struct dbt_native_ops native;
+	bool native_on;
+	struct ptwatch ptw;
+	struct dbt_block *scratch;	/* user-mode blocks: translated, run once, never kept */
+	bool native_skip;		/* the native side refused this CR3's user code */
+	uint64_t native_skip_cr3;
+	uint64_t native_runs, native_flushes, user_blocks;
+
 	/* Counters. */
 	uint64_t blocks_translated, uops_translated, chain_hits, lookups, invalidations,
 		 flushes, interrupts, exceptions;
@@ -86,6 +96,9 @@ void dbt_cache_fini(struct dbt *d);
 /* The block for the current state of (c) at its RIP: looked up, or translated. Returns it,
  * or NULL with (*exit) EXIT_FAULT (fetch fault in c->v.fault) or EXIT_STOP. */
 struct dbt_block *dbt_block_get(struct dbt *d, struct dbt_cpu *c, int *exit);
+/* The same for user mode under --accel hybrid: translated into d->scratch, never cached (native
+ * user code may rewrite its code behind the engine's back). */
+struct dbt_block *dbt_block_scratch(struct dbt *d, struct dbt_cpu *c, int *exit);
 /* Drops the blocks on the physical pages of [gpa, gpa+len). */
 void dbt_invalidate(struct dbt *d, uint64_t gpa, uint64_t len);
 bool dbt_is_code_page(struct dbt *d, uint64_t gpa);

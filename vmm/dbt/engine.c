@@ -87,23 +87,35 @@ static int plat_wrmsr(struct emu_vcpu *v, uint32_t msr, uint64_t val)
 	return -1;
 }
 
+/* Pages whose stores the engine must see: translated code, and under --accel hybrid the page
+ * tables guest user mode may run on (dbt/ptwatch.h). */
+static bool watched(struct dbt *d, uint64_t gpa)
+{
+	return dbt_is_code_page(d, gpa) || (d->native_on && ptwatch_tracked(&d->ptw, gpa));
+}
+
+static void watched_written(struct dbt *d, uint64_t gpa, uint64_t len)
+{
+	if (dbt_is_code_page(d, gpa) || dbt_is_code_page(d, gpa + len - 1))
+		dbt_invalidate(d, gpa, len);
+	if (d->native_on)
+		ptwatch_written(&d->ptw, gpa, len);
+}
+
 static void plat_code_written(struct emu_vcpu *v, uint64_t gpa, uint64_t len)
 {
-	dbt_invalidate(cpu_of(v)->d, gpa, len);
+	watched_written(cpu_of(v)->d, gpa, len);
 }
 
 static bool plat_is_code_page(struct emu_vcpu *v, uint64_t gpa)
 {
-	return dbt_is_code_page(cpu_of(v)->d, gpa);
+	return watched(cpu_of(v)->d, gpa);
 }
 
 /* Stores the emulator's class handlers commit (write log) reach RAM here. */
 static void ram_written(void *ctx, uint64_t gpa, uint64_t len)
 {
-	struct dbt *d = ctx;
-
-	if (dbt_is_code_page(d, gpa) || dbt_is_code_page(d, gpa + len - 1))
-		dbt_invalidate(d, gpa, len);
+	watched_written(ctx, gpa, len);
 }
 
 /* --- wake-ups from other threads --- */
@@ -111,6 +123,8 @@ static void ram_written(void *ctx, uint64_t gpa, uint64_t len)
 static void attention(struct dbt *d)
 {
 	atomic_store(&d->attention, true);
+	if (d->native_on)
+		d->native.kick(d->native.ctx);
 	pthread_mutex_lock(&d->lock);
 	if (d->sleeping)
 		pthread_cond_signal(&d->wake);
@@ -154,7 +168,9 @@ void dbt_dma_written(struct dbt *d, uint64_t gpa, uint64_t len)
 	 * becomes code while this runs had its code fetched after the DMA wrote it. */
 	for (uint64_t pfn = gpa >> 12; pfn <= (gpa + len - 1) >> 12 && !code; pfn++)
 		code = dbt_is_code_page(d, pfn << 12);
-	if (!code)
+	/* Under --accel hybrid every write is queued: it may hit a page table (ptwatch, engine
+	 * thread only, looks). */
+	if (!code && !d->native_on)
 		return;
 	pthread_mutex_lock(&d->lock);
 	if (d->ndma < DBT_DMA_QUEUE) {
@@ -230,6 +246,8 @@ void dbt_destroy(struct dbt *d)
 	if (!d)
 		return;
 	dbt_cache_fini(d);
+	if (d->native_on)
+		ptwatch_fini(&d->ptw);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d->cpus);
@@ -239,6 +257,26 @@ void dbt_destroy(struct dbt *d)
 void dbt_set_irq(struct dbt *d, const struct dbt_irq_ops *ops)
 {
 	d->irq = *ops;
+}
+
+/* Tables tracked for coherence at once (dbt/ptwatch.h): 32 MiB of snapshots at most, a few
+ * hundred processes' page tables. */
+#define NATIVE_TRACKED_TABLES 8192
+
+int dbt_set_native_user(struct dbt *d, const struct dbt_native_ops *ops)
+{
+	int ret;
+
+	if (d->ncpus != 1) {
+		pr_err("--accel hybrid runs one vCPU (-c 1); use --accel dbt for %u", d->ncpus);
+		return -EINVAL;
+	}
+	ret = ptwatch_init(&d->ptw, d->mem, NATIVE_TRACKED_TABLES, ops->window_pml4);
+	if (ret)
+		return ret;
+	d->native = *ops;
+	d->native_on = true;
+	return 0;
 }
 
 static void flat_seg(struct emu_seg *s, uint16_t sel, bool code, bool l)
@@ -452,10 +490,12 @@ static void service_requests(struct dbt *d)
 		for (uint64_t pfn = 0; pfn < ((uint64_t)d->npage_l1 << 18); pfn++)
 			if (dbt_is_code_page(d, pfn << 12))
 				dbt_invalidate(d, pfn << 12, 4096);
+		if (d->native_on)
+			ptwatch_all_written(&d->ptw);
 		d->dma_overflow = false;
 	}
 	for (unsigned int i = 0; i < d->ndma; i++)
-		dbt_invalidate(d, d->dma[i].gpa, d->dma[i].len);
+		watched_written(d, d->dma[i].gpa, d->dma[i].len);
 	d->ndma = 0;
 	pthread_mutex_unlock(&d->lock);
 	init = atomic_exchange(&d->pending_init, 0);
@@ -476,6 +516,52 @@ static void service_requests(struct dbt *d)
 		}
 		if (sipi & (1ull << i))
 			start_ap(c, d->sipi_vector[i]);
+	}
+}
+
+/* --accel hybrid: runs (c), at CPL3, natively. Returns 1 when the vCPU is back with state to
+ * look at from the top (interrupts), 0 when the engine must run the next block itself, -1
+ * when the machine stops. */
+static int run_native(struct dbt *d, struct dbt_cpu *c)
+{
+	struct emu_vcpu *v = &c->v;
+	enum ptwatch_verdict pv;
+	uint8_t vector = 0;
+
+	if (d->native_skip && d->native_skip_cr3 == v->cpu.cr3)
+		return 0;
+	pv = ptwatch_prepare(&d->ptw, v->cpu.cr3);
+	if (d->ptw.added) {
+		/* Newly tracked tables lose their fast write path. */
+		d->ptw.added = 0;
+		for (unsigned int i = 0; i < d->ncpus; i++)
+			emu_tlb_drop_writes(&d->cpus[i].v);
+	}
+	if (pv == PTWATCH_UNTRACKED) {
+		pr_warn_once("vCPU %u: page tables at 0x%llx have more tables than mvm tracks: "
+			     "their user code runs in the engine", v->index,
+			     (unsigned long long)v->cpu.cr3);
+		d->native_skip = true;
+		d->native_skip_cr3 = v->cpu.cr3;
+		return 0;
+	}
+	d->native_runs++;
+	d->native_flushes += pv == PTWATCH_FLUSH;
+	switch (d->native.run(d->native.ctx, v, pv == PTWATCH_FLUSH, &vector)) {
+	case DBT_NATIVE_KERNEL:
+		return 0;
+	case DBT_NATIVE_INTERRUPTED:
+		return 1;
+	case DBT_NATIVE_TRAP:
+		v->fault = (struct emu_fault){.vector = vector};
+		return raise_fault(d, c) ? 1 : -1;
+	case DBT_NATIVE_UNSUPPORTED:
+		d->native_skip = true;
+		d->native_skip_cr3 = v->cpu.cr3;
+		return 0;
+	default:
+		stop_request(d->stop, STOP_VMM_ERROR, 0);
+		return -1;
 	}
 }
 
@@ -504,10 +590,27 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 				return false;
 			prev = NULL;
 		}
+		/* --accel hybrid: user mode runs natively; when it comes back for an instruction
+		 * the engine must run, that block runs here (translated for once). */
+		if (d->native_on && v->cpl == 3) {
+			int r = run_native(d, c);
+
+			if (r < 0)
+				return false;
+			prev = NULL;
+			if (r > 0)
+				continue;
+			b = dbt_block_scratch(d, c, &ret);
+			if (!b) {
+				if (ret == EXIT_FAULT ? !raise_fault(d, c) : !unhandled(d, c))
+					return false;
+				continue;
+			}
+		}
 		/* Chained: the successor linked on an earlier run of (prev), if the guest's RIP
 		 * still maps to the code it was made from (another process may use the same
 		 * linear address): one fetch-TLB probe instead of the hash lookup. */
-		if (prev && prev_exit != EXIT_MODE) {
+		if (!b && prev && prev_exit != EXIT_MODE) {
 			unsigned int li = prev_exit == EXIT_JUMP_NOT;
 			struct dbt_block *n = prev->link[li];
 
@@ -701,6 +804,13 @@ void dbt_print_stats(struct dbt *d, FILE *f)
 			fprintf(f, "\n");
 		}
 	}
+	if (d->native_on)
+		fprintf(f, "mvm: hybrid: %llu user-mode runs handed to KVM, %llu after page-table "
+			"changes it had to forget; %llu user blocks run in the engine; %llu page-"
+			"table checks, %llu tables tracked in all\n",
+			(unsigned long long)d->native_runs, (unsigned long long)d->native_flushes,
+			(unsigned long long)d->user_blocks, (unsigned long long)d->ptw.checks,
+			(unsigned long long)d->ptw.tracked_total);
 	fprintf(f, "mvm: dbt: %llu device accesses (port I/O and MMIO) took %.3f s of the %.3f s "
 		"running; the engine the rest\n", (unsigned long long)dev, (double)dev_ns / 1e9,
 		(double)d->ns_run / 1e9);

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 
 #include "kvm/vcpu.h"
+#include "kvm_seg.h"
 #include "kvm/vm.h"
 #include "util/log.h"
 
@@ -226,30 +227,6 @@ void emulate_print_stats(FILE *f)
 }
 
 /* --- state in and out --- */
-
-static void seg_from_kvm(struct emu_seg *s, const struct kvm_segment *k)
-{
-	*s = (struct emu_seg){
-		.base = k->base, .limit = k->limit, .sel = k->selector, .type = k->type,
-		.s = k->s, .dpl = k->dpl, .present = k->present && !k->unusable, .db = k->db,
-		.l = k->l, .g = k->g,
-	};
-}
-
-static void seg_to_kvm(struct kvm_segment *k, const struct emu_seg *s)
-{
-	k->base = s->base;
-	k->limit = s->limit;
-	k->selector = s->sel;
-	k->type = s->type;
-	k->s = s->s;
-	k->dpl = s->dpl;
-	k->present = s->present;
-	k->unusable = !s->present;
-	k->db = s->db;
-	k->l = s->l;
-	k->g = s->g;
-}
 
 struct kvm_state {
 	struct kvm_regs regs;

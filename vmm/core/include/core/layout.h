@@ -8,10 +8,12 @@
  *   0x00020000  kernel command line
  *   0x0009fc00  MP floating pointer and table (the EBDA, reserved in the memory map)
  *   0x000a0000  legacy VGA/ROM hole, reserved up to 1 MiB
+ *   0x000fc000  --accel hybrid: the page table and the IDT that KVM sees (vmm/kvm/user_mode.c)
  *   0x000fe000  page tables of the SYSCALL trap window (vmm/kvm/syscall_trap.c)
  *   0x00100000  kernel (bzImage protected-mode part or ELF segments), then free RAM
  *   ...         initrd at the top of low RAM
  *   0xc0000000  MMIO hole up to 4 GiB: the SYSCALL trap page (2 MiB, nothing behind it),
+ *               at 0xc0400000 the exception trap page of --accel hybrid (2 MiB, nothing),
  *               virtio-mmio windows, IOAPIC, LAPIC
  *   4 GiB       the rest of RAM when the guest has more than 3 GiB
  */
@@ -34,10 +36,14 @@
 
 #define LAYOUT_SYSCALL_TRAP_PDPT 0xfe000ULL
 #define LAYOUT_SYSCALL_TRAP_PD	 0xff000ULL
+#define LAYOUT_HYBRID_PT	 0xfc000ULL
+#define LAYOUT_HYBRID_IDT	 0xfd000ULL
 
 #define LAYOUT_MMIO_HOLE	 0xc0000000ULL
 /* Guest-physical target of the SYSCALL trap window: must have no memory slot and no device. */
 #define LAYOUT_SYSCALL_TRAP_GPA	 0xc0000000ULL
+/* Guest-physical target of --accel hybrid's exception trap page: no memory slot, no device. */
+#define LAYOUT_HYBRID_TRAP_GPA	 0xc0400000ULL
 #define LAYOUT_MMIO_HOLE_END	 0x100000000ULL
 #define LAYOUT_HIGH_RAM		 0x100000000ULL
 

@@ -49,6 +49,7 @@ struct dbt_config {
 };
 
 struct dbt;
+struct emu_vcpu;
 
 /* Creates the engine and its vCPUs (all at reset; vCPU 0 runs first, the others wait for
  * INIT/SIPI). Returns NULL after logging. */
@@ -79,6 +80,38 @@ void dbt_sipi(struct dbt *d, unsigned int cpu, uint8_t vector);
 /* A device wrote guest RAM [gpa, gpa+len) behind the CPUs' back (DMA): translated code there
  * is dropped before it runs again. Any thread; cheap when the range holds no code. */
 void dbt_dma_written(struct dbt *d, uint64_t gpa, uint64_t len);
+
+/* --accel hybrid: guest user mode (CPL3) runs natively elsewhere (kvm/user_mode.h, wired by
+ * the CLI) and the engine runs everything else. At each block boundary where the vCPU is at
+ * CPL3, the engine calls run(), which returns with the vCPU state back in (v):
+ *  DBT_NATIVE_KERNEL: the engine runs the instruction at RIP (a SYSCALL, a faulting
+ *   instruction, one the native side cannot run), then goes on;
+ *  DBT_NATIVE_TRAP: deliver (*vector) (a #DB trap) at RIP;
+ *  DBT_NATIVE_INTERRUPTED: kicked; pending interrupts are taken, then back to run();
+ *  DBT_NATIVE_UNSUPPORTED: the engine runs this user code itself;
+ *  DBT_NATIVE_ERROR: the machine stops.
+ * (flush): page tables the native side may have cached changed (dbt/ptwatch.h).
+ * kick() makes a run() in progress return DBT_NATIVE_INTERRUPTED (any thread). User mode reads
+ * the TSC natively, so the engine's TSC becomes tsc() at (tsc_khz). */
+enum dbt_native_result {
+	DBT_NATIVE_KERNEL,
+	DBT_NATIVE_TRAP,
+	DBT_NATIVE_INTERRUPTED,
+	DBT_NATIVE_UNSUPPORTED,
+	DBT_NATIVE_ERROR,
+};
+struct dbt_native_ops {
+	int (*run)(void *ctx, struct emu_vcpu *v, bool flush, uint8_t *vector);
+	void (*kick)(void *ctx);
+	uint64_t (*tsc)(void *ctx);
+	uint64_t tsc_khz;
+	unsigned int window_pml4;	/* the native side's own PML4 slot: not guest page tables */
+	void *ctx;
+};
+/* Before dbt_run(); one vCPU only. Returns 0 or -errno (logged). */
+int dbt_set_native_user(struct dbt *d, const struct dbt_native_ops *ops);
+/* The CPU model's CPUID as vCPU 0 sees it (for the native side to answer the same). */
+void dbt_model_cpuid(struct dbt *d, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 
 /* --stats: instructions, blocks, cache, chains, invalidations, TLB, time. */
 void dbt_print_stats(struct dbt *d, FILE *f);
