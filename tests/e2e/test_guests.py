@@ -163,6 +163,16 @@ def case_tlb(c):
     mvmtest.guest_passed(c, mvmtest.run(MVM, ["run", "-k", guest("tlb")]), "tlb")
 
 
+def case_usermap(c):
+    """User pages remapped, write-protected, unmapped and made supervisor-only while user code
+    runs: each access faults or succeeds as the page tables say (under --accel hybrid the
+    coherence of KVM's shadow page tables with the engine's stores, dbt/ptwatch.h)."""
+    r = mvmtest.run(MVM, ["run", "-k", guest("usermap"), "-p", "iterations=300"], timeout=240)
+    mvmtest.guest_passed(c, r, "usermap")
+    c.check("MISMATCH" not in r.out, "no access disagreed with the page tables", r)
+    c.check("PASS random-300-rounds" in r.out, "the random rounds ran", r)
+
+
 CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
          if name.startswith("case_")}
 

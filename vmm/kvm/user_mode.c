@@ -85,7 +85,7 @@ struct kvm_user {
 	bool fpu_valid;
 	struct kvm_xsave xsave;
 	/* Counters. */
-	uint64_t entries, syscalls, exceptions, interrupted, other_exits, flushes;
+	uint64_t sregs_sets, entries, syscalls, exceptions, interrupted, other_exits, flushes;
 	uint64_t ns_in_kvm, ns_flush;
 	uint64_t by_vector[32];
 };
@@ -499,6 +499,7 @@ static void put_sregs(struct kvm_user *k, const struct emu_vcpu *v)
 	want.cr4 = c->cr4;
 	want.efer = c->efer;
 	if (memcmp(&want, &k->run->s.regs.sregs, sizeof(want))) {
+		k->sregs_sets++;
 		k->run->s.regs.sregs = want;
 		k->run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
 	}
@@ -793,8 +794,9 @@ void kvm_user_print_stats(const struct kvm_user *k, FILE *f)
 		(unsigned long long)k->entries, (double)k->ns_in_kvm / 1e9,
 		(unsigned long long)k->syscalls, (unsigned long long)k->exceptions,
 		(unsigned long long)k->interrupted, (unsigned long long)k->other_exits);
-	fprintf(f, "mvm: hybrid: %llu shadow page-table flushes took %.3f s; exceptions by "
-		"vector:", (unsigned long long)k->flushes, (double)k->ns_flush / 1e9);
+	fprintf(f, "mvm: hybrid: %llu segment/control register loads, %llu shadow page-table "
+		"flushes took %.3f s; exceptions by vector:", (unsigned long long)k->sregs_sets,
+		(unsigned long long)k->flushes, (double)k->ns_flush / 1e9);
 	for (unsigned int i = 0; i < 32; i++)
 		if (k->by_vector[i])
 			fprintf(f, " #%u %llu", i, (unsigned long long)k->by_vector[i]);
