@@ -40,6 +40,11 @@ static void native_kick(void *ctx)
 	kvm_user_kick(ctx);
 }
 
+static int native_fpu_fetch(void *ctx, struct emu_vcpu *v)
+{
+	return kvm_user_fetch_fpu(ctx, v) ? -1 : 0;
+}
+
 static uint64_t native_tsc(void *ctx)
 {
 	return kvm_user_tsc(ctx);
@@ -54,6 +59,7 @@ static int attach_kvm_user(struct dbt_machine *dm)
 {
 	struct kvm_user_config kc = {.mem = &dm->mem, .pio = &dm->pio, .mmio = &dm->mmio};
 	struct dbt_native_ops ops = {.run = native_run, .kick = native_kick, .tsc = native_tsc,
+				     .fpu_fetch = native_fpu_fetch,
 				     .window_pml4 = SYSCALL_TRAP_PML4_INDEX};
 
 	dm->kvm = kvm_user_create(&kc);

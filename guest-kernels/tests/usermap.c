@@ -122,6 +122,14 @@ __asm__(".text\n"
 	"	mov %rsi, (%rdi)\n"
 	"	mov $2, %eax\n"
 	"	syscall\n"
+	/* x87/SSE state across the user/kernel boundary: xmm0 as the kernel left it, xmm1 as
+	 * user mode sets it (rsi). */
+	".globl user_fpu\n"
+	"user_fpu:\n"
+	"	movq %xmm0, %rdx\n"
+	"	movq %rsi, %xmm1\n"
+	"	mov $3, %eax\n"
+	"	syscall\n"
 	".globl user_jump\n"
 	"user_jump:\n"
 	"	jmp *%rdi\n"
@@ -133,7 +141,7 @@ __asm__(".text\n"
 	".globl exec_stub_end\n"
 	"exec_stub_end:\n");
 
-extern char sys_entry[], pf_entry[], other_entry[], user_read[], user_write[], user_jump[],
+extern char sys_entry[], pf_entry[], other_entry[], user_read[], user_write[], user_jump[], user_fpu[],
 	exec_stub[], exec_stub_end[];
 
 static uint64_t probes;
@@ -179,6 +187,9 @@ static void setup_descriptors(void)
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 	__asm__ volatile("ltr %w0" : : "r"(TSS_SEL));
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE | EFER_NXE);
+	/* SSE on (CR4.OSFXSR, OSXMMEXCPT; CR0.EM and TS clear) for the x87/SSE checks. */
+	__asm__ volatile("mov %%cr4, %%rax; or $0x600, %%rax; mov %%rax, %%cr4\n"
+			 "mov %%cr0, %%rax; and $~0xc, %%rax; mov %%rax, %%cr0" : : : "rax");
 	wrmsr(MSR_STAR, ((uint64_t)USER_BASE << 48) | ((uint64_t)KERNEL_CS << 32));
 	wrmsr(MSR_LSTAR, (uint64_t)(uintptr_t)sys_entry);
 	wrmsr(MSR_SFMASK, 0x47700);
@@ -482,6 +493,31 @@ static void exec_then_nx(void)
 	report("exec-nx", failures == before);
 }
 
+/* The SSE registers carry values both ways between kernel and user mode, interleaved with
+ * page-table changes (under --accel hybrid the state moves between the engine and KVM). */
+static void fpu_crossing(void)
+{
+	int before = failures;
+
+	for (uint64_t i = 1; i <= 16; i++) {
+		uint64_t mine = 0x1122334455667700ull + i, theirs = 0xa5a5000000000000ull + i, got;
+
+		__asm__ volatile("movq %0, %%xmm0" : : "r"(mine));
+		user_probe(user_fpu, 0, theirs);
+		__asm__ volatile("movq %%xmm1, %0" : "=r"(got));
+		if (exit_kind != 1 || sys_rax != 3 || sys_rdx != mine)
+			fail("fpu-kernel-to-user", 0, sys_rdx, mine);
+		if (got != theirs)
+			fail("fpu-user-to-kernel", 0, got, theirs);
+		if (i % 4 == 0) {
+			model[i % NPAGES].present = !model[i % NPAGES].present;
+			apply(i % NPAGES);
+			check_page(i % NPAGES, 0xf00d00ull + i);
+		}
+	}
+	report("fpu-crossing", failures == before);
+}
+
 /* User code and its stack live in the first 2 MiB of the identity map. */
 static void allow_user_low_2m(void)
 {
@@ -521,6 +557,7 @@ void guest_main(const struct hvm_start_info *si)
 	nonleaf_scenarios();
 	cr3_switch();
 	exec_then_nx();
+	fpu_crossing();
 	printf("PROBES %lu\n", (unsigned long)probes);
 	report("no-mismatch", failures == 0);
 	finish();

@@ -102,6 +102,13 @@ static void watched_written(struct dbt *d, uint64_t gpa, uint64_t len)
 		ptwatch_written(&d->ptw, gpa, len);
 }
 
+static int plat_fpu_fetch(struct emu_vcpu *v)
+{
+	struct dbt *d = cpu_of(v)->d;
+
+	return d->native.fpu_fetch(d->native.ctx, v);
+}
+
 static void plat_code_written(struct emu_vcpu *v, uint64_t gpa, uint64_t len)
 {
 	watched_written(cpu_of(v)->d, gpa, len);
@@ -216,6 +223,7 @@ struct dbt *dbt_create(const struct dbt_config *cfg)
 		.cpuid = dbt_cpuid,
 		.tsc = dbt_tsc,
 		.code_written = plat_code_written,
+		.fpu_fetch = plat_fpu_fetch,
 		.is_code_page = plat_is_code_page,
 		.ctx = d,
 	};

@@ -626,6 +626,8 @@ UOP_DEF(generic)
 	v->cc.op = CC_EFLAGS;
 	v->cpu.tsc = tsc_now(v);
 	v->generic_insns++;
+	if (v->fpu_elsewhere && v->plat->fpu_fetch(v))
+		return uop_stop(v, "cannot fetch the x87/SSE state");
 	if (u->mnemonic < EMU_MNEMONICS)
 		v->generic_by_mnemonic[u->mnemonic]++;
 	emu_step_classes(&v->cpu, &v->env, bytes, u->len, &res);

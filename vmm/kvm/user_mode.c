@@ -85,7 +85,7 @@ struct kvm_user {
 	bool fpu_valid;
 	struct kvm_xsave xsave;
 	/* Counters. */
-	uint64_t sregs_sets, entries, syscalls, exceptions, interrupted, other_exits, flushes;
+	uint64_t fpu_fetches, sregs_sets, entries, syscalls, exceptions, interrupted, other_exits, flushes;
 	uint64_t ns_in_kvm, ns_flush;
 	uint64_t by_vector[32];
 };
@@ -505,11 +505,11 @@ static void put_sregs(struct kvm_user *k, const struct emu_vcpu *v)
 	}
 }
 
-/* The engine's x87/SSE state (the XSAVE legacy region) into KVM when it differs from what
- * KVM holds. */
+/* The engine's x87/SSE state (the XSAVE legacy region) into KVM when the engine has it and
+ * it differs from what KVM holds. */
 static int put_fpu(struct kvm_user *k, const struct emu_vcpu *v)
 {
-	if (k->fpu_valid && !memcmp(k->fpu, v->cpu.xsave, XSAVE_LEGACY))
+	if (v->fpu_elsewhere || (k->fpu_valid && !memcmp(k->fpu, v->cpu.xsave, XSAVE_LEGACY)))
 		return 0;
 	memset(&k->xsave, 0, sizeof(k->xsave));
 	memcpy(k->xsave.region, v->cpu.xsave, XSAVE_LEGACY);
@@ -524,8 +524,12 @@ static int put_fpu(struct kvm_user *k, const struct emu_vcpu *v)
 	return 0;
 }
 
-static int get_fpu(struct kvm_user *k, struct emu_vcpu *v)
+/* KVM's x87/SSE state into the engine, when the engine needs it (emu/vcpu.h: fpu_elsewhere):
+ * most trips through the kernel never touch it, and each vCPU ioctl costs ~6 us here. */
+int kvm_user_fetch_fpu(struct kvm_user *k, struct emu_vcpu *v)
 {
+	if (!v->fpu_elsewhere)
+		return 0;
 	if (ioctl(k->vcpu_fd, KVM_GET_XSAVE, &k->xsave) < 0) {
 		pr_err("KVM_GET_XSAVE: %s", strerror(errno));
 		return -errno;
@@ -533,6 +537,8 @@ static int get_fpu(struct kvm_user *k, struct emu_vcpu *v)
 	memcpy(v->cpu.xsave, k->xsave.region, XSAVE_LEGACY);
 	memcpy(k->fpu, v->cpu.xsave, XSAVE_LEGACY);
 	k->fpu_valid = true;
+	k->fpu_fetches++;
+	v->fpu_elsewhere = false;
 	return 0;
 }
 
@@ -781,9 +787,8 @@ int kvm_user_run(struct kvm_user *k, struct emu_vcpu *v, bool flush, uint8_t *ve
 		break;
 	}
 	k->ns_in_kvm += now_ns() - t0;
-	if ((ret == KVM_USER_KERNEL || ret == KVM_USER_TRAP || ret == KVM_USER_INTERRUPTED) &&
-	    get_fpu(k, v))
-		ret = KVM_USER_ERROR;
+	/* User mode ran: KVM holds the x87/SSE state until the engine needs it. */
+	v->fpu_elsewhere = true;
 	return ret;
 }
 
@@ -794,8 +799,9 @@ void kvm_user_print_stats(const struct kvm_user *k, FILE *f)
 		(unsigned long long)k->entries, (double)k->ns_in_kvm / 1e9,
 		(unsigned long long)k->syscalls, (unsigned long long)k->exceptions,
 		(unsigned long long)k->interrupted, (unsigned long long)k->other_exits);
-	fprintf(f, "mvm: hybrid: %llu segment/control register loads, %llu shadow page-table "
-		"flushes took %.3f s; exceptions by vector:", (unsigned long long)k->sregs_sets,
+	fprintf(f, "mvm: hybrid: %llu x87/SSE state fetches, %llu segment/control register "
+		"loads, %llu shadow page-table flushes took %.3f s; exceptions by vector:",
+		(unsigned long long)k->fpu_fetches, (unsigned long long)k->sregs_sets,
 		(unsigned long long)k->flushes, (double)k->ns_flush / 1e9);
 	for (unsigned int i = 0; i < 32; i++)
 		if (k->by_vector[i])

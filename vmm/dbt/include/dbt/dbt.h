@@ -104,6 +104,9 @@ struct dbt_native_ops {
 	int (*run)(void *ctx, struct emu_vcpu *v, bool flush, uint8_t *vector);
 	void (*kick)(void *ctx);
 	uint64_t (*tsc)(void *ctx);
+	/* Brings the x87/SSE state into (v) (run() may leave it where user mode ran, with
+	 * v->fpu_elsewhere set). 0 or -1. */
+	int (*fpu_fetch)(void *ctx, struct emu_vcpu *v);
 	uint64_t tsc_khz;
 	unsigned int window_pml4;	/* the native side's own PML4 slot: not guest page tables */
 	void *ctx;

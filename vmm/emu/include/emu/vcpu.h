@@ -111,6 +111,9 @@ struct emu_platform {
 	void (*cpuid)(struct emu_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 	/* The guest's time stamp counter now. */
 	uint64_t (*tsc)(struct emu_vcpu *v);
+	/* Optional: brings the x87/SSE state into cpu.xsave when (fpu_elsewhere) says another
+	 * executor holds it (--accel hybrid: KVM, after guest user mode ran there). 0 or -1. */
+	int (*fpu_fetch)(struct emu_vcpu *v);
 	/* A store reached guest-physical [gpa, gpa+len) on a page that holds translated code. */
 	void (*code_written)(struct emu_vcpu *v, uint64_t gpa, uint64_t len);
 	/* Guest-physical page (gpa >> 12) holds translated code: stores must go the slow way. */
@@ -160,6 +163,9 @@ struct emu_vcpu {
 	bool halted, wait_sipi;
 	/* PAUSE: the vCPU spins; the driver may run another. */
 	bool yield;
+	/* cpu.xsave is stale: the x87/SSE state is elsewhere (plat->fpu_fetch brings it). Only
+	 * the generic path touches that state, so it is fetched there, when needed. */
+	bool fpu_elsewhere;
 
 	/* Counters for --stats. */
 	uint64_t tlb_flushes, tlb_misses, generic_insns, device_accesses, device_ns;

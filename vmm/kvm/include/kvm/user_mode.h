@@ -63,6 +63,10 @@ enum kvm_user_result {
  * page first. Returns enum kvm_user_result. */
 int kvm_user_run(struct kvm_user *k, struct emu_vcpu *v, bool flush, uint8_t *vector);
 
+/* After a run, KVM keeps the x87/SSE state (v->fpu_elsewhere): this brings it into (v).
+ * Returns 0 or -errno (logged). */
+int kvm_user_fetch_fpu(struct kvm_user *k, struct emu_vcpu *v);
+
 /* Makes a kvm_user_run() in progress (or the next one) return KVM_USER_INTERRUPTED soon. Any
  * thread. */
 void kvm_user_kick(struct kvm_user *k);
