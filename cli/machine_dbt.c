@@ -45,6 +45,11 @@ static int native_fpu_fetch(void *ctx, struct emu_vcpu *v)
 	return kvm_user_fetch_fpu(ctx, v) ? -1 : 0;
 }
 
+static int native_zap(void *ctx, uint64_t gpa, uint64_t len)
+{
+	return kvm_user_zap(ctx, gpa, len) ? -1 : 0;
+}
+
 static uint64_t native_tsc(void *ctx)
 {
 	return kvm_user_tsc(ctx);
@@ -59,7 +64,7 @@ static int attach_kvm_user(struct dbt_machine *dm)
 {
 	struct kvm_user_config kc = {.mem = &dm->mem, .pio = &dm->pio, .mmio = &dm->mmio};
 	struct dbt_native_ops ops = {.run = native_run, .kick = native_kick, .tsc = native_tsc,
-				     .fpu_fetch = native_fpu_fetch,
+				     .fpu_fetch = native_fpu_fetch, .zap = native_zap,
 				     .window_pml4 = SYSCALL_TRAP_PML4_INDEX};
 
 	dm->kvm = kvm_user_create(&kc);
@@ -86,10 +91,14 @@ int dbt_machine_init(struct dbt_machine *dm, uint64_t ram_size, unsigned int ncp
 	guest_mem_init(&dm->mem);
 	bus_init(&dm->pio, "port I/O");
 	bus_init(&dm->mmio, "MMIO");
-	ret = guest_mem_alloc(&dm->mem, 0, dm->map.low_ram_end);
+	/* --accel hybrid: shared memory, so that KVM's translations of single pages can be
+	 * dropped (kvm_user_zap()). */
+	int (*alloc)(struct guest_mem *, gpa_t, uint64_t) =
+		hybrid ? guest_mem_alloc_shared : guest_mem_alloc;
+
+	ret = alloc(&dm->mem, 0, dm->map.low_ram_end);
 	if (!ret && dm->map.ram_size > dm->map.low_ram_end)
-		ret = guest_mem_alloc(&dm->mem, LAYOUT_HIGH_RAM,
-				      dm->map.ram_size - dm->map.low_ram_end);
+		ret = alloc(&dm->mem, LAYOUT_HIGH_RAM, dm->map.ram_size - dm->map.low_ram_end);
 	if (ret) {
 		pr_err("cannot map %llu MiB of guest RAM: %s",
 		       (unsigned long long)(dm->map.ram_size >> 20), strerror(-ret));

@@ -3,7 +3,9 @@
  * tables later linked in), which reported changes are harmless (not-present to present,
  * accessed/dirty set, supervisor-only on both sides, the VMM's own slot) and which force KVM's
  * shadow to be dropped (present entries cleared, write-protected, made supervisor-only,
- * repointed; accessed/dirty cleared), and what happens when the table of tracked pages fills. */
+ * repointed; accessed/dirty cleared), which of those a zap of the old page covers (leaf
+ * entries into RAM) and which need the flush, and what happens when the table of tracked
+ * pages fills. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -32,6 +34,9 @@
 #define SPARE  0x16000ull
 #define PML4_B 0x17000ull
 #define FRAME  0x100000ull
+
+/* Without zaps (guest RAM not shared): every revocation is a flush. */
+#define PREP(w, cr3) ptwatch_prepare(w, cr3, false)
 
 static uint8_t *ram;
 static struct guest_mem mem;
@@ -65,7 +70,7 @@ static void fresh(struct ptwatch *w, unsigned int max)
 {
 	build();
 	CHECK_EQ(ptwatch_init(w, &mem, max, SKIP), 0);
-	CHECK_EQ(ptwatch_prepare(w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(w, PML4), PTWATCH_OK);
 }
 
 static void test_tracking(void)
@@ -84,7 +89,7 @@ static void test_tracking(void)
 	CHECK(!ptwatch_tracked(&w, 0x200000));
 	CHECK_EQ(w.npages, 4);
 	/* Nothing written: nothing to do, again and again. */
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	CHECK_EQ(w.stale_count, 0);
 	ptwatch_fini(&w);
 }
@@ -96,25 +101,25 @@ static void test_harmless(void)
 	fresh(&w, 64);
 	/* Not present -> present. */
 	store(PT, 20, (FRAME + 0x9000) | P | RW | US, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	/* Accessed and dirty set. */
 	store(PT, 0, table(PT)[0] | A | D, &w);
 	store(PD, 0, table(PD)[0] | A, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	/* Supervisor-only before and after, even repointed. */
 	store(PML4, 300, PD_K | P, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	/* The VMM's own slot. */
 	store(PML4, SKIP, 0x1234000 | P | RW | US, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	/* A new user table linked in (not present -> present) is tracked from then on, and a
 	 * later change in it is seen. */
 	table(SPARE)[5] = (FRAME + 0x5000) | P | RW | US;
 	store(PD, 2, SPARE | P | RW | US, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	CHECK(ptwatch_tracked(&w, SPARE));
 	store(SPARE, 5, (FRAME + 0x5000) | P | US, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_FLUSH);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_FLUSH);
 	CHECK_EQ(w.stale_count, 1);
 	ptwatch_fini(&w);
 }
@@ -149,17 +154,17 @@ static void test_revoking(void)
 		fresh(&w, 64);
 		table(PT)[5] |= A | D; /* what KVM or the engine set since */
 		store(PT, 5, table(PT)[5], &w);
-		CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+		CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 		v = cases[i].value == ~0ull
 			    ? (table(cases[i].gpa)[cases[i].index] & ~cases[i].clear) | cases[i].set
 			    : cases[i].value;
 		store(cases[i].gpa, cases[i].index, v, &w);
-		if (ptwatch_prepare(&w, PML4) != PTWATCH_FLUSH)
+		if (PREP(&w, PML4) != PTWATCH_FLUSH)
 			fprintf(stderr, "no flush for: %s\n", cases[i].name);
 		CHECK_EQ(w.stale_count, 1);
 		/* Tracking started afresh from the current tree. */
 		CHECK(ptwatch_tracked(&w, PML4));
-		CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+		CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 		ptwatch_fini(&w);
 	}
 }
@@ -172,11 +177,11 @@ static void test_reports(void)
 
 	fresh(&w, 64);
 	table(PT)[0] = 0;
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_OK);
 	ptwatch_written(&w, FRAME, 4096);
 	CHECK_EQ(w.ndirty, 0);
 	ptwatch_all_written(&w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_FLUSH);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_FLUSH);
 	ptwatch_fini(&w);
 }
 
@@ -189,12 +194,12 @@ static void test_second_root(void)
 	fresh(&w, 64);
 	table(PML4_B)[0] = SPARE | P | RW | US;
 	table(SPARE)[0] = 0;
-	CHECK_EQ(ptwatch_prepare(&w, PML4_B), PTWATCH_OK);
+	CHECK_EQ(PREP(&w, PML4_B), PTWATCH_OK);
 	CHECK(ptwatch_tracked(&w, PML4_B));
 	CHECK(ptwatch_tracked(&w, SPARE));
 	CHECK(ptwatch_tracked(&w, PT));
 	store(PML4_B, 0, 0, &w);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_FLUSH);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_FLUSH);
 	CHECK(!ptwatch_tracked(&w, PML4_B));
 	ptwatch_fini(&w);
 }
@@ -205,9 +210,69 @@ static void test_full(void)
 
 	build();
 	CHECK_EQ(ptwatch_init(&w, &mem, 3, SKIP), 0);
-	CHECK_EQ(ptwatch_prepare(&w, PML4), PTWATCH_UNTRACKED);
+	CHECK_EQ(PREP(&w, PML4), PTWATCH_UNTRACKED);
 	CHECK_EQ(w.npages, 0);
 	CHECK(!ptwatch_tracked(&w, PML4));
+	ptwatch_fini(&w);
+}
+
+/* With zaps: a revoked leaf names the page it mapped (4 KiB or 2 MiB); table entries, pages
+ * outside RAM and too many zaps at once flush. */
+static void test_zaps(void)
+{
+	struct ptwatch w;
+
+	fresh(&w, 64);
+	store(PT, 1, table(PT)[1] & ~RW, &w);
+	store(PT, 2, (FRAME + 0x70000) | P | RW | US, &w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_ZAP);
+	CHECK_EQ(w.nzap, 2);
+	CHECK_EQ(w.zap[0].gpa, FRAME + 0x1000);
+	CHECK_EQ(w.zap[0].len, 4096);
+	CHECK_EQ(w.zap[1].gpa, FRAME + 0x2000);
+	/* Tracking goes on; the zap list is for one entry only. */
+	CHECK(ptwatch_tracked(&w, PT));
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_OK);
+	CHECK_EQ(w.nzap, 0);
+	/* A large page: its 2 MiB. */
+	store(PD, 1, 0, &w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_ZAP);
+	CHECK_EQ(w.zap[0].gpa, 0x200000);
+	CHECK_EQ(w.zap[0].len, 2u << 20);
+	/* A table entry: flush. */
+	store(PD, 0, SPARE | P | RW | US, &w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_FLUSH);
+	CHECK(ptwatch_tracked(&w, SPARE));
+	ptwatch_fini(&w);
+
+	/* A leaf that mapped something outside RAM: nothing of mvm's to drop. */
+	fresh(&w, 64);
+	table(PT)[9] = 0x7f000000 | P | RW | US;
+	store(PT, 9, table(PT)[9], &w); /* not present -> present: harmless */
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_OK);
+	store(PT, 9, 0, &w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_FLUSH);
+	ptwatch_fini(&w);
+
+	/* More revocations than the list holds. */
+	fresh(&w, 64);
+	for (unsigned int i = 0; i < 512; i++)
+		table(PT)[i] = (FRAME + 4096ull * (i % 64)) | P | RW | US;
+	ptwatch_all_written(&w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_OK);
+	for (unsigned int i = 0; i <= PTW_MAX_ZAPS; i++)
+		store(PT, i, 0, &w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_FLUSH);
+	ptwatch_fini(&w);
+
+	/* A page used as a PT in one tree and as a PD in another: a change there is a table
+	 * entry for the second, so it flushes. */
+	fresh(&w, 64);
+	table(PML4_B)[0] = SPARE | P | RW | US;
+	table(SPARE)[0] = PT | P | RW | US; /* SPARE: a PDPT whose entry 0 is PT, used as a PD */
+	CHECK_EQ(ptwatch_prepare(&w, PML4_B, true), PTWATCH_OK);
+	store(PT, 0, 0, &w);
+	CHECK_EQ(ptwatch_prepare(&w, PML4, true), PTWATCH_FLUSH);
 	ptwatch_fini(&w);
 }
 
@@ -225,6 +290,7 @@ int main(void)
 	test_reports();
 	test_second_root();
 	test_full();
+	test_zaps();
 	free(ram);
 	return t_done();
 }

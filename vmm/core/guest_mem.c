@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -32,6 +33,45 @@ static int add_region(struct guest_mem *mem, gpa_t gpa, uint64_t size, void *hva
 	mem->r[mem->n++] = (struct guest_mem_region){
 		.gpa = gpa, .size = size, .hva = hva, .owned = owned};
 	return 0;
+}
+
+int guest_mem_alloc_shared(struct guest_mem *mem, gpa_t gpa, uint64_t size)
+{
+	void *hva;
+	int fd, ret = check_new_region(mem, gpa, size);
+
+	if (ret)
+		return ret;
+	fd = memfd_create("mvm-guest-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	hva = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	ret = hva == MAP_FAILED ? -errno : 0;
+	close(fd); /* the mapping keeps the memory */
+	if (ret)
+		return ret;
+	madvise(hva, size, MADV_DONTDUMP);
+	add_region(mem, gpa, size, hva, true);
+	mem->r[mem->n - 1].shared = true;
+	return 0;
+}
+
+int guest_mem_refault(const struct guest_mem *mem, gpa_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < mem->n; i++) {
+		const struct guest_mem_region *r = &mem->r[i];
+		uint64_t off = gpa - r->gpa;
+
+		if (gpa >= r->gpa && off < r->size && len <= r->size - off && r->shared &&
+		    IS_ALIGNED(gpa, 4096) && IS_ALIGNED(len, 4096))
+			return madvise(r->hva + off, len, MADV_DONTNEED) ? -errno : 0;
+	}
+	return -EINVAL;
 }
 
 int guest_mem_alloc(struct guest_mem *mem, gpa_t gpa, uint64_t size)

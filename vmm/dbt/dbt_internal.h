@@ -82,7 +82,7 @@ struct dbt {
 	struct dbt_block *scratch;	/* user-mode blocks: translated, run once, never kept */
 	bool native_skip;		/* the native side refused this CR3's user code */
 	uint64_t native_skip_cr3;
-	uint64_t native_runs, native_flushes, user_blocks;
+	uint64_t native_runs, native_flushes, native_zaps, user_blocks;
 
 	/* Counters. */
 	uint64_t blocks_translated, uops_translated, chain_hits, lookups, invalidations,

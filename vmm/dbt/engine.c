@@ -538,7 +538,13 @@ static int run_native(struct dbt *d, struct dbt_cpu *c)
 
 	if (d->native_skip && d->native_skip_cr3 == v->cpu.cr3)
 		return 0;
-	pv = ptwatch_prepare(&d->ptw, v->cpu.cr3);
+	pv = ptwatch_prepare(&d->ptw, v->cpu.cr3, d->native.zap != NULL);
+	if (pv == PTWATCH_ZAP) {
+		for (unsigned int i = 0; i < d->ptw.nzap && pv == PTWATCH_ZAP; i++)
+			if (d->native.zap(d->native.ctx, d->ptw.zap[i].gpa, d->ptw.zap[i].len))
+				pv = ptwatch_restart(&d->ptw, v->cpu.cr3);
+		d->native_zaps += pv == PTWATCH_ZAP;
+	}
 	if (d->ptw.added) {
 		/* Newly tracked tables lose their fast write path. */
 		d->ptw.added = 0;
@@ -814,9 +820,11 @@ void dbt_print_stats(struct dbt *d, FILE *f)
 	}
 	if (d->native_on)
 		fprintf(f, "mvm: hybrid: %llu user-mode runs handed to KVM, %llu after page-table "
-			"changes it had to forget; %llu user blocks run in the engine; %llu page-"
-			"table checks, %llu tables tracked in all\n",
+			"changes it had to forget whole, %llu after dropping %llu pages' "
+			"translations; %llu user blocks run in the engine; %llu page-table checks, "
+			"%llu tables tracked in all\n",
 			(unsigned long long)d->native_runs, (unsigned long long)d->native_flushes,
+			(unsigned long long)d->native_zaps, (unsigned long long)d->ptw.zapped,
 			(unsigned long long)d->user_blocks, (unsigned long long)d->ptw.checks,
 			(unsigned long long)d->ptw.tracked_total);
 	fprintf(f, "mvm: dbt: %llu device accesses (port I/O and MMIO) took %.3f s of the %.3f s "

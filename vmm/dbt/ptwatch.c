@@ -116,11 +116,14 @@ static bool is_table(uint64_t e, unsigned int level)
 
 static void track(struct ptwatch *w, uint64_t gfn, unsigned int level);
 
-/* Tracks the tables that (e), an entry of a level-(level) table, leads user mode to. */
-static void track_entry(struct ptwatch *w, uint64_t e, unsigned int level)
+/* Tracks the tables that (e), an entry of a table used at (levels), leads user mode to. */
+static void track_entry(struct ptwatch *w, uint64_t e, unsigned int levels)
 {
-	if ((e & PTE_P) && (e & PTE_US) && is_table(e, level))
-		track(w, (e & PTE_ADDR) >> 12, level - 1);
+	if (!(e & PTE_P) || !(e & PTE_US))
+		return;
+	for (unsigned int level = 2; level <= 4; level++)
+		if ((levels & (1u << level)) && is_table(e, level))
+			track(w, (e & PTE_ADDR) >> 12, level - 1);
 }
 
 static void track(struct ptwatch *w, uint64_t gfn, unsigned int level)
@@ -129,8 +132,18 @@ static void track(struct ptwatch *w, uint64_t gfn, unsigned int level)
 	struct ptw_page *p;
 	unsigned int i;
 
-	if (find(w, gfn))
+	p = find(w, gfn);
+	if (p) {
+		/* The same page as a table of another level (another tree's, or a recursive
+		 * map): its entries lead to other tables then. */
+		if (!(p->levels & (1u << level))) {
+			p->levels |= (uint8_t)(1u << level);
+			for (unsigned int k = 0; k < PT_ENTRIES; k++)
+				if (!(level == 4 && k == w->skip_pml4))
+					track_entry(w, p->snap[k], 1u << level);
+		}
 		return;
+	}
 	cur = gpa_to_hva(w->mem, gfn << 12, 4096);
 	if (!cur)
 		return; /* not RAM: the walk faults there, in KVM as in the engine */
@@ -142,7 +155,7 @@ static void track(struct ptwatch *w, uint64_t gfn, unsigned int level)
 		;
 	p = &w->slot[i];
 	p->gfn = gfn;
-	p->level = (uint8_t)level;
+	p->levels = (uint8_t)(1u << level);
 	p->dirty = false;
 	p->snap = w->pool + (size_t)w->npages * PT_ENTRIES;
 	w->npages++;
@@ -156,11 +169,39 @@ static void track(struct ptwatch *w, uint64_t gfn, unsigned int level)
 		return;
 	for (unsigned int k = 0; k < PT_ENTRIES; k++)
 		if (!(level == 4 && k == w->skip_pml4))
-			track_entry(w, p->snap[k], level);
+			track_entry(w, p->snap[k], 1u << level);
+}
+
+/* Revoked entry (old) of a table used at (levels): a zap of the page it mapped when it is a
+ * leaf into RAM at every level the table is used at and the list has room, else a flush. */
+static void revoke(struct ptwatch *w, uint64_t old, unsigned int levels, bool zap_ok)
+{
+	uint64_t size = 0;
+
+	for (unsigned int level = 1; level <= 4; level++) {
+		if (!(levels & (1u << level)))
+			continue;
+		if (is_table(old, level) || level == 4) {
+			w->stale = true;
+			return;
+		}
+		size = level == 1 ? 4096 : level == 2 ? (2ull << 20) : (1ull << 30);
+	}
+	if (!zap_ok || w->nzap == PTW_MAX_ZAPS || levels != (levels & -levels)) {
+		w->stale = true;
+		return;
+	}
+	w->zap[w->nzap].gpa = old & PTE_ADDR & ~(size - 1);
+	w->zap[w->nzap].len = size;
+	if (!gpa_to_hva(w->mem, w->zap[w->nzap].gpa, size)) {
+		w->stale = true; /* not RAM: no mapping of mvm's to drop */
+		return;
+	}
+	w->nzap++;
 }
 
 /* Compares tracked page (p) with its snapshot; see the rules in ptwatch.h. */
-static void check(struct ptwatch *w, struct ptw_page *p)
+static void check(struct ptwatch *w, struct ptw_page *p, bool zap_ok)
 {
 	const uint64_t *cur = gpa_to_hva(w->mem, p->gfn << 12, 4096);
 
@@ -170,40 +211,51 @@ static void check(struct ptwatch *w, struct ptw_page *p)
 	for (unsigned int k = 0; k < PT_ENTRIES; k++) {
 		uint64_t old = p->snap[k], new = __atomic_load_n(&cur[k], __ATOMIC_RELAXED);
 
-		if (old == new || (p->level == 4 && k == w->skip_pml4))
+		if (old == new || ((p->levels & (1u << 4)) && k == w->skip_pml4))
 			continue;
 		p->snap[k] = new;
 		if (!(old & PTE_P)) {
-			track_entry(w, new, p->level);
+			track_entry(w, new, p->levels);
 		} else if (!(old & PTE_US) && !(new & PTE_US)) {
 			/* Supervisor-only before and after: user mode never went through it. */
 		} else if (!((old ^ new) & ~(PTE_A | PTE_D)) && !(old & ~new & (PTE_A | PTE_D))) {
 			/* Only accessed/dirty set (by the engine's walks). */
 		} else {
-			w->stale = true;
+			revoke(w, old, p->levels, zap_ok);
+			/* A repointed table entry leads to a table to track. */
+			track_entry(w, new, p->levels);
 		}
 	}
 }
 
-enum ptwatch_verdict ptwatch_prepare(struct ptwatch *w, uint64_t cr3)
+enum ptwatch_verdict ptwatch_prepare(struct ptwatch *w, uint64_t cr3, bool zap_ok)
 {
 	uint64_t root = (cr3 & PTE_ADDR) >> 12;
 
 	w->checks++;
+	w->nzap = 0;
 	/* Checking may track more pages and so grow the list: index, do not cache its length. */
 	for (unsigned int i = 0; i < w->ndirty; i++) {
 		struct ptw_page *p = &w->slot[w->dirty[i]];
 
 		if (p->dirty)
-			check(w, p);
+			check(w, p, zap_ok);
 	}
 	w->ndirty = 0;
 	track(w, root, 4);
-	if (!w->stale && !w->full)
-		return PTWATCH_OK;
+	if (!w->stale && !w->full) {
+		w->zapped += w->nzap;
+		return w->nzap ? PTWATCH_ZAP : PTWATCH_OK;
+	}
 	w->stale_count += w->stale;
+	return ptwatch_restart(w, cr3);
+}
+
+enum ptwatch_verdict ptwatch_restart(struct ptwatch *w, uint64_t cr3)
+{
+	w->nzap = 0;
 	forget_all(w);
-	track(w, root, 4);
+	track(w, (cr3 & PTE_ADDR) >> 12, 4);
 	if (w->full) {
 		forget_all(w);
 		return PTWATCH_UNTRACKED;

@@ -317,6 +317,16 @@ uint64_t kvm_user_tsc(const struct kvm_user *k)
 	return __rdtsc() + (uint64_t)k->tsc_offset;
 }
 
+int kvm_user_zap(struct kvm_user *k, uint64_t gpa, uint64_t len)
+{
+	int ret = guest_mem_refault(k->mem, gpa, len);
+
+	if (ret)
+		pr_warn_once("cannot drop KVM's translations of guest page 0x%llx (%s): flushing "
+			     "all instead", (unsigned long long)gpa, strerror(-ret));
+	return ret;
+}
+
 void kvm_user_kick(struct kvm_user *k)
 {
 	/* The vCPU thread keeps the signal blocked outside KVM_RUN, so a kick that lands before

@@ -15,6 +15,7 @@ struct guest_mem_region {
 	uint64_t size;
 	uint8_t *hva;
 	bool owned; /* mapped by guest_mem_alloc(), unmapped by guest_mem_fini() */
+	bool shared; /* a memfd's pages (guest_mem_alloc_shared()) */
 };
 
 struct guest_mem {
@@ -33,6 +34,12 @@ void guest_mem_init(struct guest_mem *mem);
  * Regions must not overlap and must be 4 KiB aligned. Returns 0, -EINVAL, -ENOSPC (too many
  * regions) or the mmap error. */
 int guest_mem_alloc(struct guest_mem *mem, gpa_t gpa, uint64_t size);
+/* The same on shared memory (a memfd): guest_mem_refault() works on it. */
+int guest_mem_alloc_shared(struct guest_mem *mem, gpa_t gpa, uint64_t size);
+/* Drops the host's mappings of [gpa, gpa+len) in shared regions, contents kept: every user of
+ * them faults them in again, KVM included (its MMU notifier drops its translations of those
+ * pages). Returns 0, or -EINVAL when the range is not in one shared region. */
+int guest_mem_refault(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
 
 /* Asks for transparent huge pages (MADV_HUGEPAGE) on the regions this memory mapped: with the
  * host's THP in "madvise" mode (Debian's default) guest RAM is otherwise 4 KiB pages, and every

@@ -107,6 +107,9 @@ struct dbt_native_ops {
 	/* Brings the x87/SSE state into (v) (run() may leave it where user mode ran, with
 	 * v->fpu_elsewhere set). 0 or -1. */
 	int (*fpu_fetch)(void *ctx, struct emu_vcpu *v);
+	/* Optional: drops every translation the native side holds of guest-physical
+	 * [gpa, gpa+len) (dbt/ptwatch.h, point 5). 0, or -1: it flushes all instead. */
+	int (*zap)(void *ctx, uint64_t gpa, uint64_t len);
 	uint64_t tsc_khz;
 	unsigned int window_pml4;	/* the native side's own PML4 slot: not guest page tables */
 	void *ctx;

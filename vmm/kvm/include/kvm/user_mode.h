@@ -67,6 +67,11 @@ int kvm_user_run(struct kvm_user *k, struct emu_vcpu *v, bool flush, uint8_t *ve
  * Returns 0 or -errno (logged). */
 int kvm_user_fetch_fpu(struct kvm_user *k, struct emu_vcpu *v);
 
+/* Drops KVM's translations of guest-physical [gpa, gpa+len) (guest RAM must be shared memory:
+ * guest_mem_alloc_shared(); the host mapping is dropped and KVM's MMU notifier follows).
+ * Returns 0 or -errno (logged once). */
+int kvm_user_zap(struct kvm_user *k, uint64_t gpa, uint64_t len);
+
 /* Makes a kvm_user_run() in progress (or the next one) return KVM_USER_INTERRUPTED soon. Any
  * thread. */
 void kvm_user_kick(struct kvm_user *k);
