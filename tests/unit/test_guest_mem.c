@@ -158,9 +158,36 @@ static void test_thp(void)
 	guest_mem_fini(&mem);
 }
 
+/* Shared guest RAM (--accel hybrid): a refault keeps the contents (it only drops the host's
+ * mappings, which is what makes KVM drop its own); private RAM, unaligned ranges and ranges
+ * outside RAM are refused. */
+static void test_shared_refault(void)
+{
+	struct guest_mem mem;
+	uint8_t *p;
+
+	guest_mem_init(&mem);
+	CHECK_EQ(guest_mem_alloc_shared(&mem, 0, 0x10000), 0);
+	CHECK_EQ(guest_mem_alloc(&mem, 0x100000, 0x10000), 0);
+	p = gpa_to_hva(&mem, 0x3000, 8);
+	CHECK(p != NULL);
+	if (p) {
+		memcpy(p, "contents", 8);
+		CHECK_EQ(guest_mem_refault(&mem, 0x3000, 4096), 0);
+		CHECK(!memcmp(p, "contents", 8));
+	}
+	CHECK_EQ(guest_mem_refault(&mem, 0, 0x10000), 0);
+	CHECK_EQ(guest_mem_refault(&mem, 0x3001, 4096), -EINVAL);
+	CHECK_EQ(guest_mem_refault(&mem, 0xf000, 0x2000), -EINVAL);
+	CHECK_EQ(guest_mem_refault(&mem, 0x100000, 4096), -EINVAL);
+	CHECK_EQ(guest_mem_refault(&mem, 0x200000, 4096), -EINVAL);
+	guest_mem_fini(&mem);
+}
+
 int main(void)
 {
 	test_translation();
+	test_shared_refault();
 	test_alloc();
 	test_thp();
 	test_memmap();
