@@ -113,8 +113,9 @@ def case_clock(c):
 def case_forkexec(c):
     """Processes: 200 command substitutions (fork, exec, exit, wait), subshells that change a
     variable their parent must keep (copy-on-write), awk filling and summing a 100,000-entry
-    array (brk/mmap and page faults), a pipeline. Under --accel hybrid every one of those
-    changes page tables that KVM runs user code on (dbt/ptwatch.h)."""
+    array (brk/mmap and page faults), a pipeline, a signal caught by a shell handler and one
+    that kills a process. Under --accel hybrid every one of those changes page tables that KVM
+    runs user code on (dbt/ptwatch.h), and signals cross between the engine and KVM."""
     p = images()
     run = ("i=0; while [ $i -lt 200 ]; do x=$(echo $i); [ $x = $i ] || echo BAD-SUBST $i; "
            "i=$((i+1)); done; echo FORKS $i; "
@@ -122,7 +123,9 @@ def case_forkexec(c):
            "done; echo COW $v; "
            "echo AWK $(awk 'BEGIN{for(i=0;i<100000;i++)a[i]=i;s=0;for(i in a)s+=a[i];"
            "print s}'); "
-           "seq 1 5000 | sort -rn | head -n 1 | sed 's/^/PIPE /'")
+           "seq 1 5000 | sort -rn | head -n 1 | sed 's/^/PIPE /'; "
+           "caught(){ echo SIG-CAUGHT; }; trap caught USR1; kill -USR1 $$; "
+           "sh -c 'kill -SEGV $$'; echo SIG-RC $?")
     r = boot(p["MVM_VMLINUX"], p["MVM_INITRAMFS"], run, ["-m", "256M"])
     common_checks(c, r, "fork/exec")
     c.check(not re.search(r"^BAD-", r.out, re.M), "every child saw what it should", r)
@@ -131,6 +134,10 @@ def case_forkexec(c):
             "the parent kept its variable while children changed theirs", r)
     c.check(re.search(r"^AWK 4999950000\r?$", r.out, re.M), "awk summed 0..99999", r)
     c.check(re.search(r"^PIPE 5000\r?$", r.out, re.M), "the pipeline sorted 5000 lines", r)
+    c.check(re.search(r"^SIG-CAUGHT\r?$", r.out, re.M),
+            "a signal handler ran in user mode (signal frame, sigreturn)", r)
+    c.check(re.search(r"^SIG-RC 139\r?$", r.out, re.M),
+            "a process killed by SIGSEGV was reported as such (128 + 11)", r)
 
 
 CASES = {"pvh": case_pvh, "bzimage": case_bzimage, "clock": case_clock,

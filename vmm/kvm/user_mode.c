@@ -39,6 +39,7 @@
 #define MSR_LSTAR	 0xc0000082
 #define MSR_CSTAR	 0xc0000083
 #define MSR_SFMASK	 0xc0000084
+#define MSR_TSC_AUX	 0xc0000103
 
 #define PTE_P	 (1ull << 0)
 #define PTE_RW	 (1ull << 1)
@@ -83,6 +84,8 @@ struct kvm_user {
 	/* The x87/SSE image KVM holds, as the engine last saw it. */
 	uint8_t fpu[XSAVE_LEGACY];
 	bool fpu_valid;
+	uint64_t tsc_aux;		/* KVM's TSC_AUX */
+	bool tsc_aux_valid;
 	struct kvm_xsave xsave;
 	/* Counters. */
 	uint64_t fpu_fetches, sregs_sets, entries, syscalls, exceptions, interrupted, other_exits, flushes;
@@ -552,6 +555,20 @@ int kvm_user_fetch_fpu(struct kvm_user *k, struct emu_vcpu *v)
 	return 0;
 }
 
+/* RDTSCP in user mode reads TSC_AUX natively (Linux keeps the CPU number there). */
+static int put_tsc_aux(struct kvm_user *k, const struct emu_vcpu *v)
+{
+	uint32_t idx = MSR_TSC_AUX;
+
+	if (k->tsc_aux_valid && k->tsc_aux == v->cpu.tsc_aux)
+		return 0;
+	if (set_msrs(k, &idx, &v->cpu.tsc_aux, 1))
+		return -EIO;
+	k->tsc_aux = v->cpu.tsc_aux;
+	k->tsc_aux_valid = true;
+	return 0;
+}
+
 /* --- state back from KVM --- */
 
 static void get_gprs(struct emu_vcpu *v, const struct kvm_regs *r)
@@ -738,7 +755,7 @@ int kvm_user_run(struct kvm_user *k, struct emu_vcpu *v, bool flush, uint8_t *ve
 		pr_warn_once("the guest IDT is unreadable: user code runs in the engine");
 		return KVM_USER_UNSUPPORTED;
 	}
-	if (put_fpu(k, v))
+	if (put_fpu(k, v) || put_tsc_aux(k, v))
 		return KVM_USER_ERROR;
 	put_regs(k, v);
 	put_sregs(k, v);
