@@ -367,6 +367,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
 	if (!cfg->kernel)
 		return fail(err, errlen, "no kernel given (-k FILE)");
+	if (cfg->accel == ACCEL_HYBRID && cfg->cpus > 1)
+		return fail(err, errlen, "--accel hybrid runs one vCPU; -c %u needs --accel dbt or kvm",
+			    cfg->cpus);
 	nvirtio = cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO);
 	if (nvirtio + cfg->rng > MVM_MAX_VIRTIO) {
 		if (rng_given || nvirtio > MVM_MAX_VIRTIO)

@@ -53,6 +53,9 @@ def main():
         expect_usage(c, ["-k", hello, "-c", "0"], "--cpus", "-c 0")
         expect_usage(c, ["-k", hello, "-c", "1000"], "--cpus", "-c 1000")
         expect_usage(c, ["-k", hello, "--bogus"], "--bogus", "unknown option")
+        expect_usage(c, ["-k", hello, "--accel", "turbo"], "--accel", "unknown accelerator")
+        expect_usage(c, ["-k", hello, "--accel", "hybrid", "-c", "2"], "one vCPU",
+                     "--accel hybrid with 2 vCPUs")
         expect_usage(c, ["-k", hello, "--console", "serial"], "--console", "bad console")
         expect_usage(c, ["-k", hello, "--console", f"file:{tmp}/no/such/dir/log"],
                      "console file", "console file in a missing directory")

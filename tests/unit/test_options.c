@@ -64,7 +64,7 @@ int main(void)
 	CHECK_EQ(P("run", "-k", "k", "--stats"), 0);
 	CHECK(cfg.stats);
 
-	/* --accel: KVM by default; dbt, auto; anything else names the option. */
+	/* --accel: KVM by default; dbt, hybrid, auto; anything else names the option. */
 	CHECK_EQ(P("run", "-k", "k"), 0);
 	CHECK_EQ(cfg.accel, ACCEL_KVM);
 	CHECK_EQ(P("run", "-k", "k", "--accel", "dbt"), 0);
@@ -75,6 +75,11 @@ int main(void)
 	CHECK_EQ(cfg.accel, ACCEL_KVM);
 	CHECK_EQ(P("run", "-k", "k", "--accel", "tcg"), -EINVAL);
 	CHECK(strstr(err, "--accel") && strstr(err, "tcg"));
+	/* hybrid: one vCPU (user mode on one KVM vCPU). */
+	CHECK_EQ(P("run", "-k", "k", "--accel", "hybrid"), 0);
+	CHECK_EQ(cfg.accel, ACCEL_HYBRID);
+	CHECK_EQ(P("run", "-k", "k", "--accel", "hybrid", "-c", "2"), -EINVAL);
+	CHECK(strstr(err, "hybrid") && strstr(err, "one vCPU"));
 	CHECK_EQ(P("run", "-k", "k", "--accel"), -EINVAL);
 
 	/* Help and version. */
