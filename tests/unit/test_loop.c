@@ -1,6 +1,11 @@
-/* test_loop.c: the io_uring loop: completions reach their op, stop from another thread. */
+/* test_loop.c: the io_uring loop: completions reach their op, stop from another thread; the
+ * ring takes only the operations mvm uses. */
 #include "core/loop.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -27,6 +32,65 @@ static void read_done(struct loop_op *op, int res, unsigned int flags)
 		return;
 	}
 	io_uring_prep_read(loop_sqe(r->loop, &r->op), r->fd, r->buf, sizeof(r->buf), -1);
+}
+
+/* Kernels from 5.10 on can restrict a ring; on them the loop's must be. */
+static bool kernel_restricts(void)
+{
+	struct utsname u;
+	unsigned int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return true;
+	return major > 5 || (major == 5 && minor >= 10);
+}
+
+/* Submits (sqe) alone and returns its completion's result. */
+static int complete_one(struct loop *l)
+{
+	struct io_uring_cqe *cqe;
+	int res;
+
+	if (io_uring_submit(&l->ring) < 0 || io_uring_wait_cqe(&l->ring, &cqe))
+		return 1;
+	res = cqe->res;
+	io_uring_cqe_seen(&l->ring, cqe);
+	return res;
+}
+
+static void test_restrictions(void)
+{
+	struct loop l;
+	struct io_uring_sqe *sqe;
+	struct io_uring_probe probe;
+
+	CHECK_EQ(loop_init(&l, 8), 0);
+	if (!l.restricted) {
+		CHECK(!kernel_restricts());
+		fprintf(stderr, "io_uring restrictions not checked: kernel before 5.10\n");
+		loop_fini(&l);
+		return;
+	}
+	/* loop_init() queued its stop read; it stays pending, the ops below complete alone. */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_nop(sqe);
+	CHECK_EQ(complete_one(&l), 0);
+	/* An operation mvm never uses: refused, nothing opened. */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_openat(sqe, AT_FDCWD, "/etc/passwd", O_RDONLY, 0);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_socket(sqe, 1, 2, 0, 0);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	/* An allowed operation with an SQE flag mvm never sets. */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	/* No io_uring_register() operation once the ring runs. */
+	memset(&probe, 0, sizeof(probe));
+	CHECK_EQ(io_uring_register(l.ring.ring_fd, IORING_REGISTER_PROBE, &probe, 0), -EACCES);
+	loop_fini(&l);
 }
 
 int main(void)
@@ -59,5 +123,6 @@ int main(void)
 	loop_fini(&loop);
 	close(p[0]);
 	close(p[1]);
+	test_restrictions();
 	return t_done();
 }

@@ -10,6 +10,67 @@
 #include "util/log.h"
 #include "util/util.h"
 
+/* Every operation mvm puts on the ring (grep io_uring_prep_ in the tree): the ring refuses
+ * any other with -EACCES, so a corrupted SQE cannot open, connect or send anything. */
+static const uint8_t loop_opcodes[] = {
+	IORING_OP_NOP,		/* virtio-mmio: completing a control request on the loop */
+	IORING_OP_READ,		/* eventfds (kicks, control, stop, irq relay), timerfds,
+				 * signalfd, console input */
+	IORING_OP_READV,	/* virtio-blk reads, virtio-net receive from the TAP */
+	IORING_OP_WRITEV,	/* virtio-blk writes (RWF_DSYNC too), net transmit, console */
+	IORING_OP_FSYNC,	/* virtio-blk flush (IORING_FSYNC_DATASYNC) */
+	IORING_OP_FALLOCATE,	/* virtio-blk discard and write-zeroes */
+	IORING_OP_POLL_ADD,	/* TAP and console readiness */
+	IORING_OP_ASYNC_CANCEL,	/* virtio-net and -console cancel their reads at reset */
+};
+
+/* Creates the ring disabled (IORING_SETUP_R_DISABLED), restricts it to loop_opcodes with no
+ * SQE flags and no io_uring_register() operation after it is enabled
+ * (IORING_REGISTER_RESTRICTIONS), then enables it. Kernels before 5.10 lack this: the ring is
+ * then created unrestricted, said once. */
+static int ring_init(struct loop *l, unsigned int entries)
+{
+	struct io_uring_restriction res[ARRAY_SIZE(loop_opcodes) + 1];
+	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED};
+	static bool said;
+	unsigned int n = 0;
+	int ret;
+
+	ret = io_uring_queue_init_params(entries, &l->ring, &p);
+	if (ret == -EINVAL) {
+		if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+			pr_warn("this kernel cannot create a disabled io_uring (5.10+): the ring "
+				"is not restricted to the operations mvm uses");
+		return io_uring_queue_init(entries, &l->ring, 0);
+	}
+	if (ret < 0)
+		return ret;
+	memset(res, 0, sizeof(res));
+	for (unsigned int i = 0; i < ARRAY_SIZE(loop_opcodes); i++) {
+		res[n].opcode = IORING_RESTRICTION_SQE_OP;
+		res[n++].sqe_op = loop_opcodes[i];
+	}
+	/* Without IORING_FEAT_EXT_ARG (before 5.11) liburing waits with a timeout by queueing
+	 * an IORING_OP_TIMEOUT itself (the device drains at exit). */
+	if (!(p.features & IORING_FEAT_EXT_ARG)) {
+		res[n].opcode = IORING_RESTRICTION_SQE_OP;
+		res[n++].sqe_op = IORING_OP_TIMEOUT;
+	}
+	/* No IORING_RESTRICTION_SQE_FLAGS_ALLOWED: mvm sets no IOSQE_* flag, so none is allowed;
+	 * no IORING_RESTRICTION_REGISTER_OP: no io_uring_register() once enabled. The raw call
+	 * (it returns -errno): Debian's liburing 2.3 does not export
+	 * io_uring_register_restrictions() and io_uring_enable_rings(). */
+	ret = io_uring_register(l->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res, n);
+	if (!ret)
+		ret = io_uring_register(l->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+	if (ret < 0) {
+		io_uring_queue_exit(&l->ring);
+		return ret;
+	}
+	l->restricted = true;
+	return 0;
+}
+
 static void stop_done(struct loop_op *op, int res, unsigned int flags)
 {
 	struct loop *l = container_of(op, struct loop, stop_op);
@@ -22,9 +83,9 @@ int loop_init(struct loop *l, unsigned int entries)
 	int ret;
 
 	memset(l, 0, sizeof(*l));
-	ret = io_uring_queue_init(entries, &l->ring, 0);
+	ret = ring_init(l, entries);
 	if (ret < 0) {
-		pr_err("io_uring_queue_init: %s", strerror(-ret));
+		pr_err("creating the io_uring: %s", strerror(-ret));
 		return ret;
 	}
 	l->stop_fd = eventfd(0, EFD_CLOEXEC);

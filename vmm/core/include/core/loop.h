@@ -20,11 +20,12 @@ struct loop {
 	struct loop_op stop_op;
 	bool stopping;
 	bool thread_started;
+	bool restricted;	/* the ring accepts only the opcodes mvm uses (loop.c) */
 	pthread_t thread;
 };
 
-/* Creates the ring with (entries) SQEs. Returns 0 or -errno (io_uring_setup's, with a
- * message). */
+/* Creates the ring with (entries) SQEs, restricted to the io_uring operations mvm uses where
+ * the kernel can (5.10+; (l->restricted) says so). Returns 0 or -errno (with a message). */
 int loop_init(struct loop *l, unsigned int entries);
 void loop_fini(struct loop *l);
 
