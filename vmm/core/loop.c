@@ -3,10 +3,12 @@
 #include "core/loop.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/thread_role.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -156,17 +158,38 @@ void loop_run(struct loop *l)
 
 static void *loop_thread(void *arg)
 {
-	loop_run(arg);
+	struct loop *l = arg;
+	int ret = thread_role_enter(THREAD_IO);
+
+	/* loop_start() reads it once the post wakes it. */
+	l->start_ret = ret;
+	sem_post(&l->started);
+	if (!ret)
+		loop_run(l);
 	return NULL;
 }
 
 int loop_start(struct loop *l)
 {
-	int ret = pthread_create(&l->thread, NULL, loop_thread, l);
+	int ret;
 
+	if (sem_init(&l->started, 0, 0))
+		return -errno;
+	ret = pthread_create(&l->thread, NULL, loop_thread, l);
 	if (ret) {
 		pr_err("pthread_create: %s", strerror(ret));
+		sem_destroy(&l->started);
 		return -ret;
+	}
+	pthread_setname_np(l->thread, "mvm-io");
+	/* The thread has taken its role (its sandbox is in place) before anything else runs. */
+	while (sem_wait(&l->started) && errno == EINTR)
+		;
+	sem_destroy(&l->started);
+	if (l->start_ret) {
+		pr_err("the I/O thread could not start: %s", strerror(-l->start_ret));
+		pthread_join(l->thread, NULL);
+		return l->start_ret;
 	}
 	l->thread_started = true;
 	return 0;

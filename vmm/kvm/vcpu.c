@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/thread_role.h"
 #include "kvm/cpuid.h"
 #include "kvm/emulate.h"
 #include "kvm/syscall_trap.h"
@@ -301,6 +302,12 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 
+	/* Before the first KVM_RUN: the thread's sandbox (seccomp) is in place. */
+	if (thread_role_enter(THREAD_VCPU)) {
+		pr_err("vCPU %u: the thread could not take its role", v->index);
+		stop_request(&vm->stop, STOP_VMM_ERROR, 0);
+		return NULL;
+	}
 	while (stop_reason(&vm->stop) == STOP_NONE) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

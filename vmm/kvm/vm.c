@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/layout.h"
+#include "core/thread_role.h"
 #include "kvm/cpuid.h"
 #include "kvm/emulate.h"
 #include "kvm/syscall_trap.h"
@@ -296,6 +297,11 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* This thread only waits from here on. Taking THREAD_CONTROL also lets the vCPU threads
+	 * run (the sandbox holds them until every thread has its filter), so it happens even if
+	 * a thread failed to start. */
+	if (thread_role_enter(THREAD_CONTROL))
+		stop_request(&vm->stop, STOP_VMM_ERROR, 0);
 	/* vCPU threads return once a stop is requested and they are kicked. The kick in
 	 * stop_request() may have run before a thread was marked started, so kick again now
 	 * that every thread exists. */

@@ -5,6 +5,7 @@
 
 #include <liburing.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ struct loop {
 	bool thread_started;
 	bool restricted;	/* the ring accepts only the opcodes mvm uses (loop.c) */
 	pthread_t thread;
+	sem_t started;		/* loop_start(): the thread has taken THREAD_IO */
+	int start_ret;		/* and what thread_role_enter() said */
 };
 
 /* Creates the ring with (entries) SQEs, restricted to the io_uring operations mvm uses where
@@ -37,7 +40,9 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
 /* Submits what is queued. I/O thread only (or before loop_start()). */
 int loop_submit(struct loop *l);
 
-/* Runs the loop on a new thread until loop_stop(). Returns 0 or -errno. */
+/* Runs the loop on a new thread until loop_stop(). The thread first takes THREAD_IO
+ * (core/thread_role.h); this returns once it has. Returns 0 or -errno (the hook's, or
+ * pthread_create's). */
 int loop_start(struct loop *l);
 /* Runs the loop on the calling thread until loop_stop(). */
 void loop_run(struct loop *l);

@@ -51,8 +51,10 @@ void vm_destroy(struct vm *vm);
 /* Sets the boot vCPU's registers to (cpu). The other vCPUs wait for INIT/SIPI. */
 int vm_set_boot_cpu(struct vm *vm, const struct boot_cpu *cpu);
 
-/* Runs one thread per vCPU until a stop is requested, then stops and joins them all.
- * Returns 0 or -errno if a thread could not be started (the machine is stopped then). */
+/* Runs one thread per vCPU until a stop is requested, then stops and joins them all. Each vCPU
+ * thread takes THREAD_VCPU before its first KVM_RUN, the caller THREAD_CONTROL once every
+ * thread exists (core/thread_role.h). Returns 0 or -errno if a thread could not be started
+ * (the machine is stopped then). */
 int vm_run(struct vm *vm);
 
 /* Kicks every vCPU out of KVM_RUN. Any thread. Used as the stop_ctl kick. */
