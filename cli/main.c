@@ -14,6 +14,7 @@
 #include "console.h"
 #include "core/layout.h"
 #include "core/loop.h"
+#include "core/thread_role.h"
 #include "dev/legacy.h"
 #include "dev/uart8250.h"
 #include "file.h"
@@ -21,6 +22,7 @@
 #include "kvm/vm.h"
 #include "machine_dbt.h"
 #include "options.h"
+#include "sandbox/seccomp.h"
 #include "term.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -579,12 +581,17 @@ static int run(const struct vm_config *cfg)
 	if ((cfg->console == CONSOLE_STDIO || cfg->console == CONSOLE_VIRTIO) &&
 	    term_raw(STDIN_FILENO))
 		pr_warn("cannot put the terminal in raw mode; input is line-buffered");
-	if (loop_start(&m->loop))
+	/* From here on every thread runs under its seccomp filter (sandbox/seccomp.h). */
+	if (sandbox_seccomp_init(cfg->seccomp) || loop_start(&m->loop))
 		goto out_console;
-	if (m->accel != ACCEL_KVM)
-		dbt_run(m->dm.dbt);
-	else
+	if (m->accel != ACCEL_KVM) {
+		if (thread_role_enter(THREAD_ENGINE))
+			stop_request(m->stop, STOP_VMM_ERROR, 0);
+		else
+			dbt_run(m->dm.dbt);
+	} else {
 		vm_run(&m->vm);
+	}
 	loop_join(&m->loop);
 	/* Nothing may write guest RAM once it is unmapped. */
 	for (unsigned int i = 0; i < m->ndisks; i++)

@@ -49,6 +49,10 @@ const char options_usage[] =
 	"                        code) and without /dev/kvm\n"
 	"      --stats           print counters when the VM stops: instructions mvm emulated\n"
 	"                        (per mnemonic) and unclaimed port I/O and MMIO accesses\n"
+	"      --seccomp on|log|off\n"
+	"                        confine each of mvm's threads to the system calls it needs\n"
+	"                        (default on: any other call stops mvm with status 159 and a\n"
+	"                        message naming it); log: allow and let the kernel log them\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         mvm's version\n"
 	"\n"
@@ -56,7 +60,8 @@ const char options_usage[] =
 	"\n"
 	"Exit status: the guest's value written to port 0xf4 (low 8 bits); 0 after a guest reset\n"
 	"or power-off; 64 usage error or bad input file; 70 VMM failure; 80 guest crashed\n"
-	"(triple fault); 81 guest stopped on an exit mvm cannot handle; 128+N on signal N.\n";
+	"(triple fault); 81 guest stopped on an exit mvm cannot handle; 128+N on signal N;\n"
+	"159 a system call outside mvm's seccomp allow-list.\n";
 
 static int fail(char *err, unsigned int errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -268,7 +273,7 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
-	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL };
+	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -283,6 +288,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"no-rng", no_argument, NULL, OPT_NO_RNG},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"accel", required_argument, NULL, OPT_ACCEL},
+		{"seccomp", required_argument, NULL, OPT_SECCOMP},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -354,6 +360,17 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 				return fail(err, errlen, "--accel: '%s' is not kvm, dbt, hybrid or auto",
 					    optarg);
 			break;
+		case OPT_SECCOMP:
+			if (!strcmp(optarg, "on"))
+				cfg->seccomp = SANDBOX_SECCOMP_ON;
+			else if (!strcmp(optarg, "log"))
+				cfg->seccomp = SANDBOX_SECCOMP_LOG;
+			else if (!strcmp(optarg, "off"))
+				cfg->seccomp = SANDBOX_SECCOMP_OFF;
+			else
+				return fail(err, errlen, "--seccomp: '%s' is not on, log or off",
+					    optarg);
+			break;
 		case 'h':
 			cfg->command = CMD_HELP;
 			return 0;
@@ -395,6 +412,7 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsig
 		.console = CONSOLE_STDIO,
 		.rng = true,
 		.mem_thp = true,
+		.seccomp = SANDBOX_SECCOMP_ON,
 	};
 	err[0] = 0;
 	optind = 0; /* full reset of getopt, so tests can parse many command lines */

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sandbox/seccomp.h"
+
 /* Exit statuses of the mvm process. A guest that exits through the debug-exit port chooses its
  * own status (0-255), which can coincide with these; use a reset or power-off (status 0) or
  * check the log when that matters. */
@@ -14,6 +16,7 @@
 #define MVM_EXIT_VMM	    70	/* mvm or KVM failed */
 #define MVM_EXIT_CRASH	    80	/* the guest crashed: triple fault (registers are printed) */
 #define MVM_EXIT_UNHANDLED  81	/* the guest stopped on an exit mvm cannot finish */
+#define MVM_EXIT_SECCOMP    SANDBOX_EXIT_SECCOMP /* 159: a system call outside the allow-list */
 /* A signal that stops mvm gives 128 + its number, as a shell reports it. */
 
 #define MVM_DEFAULT_MEM	    (256ULL << 20)
@@ -74,6 +77,7 @@ struct vm_config {
 				 * when the other virtio devices take every slot) */
 	enum accel_kind accel;
 	bool stats;		/* print exit and emulation counters when the VM stops */
+	enum sandbox_seccomp seccomp;	/* --seccomp: per-thread allow-lists (default on) */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

@@ -9,7 +9,7 @@
 # Already-installed packages cost nothing: apt is only called for what is missing.
 set -euo pipefail
 
-build_pkgs=(build-essential clang cmake pkg-config liburing-dev libzydis-dev python3)
+build_pkgs=(build-essential clang cmake pkg-config liburing-dev libseccomp-dev libzydis-dev python3)
 kernel_pkgs=(linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 perl
 	busybox-static)
 test_pkgs=(qemu-system-x86 iproute2 e2fsprogs util-linux)

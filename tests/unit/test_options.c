@@ -82,6 +82,18 @@ int main(void)
 	CHECK(strstr(err, "hybrid") && strstr(err, "one vCPU"));
 	CHECK_EQ(P("run", "-k", "k", "--accel"), -EINVAL);
 
+	/* --seccomp: on by default; log, off; anything else names the option. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK_EQ(cfg.seccomp, SANDBOX_SECCOMP_ON);
+	CHECK_EQ(P("run", "-k", "k", "--seccomp", "log"), 0);
+	CHECK_EQ(cfg.seccomp, SANDBOX_SECCOMP_LOG);
+	CHECK_EQ(P("run", "-k", "k", "--seccomp=off"), 0);
+	CHECK_EQ(cfg.seccomp, SANDBOX_SECCOMP_OFF);
+	CHECK_EQ(P("run", "-k", "k", "--seccomp", "on"), 0);
+	CHECK_EQ(cfg.seccomp, SANDBOX_SECCOMP_ON);
+	CHECK_EQ(P("run", "-k", "k", "--seccomp", "strict"), -EINVAL);
+	CHECK(strstr(err, "--seccomp") && strstr(err, "strict"));
+
 	/* Help and version. */
 	CHECK_EQ(P("--help"), 0);
 	CHECK_EQ(cfg.command, CMD_HELP);
