@@ -469,8 +469,11 @@ static void close_inputs(struct machine *m)
  * controllers. Either way (m->mem, pio, mmio, stop, map, irqchip) are what devices attach to. */
 /* --accel auto: what boots Linux fastest here. On VMX/SVM, KVM runs the guest natively. On a
  * KVM-PVM host guest kernel code is interpreted by the host (~1.2 M instructions/s,
- * KVM-HOST.md): the default guest took 38.5 s to init there under KVM and under a second in the
- * engine (bench/results), so the engine wins; and without /dev/kvm it is the only choice. */
+ * KVM-HOST.md): the default guest took 71.7 s to init there under KVM, 0.53 s in the engine and
+ * 0.55 s under --accel hybrid (bench/results/2026-12-03-pvm-hybrid.md), whose native user mode
+ * pays a KVM exit per system call and page fault: the engine wins for boot and short commands
+ * (hybrid is the choice for user-mode computation, README); without /dev/kvm it is the only
+ * choice. */
 static enum accel_kind pick_accel(void)
 {
 	enum kvm_backend b;
