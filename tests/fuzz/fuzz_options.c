@@ -1,0 +1,84 @@
+/* fuzz_options.c: libFuzzer target for the command-line parser (cli/options.c, compiled into
+ * this target: it is pure). The input is argv after "mvm": arguments separated by NUL bytes,
+ * each copied into a heap buffer of exactly its size (ASan catches a read past any of them).
+ * Whatever the arguments, options_parse() must return 0 or -EINVAL with a non-empty message
+ * terminated inside the error buffer, and a successful parse must stay within the
+ * limits options.h promises; the target aborts otherwise. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define ARGS_MAX 64
+#define ERR_LEN	 256
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fail(const char *why)
+{
+	fprintf(stderr, "fuzz_options: invariant broken: %s\n", why);
+	abort();
+}
+
+static void check(const struct vm_config *cfg)
+{
+	if (cfg->command != CMD_RUN)
+		return;
+	if (!cfg->kernel || !cfg->cmdline)
+		fail("a run without kernel or command line");
+	if (cfg->cpus < 1 || cfg->cpus > MVM_MAX_CPUS)
+		fail("cpus out of range");
+	if (cfg->ndisks > MVM_MAX_DISKS || cfg->nnets > MVM_MAX_NETS)
+		fail("too many disks or NICs");
+	if (cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO) + cfg->rng > MVM_MAX_VIRTIO)
+		fail("more virtio devices than slots");
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (!memchr(cfg->disks[i].path, 0, sizeof(cfg->disks[i].path)) ||
+		    !memchr(cfg->disks[i].id, 0, sizeof(cfg->disks[i].id)))
+			fail("disk path or id not terminated");
+	for (unsigned int i = 0; i < cfg->nnets; i++)
+		if (!memchr(cfg->nets[i].tap, 0, sizeof(cfg->nets[i].tap)) || !cfg->nets[i].tap[0])
+			fail("TAP name empty or not terminated");
+	if (cfg->console == CONSOLE_FILE && !cfg->console_path)
+		fail("console file without a path");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *argv[ARGS_MAX + 2];
+	int argc = 0, ret;
+	struct vm_config cfg;
+	char err[ERR_LEN];
+	size_t start = 0;
+
+	argv[argc++] = strdup("mvm");
+	for (size_t i = 0; i <= size && argc <= ARGS_MAX; i++) {
+		if (i < size && data[i])
+			continue;
+		argv[argc] = malloc(i - start + 1);
+		if (!argv[argc])
+			abort();
+		memcpy(argv[argc], data + start, i - start);
+		argv[argc++][i - start] = 0;
+		start = i + 1;
+	}
+	argv[argc] = NULL;
+
+	memset(err, 0x55, sizeof(err));
+	ret = options_parse(argc, argv, &cfg, err, sizeof(err));
+	if (ret != 0 && ret != -EINVAL)
+		fail("options_parse returned something else than 0 or -EINVAL");
+	if (ret && (!memchr(err, 0, sizeof(err)) || !err[0]))
+		fail("error message empty or not terminated");
+	if (!ret)
+		check(&cfg);
+	/* options_parse() resets getopt's state: a second parse of the same argv agrees. */
+	if (options_parse(argc, argv, &cfg, err, sizeof(err)) != ret)
+		fail("a second parse of the same argv disagrees");
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	return 0;
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+# make_seeds.py: writes the committed seed corpora in corpus/<target>/ (small, well-formed and
+# a few malformed inputs per target, in each target's input layout; see the target's header).
+# Rerun after changing an input layout: python3 tests/fuzz/make_seeds.py
+import os
+import struct
+
+top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(top, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- fuzz_vq ----
+NEXT, WRITE, INDIRECT = 1, 2, 4
+
+
+def desc(addr, length, flags, nxt):
+    return struct.pack("<QIHH", addr, length, flags, nxt)
+
+
+def vq_seed(size_log2, features, descs, heads, ops, extra=b"", event=None):
+    size = 1 << size_log2
+    d, a, u = 0x0, 16 * size, 16 * size + 0x100
+    img = bytearray(u + 8 * size + 8)
+    for i, x in enumerate(descs):
+        img[16 * i:16 * i + 16] = x
+    struct.pack_into("<HH", img, a, 0, len(heads))
+    for i, h in enumerate(heads):
+        struct.pack_into("<H", img, a + 4 + 2 * (i % size), h)
+    if event is not None:
+        struct.pack_into("<H", img, a + 4 + 2 * size, event)
+    img += extra
+    hdr = bytes([size_log2, 0, features]) + struct.pack("<I", d)[:3] + \
+        struct.pack("<I", a)[:3] + struct.pack("<I", u)[:3] + \
+        struct.pack("<I", len(img))[:3] + b"\0"
+    return hdr + bytes(img) + bytes(ops)
+
+
+DATA = 0x2000
+put("fuzz_vq", "simple", vq_seed(3, 0, [desc(DATA, 16, NEXT, 1), desc(DATA + 0x100, 512, WRITE, 0)],
+                                 [0], [0, 5, 0]))
+put("fuzz_vq", "indirect", vq_seed(3, 2, [desc(0x1000, 48, INDIRECT, 0)], [0], [0, 6, 0x86, 7, 5],
+                                   extra=bytes(0x1000 - (0x100 + 16 * 8 + 64 + 8)) +
+                                   desc(DATA, 16, NEXT, 1) + desc(DATA + 0x40, 8, NEXT, 2) +
+                                   desc(DATA + 0x80, 64, WRITE, 0)))
+put("fuzz_vq", "loop", vq_seed(3, 0, [desc(DATA, 16, NEXT, 1), desc(DATA, 16, NEXT, 0)], [0, 1],
+                               [0, 0]))
+put("fuzz_vq", "event_idx", vq_seed(4, 3, [desc(DATA + 16 * i, 16, WRITE, 0) for i in range(8)],
+                                    list(range(8)), [3, 1, 0, 4, 5, 0, 5, 2, 0x12, 0, 0, 0, 0, 0],
+                                    event=2))
+put("fuzz_vq", "cross", vq_seed(3, 0, [desc(0xfff8, 16, 0, 0), desc(0x100000000, 4096, WRITE, 0),
+                                       desc(0xffffffffffffff00, 0x200, 0, 0)], [0, 1, 2],
+                                [0, 0, 0]))
+put("fuzz_vq", "bad_order", vq_seed(2, 2, [desc(DATA, 8, WRITE | NEXT, 1), desc(DATA, 8, NEXT, 2),
+                                           desc(DATA, 16, INDIRECT | NEXT, 3),
+                                           desc(DATA + 4, 16, INDIRECT, 0)], [0, 2, 3, 7],
+                                    [0, 0, 0, 0]))
+
+# ---- fuzz_options ----
+def argv(*args):
+    return b"\0".join(a.encode() for a in args)
+
+
+put("fuzz_options", "minimal", argv("run", "-k", "vmlinux"))
+put("fuzz_options", "full", argv("run", "--kernel", "bzImage", "--initrd", "initrd.cpio",
+                                 "--cmdline", "console=hvc0", "--mem", "1G", "--cpus", "4",
+                                 "--console", "virtio", "--disk", "a.img,ro,id=root",
+                                 "-d", "b,,c.img,direct", "--net", "tap=tap0,mac=52:54:00:12:34:56",
+                                 "--rng", "--stats", "--accel", "dbt", "--seccomp", "log"))
+put("fuzz_options", "short", argv("run", "-k", "k", "-i", "i", "-p", "x", "-m", "512M", "-c", "2",
+                                  "-d", "disk", "-n", "tap=t1", "--no-rng", "--console",
+                                  "file:/tmp/out"))
+put("fuzz_options", "bad", argv("run", "-k", "k", "--mem", "99999999999T", "--cpus", "0", "-x"))
+put("fuzz_options", "help", argv("--help"))
+put("fuzz_options", "version", argv("version"))
+put("fuzz_options", "many_disks", argv("run", "-k", "k", *sum((["-d", "d%d" % i] for i in range(10)), [])))
+put("fuzz_options", "console_none", argv("run", "-k", "k", "--console", "none", "--accel", "auto",
+                                         "--append", "", "--seccomp", "off", "extra"))
+
+
+# ---- fuzz_boot ----
+def boot_seed(flags, cmdline, initrd_size, initrd_bytes, kernel):
+    return bytes([flags]) + struct.pack("<H", len(cmdline)) + \
+        struct.pack("<H", initrd_size) + bytes([0, len(initrd_bytes), 0]) + cmdline + \
+        initrd_bytes + kernel
+
+
+def bzimage(version=0x020f, xlf=3, setup_sects=1, pm=512):
+    setup = 512 * (setup_sects + 1)
+    img = bytearray(setup + pm)
+    img[0x1f1] = setup_sects
+    struct.pack_into("<I", img, 0x1f4, pm // 16)
+    struct.pack_into("<H", img, 0x1fa, 0xffff)
+    struct.pack_into("<H", img, 0x1fe, 0xaa55)
+    img[0x200] = 0xeb
+    img[0x201] = 0x26c - 0x202
+    img[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", img, 0x206, version)
+    img[0x211] = 1
+    struct.pack_into("<I", img, 0x214, 0x100000)
+    struct.pack_into("<I", img, 0x22c, 0x7fffffff)
+    struct.pack_into("<I", img, 0x230, 0x200000)
+    img[0x234] = 1
+    struct.pack_into("<H", img, 0x236, xlf)
+    struct.pack_into("<I", img, 0x238, 255)
+    struct.pack_into("<Q", img, 0x258, 0x1000000)
+    struct.pack_into("<I", img, 0x260, 0x400000)
+    for i in range(pm):
+        img[setup + i] = (i * 7 + 3) & 0xff
+    return bytes(img)
+
+
+def pvh(is64):
+    linux_note = bytes([6, 0, 0, 0, 3, 0, 0, 0, 1, 1, 0, 0]) + b"Linux\0\0\0" + bytes([7, 7, 7, 0])
+    ehsize, phentsize = (64, 56) if is64 else (52, 32)
+    notes = ehsize + 2 * phentsize
+    xen = notes + len(linux_note)
+    xen_len = 24 if is64 else 20
+    data = xen + xen_len
+    entry = 0x100010
+    xen_note = struct.pack("<III", 4, 8 if is64 else 4, 18) + b"Xen\0" + \
+        (struct.pack("<Q", entry) if is64 else struct.pack("<I", entry))
+    seg = bytes((0x90 + i) & 0xff for i in range(64))
+    ident = b"\x7fELF" + bytes([2 if is64 else 1, 1, 1]) + bytes(9)
+    if is64:
+        eh = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0xffffffff81000000, ehsize, 0, 0,
+                                 ehsize, phentsize, 2, 0, 0, 0)
+        ph = struct.pack("<IIQQQQQQ", 1, 5, data, 0xffffffff81000000, 0x100000, 64, 0x3000, 4096)
+        ph += struct.pack("<IIQQQQQQ", 4, 0, notes, 0, 0, data - notes, data - notes, 4)
+    else:
+        eh = ident + struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, entry, ehsize, 0, 0, ehsize,
+                                 phentsize, 2, 0, 0, 0)
+        ph = struct.pack("<IIIIIIII", 1, data, 0x100000, 0x100000, 64, 0x3000, 5, 4096)
+        ph += struct.pack("<IIIIIIII", 4, notes, 0, 0, data - notes, data - notes, 0, 4)
+    return eh + ph + linux_note + xen_note + seg
+
+
+put("fuzz_boot", "bzimage", boot_seed(0x04, b"console=ttyS0 reboot=k panic=1", 0, b"", bzimage()))
+put("fuzz_boot", "bzimage_initrd", boot_seed(0x01, b"console=ttyS0", 10000, b"\x5a\xa5\x01",
+                                             bzimage()))
+put("fuzz_boot", "bzimage_old", boot_seed(0x00, b"", 0, b"", bzimage(version=0x0206, xlf=0)))
+put("fuzz_boot", "bzimage_holed", boot_seed(0x02, b"x", 0, b"", bzimage(setup_sects=4)))
+put("fuzz_boot", "pvh64", boot_seed(0x00, b"console=hvc0", 0, b"", pvh(True)))
+put("fuzz_boot", "pvh32_initrd", boot_seed(0x05, b"init=/bin/sh", 4096, b"\x30\x37", pvh(False)))
+put("fuzz_boot", "pvh64_big_initrd", boot_seed(0x31, b"", 0x7800, b"\x01", pvh(True)))
+put("fuzz_boot", "garbage", boot_seed(0x0c, b"\xff" * 8, 0, b"", b"\x7fELF" + bytes(60)))
