@@ -22,6 +22,7 @@
 #include "kvm/vm.h"
 #include "machine_dbt.h"
 #include "options.h"
+#include "sandbox/jail.h"
 #include "sandbox/seccomp.h"
 #include "term.h"
 #include "util/log.h"
@@ -584,6 +585,10 @@ static int run(const struct vm_config *cfg)
 	if ((cfg->console == CONSOLE_STDIO || cfg->console == CONSOLE_VIRTIO) &&
 	    term_raw(STDIN_FILENO))
 		pr_warn("cannot put the terminal in raw mode; input is line-buffered");
+	/* Everything is open: the jail can take the filesystem and the privileges away
+	 * (sandbox/jail.h), before any other thread exists. */
+	if (cfg->jail.on && jail_enter(&cfg->jail))
+		goto out_console;
 	/* From here on every thread runs under its seccomp filter (sandbox/seccomp.h). */
 	if (sandbox_seccomp_init(cfg->seccomp) || loop_start(&m->loop))
 		goto out_console;
@@ -656,6 +661,14 @@ int main(int argc, char **argv)
 		return MVM_EXIT_OK;
 	case CMD_RUN:
 		break;
+	}
+	if (cfg.jail.on) {
+		int status = 0, ret = jail_prepare(&cfg.jail, &status);
+
+		if (ret > 0)
+			return status; /* the parent of a new PID namespace */
+		if (ret)
+			return ret == -EPERM || ret == -ENOENT ? MVM_EXIT_USAGE : MVM_EXIT_VMM;
 	}
 	return run(&cfg);
 }

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/layout.h"
@@ -53,6 +54,13 @@ const char options_usage[] =
 	"                        confine each of mvm's threads to the system calls it needs\n"
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
+	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
+	"                        namespace with an empty root, once every file is open\n"
+	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
+	"      --jail-pidns      a new PID namespace (mvm's parent waits and relays signals)\n"
+	"      --jail-cgroup NAME\n"
+	"                        join cgroup v2 group /sys/fs/cgroup/NAME (created if missing)\n"
+	"      --jail-nofile N   RLIMIT_NOFILE in the jail (default 2048)\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         mvm's version\n"
 	"\n"
@@ -273,7 +281,8 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
-	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP };
+	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
+	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -289,6 +298,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"accel", required_argument, NULL, OPT_ACCEL},
 		{"seccomp", required_argument, NULL, OPT_SECCOMP},
+		{"jail", required_argument, NULL, OPT_JAIL},
+		{"jail-netns", required_argument, NULL, OPT_JAIL_NETNS},
+		{"jail-pidns", no_argument, NULL, OPT_JAIL_PIDNS},
+		{"jail-cgroup", required_argument, NULL, OPT_JAIL_CGROUP},
+		{"jail-nofile", required_argument, NULL, OPT_JAIL_NOFILE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -371,6 +385,37 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 				return fail(err, errlen, "--seccomp: '%s' is not on, log or off",
 					    optarg);
 			break;
+		case OPT_JAIL:
+			if (jail_parse_ids(&cfg->jail, optarg))
+				return fail(err, errlen, "--jail: '%s' is not UID:GID (decimal, "
+					    "neither 0)", optarg);
+			cfg->jail.on = true;
+			break;
+		case OPT_JAIL_NETNS:
+			cfg->jail.netns = optarg;
+			break;
+		case OPT_JAIL_PIDNS:
+			cfg->jail.pidns = true;
+			break;
+		case OPT_JAIL_CGROUP:
+			if (!jail_cgroup_name_ok(optarg))
+				return fail(err, errlen, "--jail-cgroup: '%s' is not a cgroup name "
+					    "(a relative path of letters, digits, '.', '_', '-')",
+					    optarg);
+			cfg->jail.cgroup = optarg;
+			break;
+		case OPT_JAIL_NOFILE: {
+			char *end;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 64 || n > 1048576)
+				return fail(err, errlen, "--jail-nofile: '%s' is outside 64 to "
+					    "1048576", optarg);
+			cfg->jail.nofile = n;
+			break;
+		}
 		case 'h':
 			cfg->command = CMD_HELP;
 			return 0;
@@ -384,6 +429,10 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
 	if (!cfg->kernel)
 		return fail(err, errlen, "no kernel given (-k FILE)");
+	if ((cfg->jail.netns || cfg->jail.pidns || cfg->jail.cgroup || cfg->jail.nofile) &&
+	    !cfg->jail.on)
+		return fail(err, errlen, "--jail-netns, --jail-pidns, --jail-cgroup and --jail-nofile "
+			    "need --jail UID:GID");
 	if (cfg->accel == ACCEL_HYBRID && cfg->cpus > 1)
 		return fail(err, errlen, "--accel hybrid runs one vCPU; -c %u needs --accel dbt or kvm",
 			    cfg->cpus);

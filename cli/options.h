@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sandbox/jail.h"
 #include "sandbox/seccomp.h"
 
 /* Exit statuses of the mvm process. A guest that exits through the debug-exit port chooses its
@@ -78,6 +79,7 @@ struct vm_config {
 	enum accel_kind accel;
 	bool stats;		/* print exit and emulation counters when the VM stops */
 	enum sandbox_seccomp seccomp;	/* --seccomp: per-thread allow-lists (default on) */
+	struct jail_config jail;	/* --jail and --jail-*: sandbox/jail.h */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

@@ -54,6 +54,13 @@ def main():
         expect_usage(c, ["-k", hello, "-c", "1000"], "--cpus", "-c 1000")
         expect_usage(c, ["-k", hello, "--bogus"], "--bogus", "unknown option")
         expect_usage(c, ["-k", hello, "--accel", "turbo"], "--accel", "unknown accelerator")
+        expect_usage(c, ["-k", hello, "--jail", "0:0"], "--jail", "--jail as root")
+        expect_usage(c, ["-k", hello, "--jail", "nobody"], "UID:GID", "--jail without ids")
+        expect_usage(c, ["-k", hello, "--jail", "65534:65534", "--jail-cgroup", "../escape"],
+                     "--jail-cgroup", "--jail-cgroup climbing out")
+        expect_usage(c, ["-k", hello, "--jail-pidns"], "need --jail", "--jail-pidns alone")
+        expect_usage(c, ["-k", hello, "--jail", "1:1", "--jail-nofile", "3"], "--jail-nofile",
+                     "--jail-nofile too small")
         expect_usage(c, ["-k", hello, "--accel", "hybrid", "-c", "2"], "one vCPU",
                      "--accel hybrid with 2 vCPUs")
         expect_usage(c, ["-k", hello, "--console", "serial"], "--console", "bad console")

@@ -75,6 +75,26 @@ int main(void)
 	CHECK_EQ(cfg.accel, ACCEL_KVM);
 	CHECK_EQ(P("run", "-k", "k", "--accel", "tcg"), -EINVAL);
 	CHECK(strstr(err, "--accel") && strstr(err, "tcg"));
+	/* --jail: UID:GID, never 0; the other --jail-* options need it. */
+	CHECK_EQ(P("run", "-k", "k", "--jail", "1000:1001", "--jail-pidns", "--jail-cgroup",
+		   "mvm/vm-1", "--jail-netns", "/var/run/netns/x", "--jail-nofile", "4096"), 0);
+	CHECK(cfg.jail.on && cfg.jail.uid == 1000 && cfg.jail.gid == 1001 && cfg.jail.pidns);
+	CHECK_STR(cfg.jail.cgroup, "mvm/vm-1");
+	CHECK_STR(cfg.jail.netns, "/var/run/netns/x");
+	CHECK_EQ(cfg.jail.nofile, 4096);
+	CHECK_EQ(P("run", "-k", "k", "--jail", "0:5"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--jail", "5:0"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--jail", "5"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--jail", "5:x"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--jail", "-5:5"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--jail", "5:99999999999"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--jail-netns", "/x"), -EINVAL);
+	CHECK(strstr(err, "need --jail"));
+	for (unsigned int i = 0; i < 6; i++) {
+		static const char *const bad[] = {"", "/abs", "a/../b", "a//b", "a/", "a b"};
+
+		CHECK_EQ(P("run", "-k", "k", "--jail", "1:1", "--jail-cgroup", bad[i]), -EINVAL);
+	}
 	/* hybrid: one vCPU (user mode on one KVM vCPU). */
 	CHECK_EQ(P("run", "-k", "k", "--accel", "hybrid"), 0);
 	CHECK_EQ(cfg.accel, ACCEL_HYBRID);
