@@ -18,6 +18,7 @@
  *   [7]     unused
  * then the command line, the initrd bytes, and the kernel image (the rest). */
 #include <errno.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void fail(const char *why)
 {
 	fprintf(stderr, "fuzz_boot: invariant broken: %s\n", why);
+	/* Also where libFuzzer reports, which -close_fd_mask=2 leaves open. */
+	__sanitizer_report_error_summary(why);
 	abort();
 }
 

@@ -5,6 +5,7 @@
  * terminated inside the error buffer, and a successful parse must stay within the
  * limits options.h promises; the target aborts otherwise. */
 #include <errno.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fail(const char *why)
 {
 	fprintf(stderr, "fuzz_options: invariant broken: %s\n", why);
+	/* Also where libFuzzer reports, which -close_fd_mask=2 leaves open. */
+	__sanitizer_report_error_summary(why);
 	abort();
 }
 

@@ -19,6 +19,7 @@
  * then the RAM image, then operations, one byte each plus arguments (see run_ops()). When the
  * operations run out the ring is drained: pops until it is empty or a bound is reached. */
 #include <errno.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void fail(const char *why)
 {
 	fprintf(stderr, "fuzz_vq: invariant broken: %s\n", why);
+	/* Also where libFuzzer reports, which -close_fd_mask=2 leaves open. */
+	__sanitizer_report_error_summary(why);
 	abort();
 }
 
