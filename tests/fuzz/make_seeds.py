@@ -149,3 +149,60 @@ put("fuzz_boot", "pvh64", boot_seed(0x00, b"console=hvc0", 0, b"", pvh(True)))
 put("fuzz_boot", "pvh32_initrd", boot_seed(0x05, b"init=/bin/sh", 4096, b"\x30\x37", pvh(False)))
 put("fuzz_boot", "pvh64_big_initrd", boot_seed(0x31, b"", 0x7800, b"\x01", pvh(True)))
 put("fuzz_boot", "garbage", boot_seed(0x0c, b"\xff" * 8, 0, b"", b"\x7fELF" + bytes(60)))
+
+# ---- fuzz_virtio_mmio ----
+OP_REGW, OP_REG32, OP_SETUP, OP_MEM, OP_DESC, OP_PUBLISH, OP_KICK, OP_WAIT, OP_RESET, OP_HOST, \
+    OP_ACK, OP_CHAIN = 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+
+
+def setup(lo=0xffffffff, hi=0xff, size_log2=3, flags=0):
+    return bytes([OP_SETUP]) + struct.pack("<IBBB", lo, hi, size_log2, flags)
+
+
+def chain(q, head, hdr, segs):
+    b = bytes([OP_CHAIN, q, len(segs) - 1]) + struct.pack("<H", head) + hdr.ljust(16, b"\0")[:16]
+    for length, writable in segs:
+        b += struct.pack("<HB", length, 2 if writable else 0)
+    return b
+
+
+def host(data):
+    return bytes([OP_HOST, len(data)]) + data
+
+
+W = bytes([OP_WAIT])
+put("fuzz_virtio_mmio", "blk_rw", bytes([0, 0]) + setup() +
+    chain(0, 0, struct.pack("<IIQ", 0, 0, 0), [(16, False), (512, True), (1, True)]) + W +
+    bytes([OP_ACK]) + chain(0, 3, struct.pack("<IIQ", 1, 0, 8), [(16, False), (1024, False),
+                                                                 (1, True)]) + W +
+    chain(0, 6, struct.pack("<IIQ", 4, 0, 0), [(16, False), (1, True)]) + W)
+put("fuzz_virtio_mmio", "blk_reset_midio", bytes([0, 0]) + setup(size_log2=4) +
+    b"".join(chain(0, 3 * i, struct.pack("<IIQ", i % 2, 0, i), [(16, False), (4096, i % 2 == 0),
+                                                                (1, True)]) for i in range(6)) +
+    bytes([OP_RESET]) + setup() + chain(0, 0, struct.pack("<IIQ", 8, 0, 0),
+                                        [(16, False), (20, True), (1, True)]) + W)
+put("fuzz_virtio_mmio", "blk_ro_discard", bytes([0, 1]) + setup() +
+    chain(0, 0, struct.pack("<IIQ", 11, 0, 0) + struct.pack("<QII", 0, 8, 0),
+          [(32, False), (1, True)]) + W)
+put("fuzz_virtio_mmio", "console", bytes([1, 0]) + setup() + host(b"hello guest\n") +
+    chain(0, 0, b"", [(64, True)]) + W + chain(1, 0, b"hello host\n", [(11, False)]) + W +
+    bytes([OP_ACK]) + bytes([OP_RESET]) + W)
+put("fuzz_virtio_mmio", "rng", bytes([2, 0]) + setup() + chain(0, 0, b"", [(4096, True)]) + W +
+    chain(0, 1, b"", [(16, True), (16, True)]) + W + bytes([OP_ACK]))
+NETHDR = bytes(12)
+put("fuzz_virtio_mmio", "net", bytes([3, 0]) + setup(lo=(1 << 5) | (1 << 15) | 1) +
+    b"".join(chain(0, i, b"", [(2048, True)]) for i in range(4)) +
+    host(NETHDR + b"\xff" * 6 + b"\x02\0\0\0\0\x02\x08\x00" + b"frame") + W +
+    chain(1, 0, NETHDR, [(12, False), (60, False)]) + W + bytes([OP_RESET]))
+put("fuzz_virtio_mmio", "net_bighdr", bytes([3, 0]) + setup(lo=0xffffffff) +
+    chain(1, 0, bytes([1, 1]) + struct.pack("<HHHH", 54, 1448, 34, 16), [(12, False), (100, False)])
+    + W)
+put("fuzz_virtio_mmio", "registers", bytes([2, 0]) +
+    bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 1) +
+    bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 3) +
+    bytes([OP_REG32, 0x30 // 4]) + struct.pack("<I", 0) +
+    bytes([OP_REG32, 0x38 // 4]) + struct.pack("<I", 7) +
+    bytes([OP_REG32, 0x44 // 4]) + struct.pack("<I", 1) +
+    bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 0x0f) +
+    bytes([0x20 | OP_REGW]) + struct.pack("<H", 0x100) + struct.pack("<I", 0xdeadbeef) +
+    bytes([1]) + struct.pack("<H", 0x0fc) + bytes([OP_KICK, 0]) + W)
