@@ -206,3 +206,27 @@ put("fuzz_virtio_mmio", "registers", bytes([2, 0]) +
     bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 0x0f) +
     bytes([0x20 | OP_REGW]) + struct.pack("<H", 0x100) + struct.pack("<I", 0xdeadbeef) +
     bytes([1]) + struct.pack("<H", 0x0fc) + bytes([OP_KICK, 0]) + W)
+
+
+# ---- fuzz_engine: 16 registers (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8-r15), RFLAGS, mode,
+# then code (see fuzz_engine.c; tests/unit/emu_fixture.h has the addresses) ----
+FX_DATA, FX_STACK, FX_HOLE, FX_MMIO, FX_USER = 0x100000, 0x400000, 0x600000, 0xd0000000, 0x200000
+
+
+def engine_seed(code, cpl3=False, **regs):
+    names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] + ["r%d" % i for i in range(8, 16)]
+    vals = [regs.get(n, 0) for n in names]
+    if not regs.get("rsp"):
+        vals[4] = (FX_USER if cpl3 else FX_STACK) + 0xf00
+    return struct.pack("<16Q", *vals) + struct.pack("<Q", 0x202) + bytes([1 if cpl3 else 0]) + code
+
+
+put("fuzz_engine", "string_stack", engine_seed(
+    bytes.fromhex("f348ab" "50" "5b" "e800000000" "58" "4801d8" "48f7f1" "0fa2" "c3"),
+    rax=0x1122334455667788, rcx=4, rdi=FX_DATA + 0x100, rdx=0))
+put("fuzz_engine", "mmio", engine_seed(bytes.fromhex("8907" "8b07" "66894702" "48a5"),
+                                       rdi=FX_MMIO, rsi=FX_DATA, rax=0x1234))
+put("fuzz_engine", "fault", engine_seed(bytes.fromhex("488b07" "cc" "0f0b"), rdi=FX_HOLE))
+put("fuzz_engine", "sse_x87", engine_seed(bytes.fromhex("f30f6f07" "660fefc0" "0f2907" "d9e8" "dd1f"
+                                                        "0f01d0"), rdi=FX_DATA + 0x40))
+put("fuzz_engine", "user", engine_seed(bytes.fromhex("0f05" "cd80" "fa" "0f20c0" "f4"), cpl3=True))
