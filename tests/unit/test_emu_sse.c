@@ -271,6 +271,48 @@ static void test_sse_semantics(struct fx *fx)
 	FX_CHECK_UNCHANGED(fx, &c, &save);
 }
 
+/* movnti is an SSE2 store of a general register: none of the SSE register checks apply, so
+ * neither CR0.TS (#NM) nor CR0.EM or a clear CR4.OSFXSR (#UD) stop it (SDM Vol. 2 MOVNTI,
+ * "Protected Mode Exceptions": #UD only without CPUID.SSE2 or with LOCK). */
+static void test_movnti(struct fx *fx)
+{
+	static const struct {
+		const char *name;
+		uint64_t cr0_set, cr4_clear;
+	} cases[] = {
+		{"CR0.TS", FX_CR0_TS, 0},
+		{"CR0.TS|MP", FX_CR0_TS | FX_CR0_MP, 0},
+		{"CR0.EM", FX_CR0_EM, 0},
+		{"CR4.OSFXSR clear", 0, FX_CR4_OSFXSR},
+		{"CR4.OSXSAVE clear", 0, FX_CR4_OSXSAVE},
+	};
+	struct emu_cpu c;
+	struct emu_result res;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int before = t_failures;
+
+		fx_init_cpu(&c);
+		c.cr0 |= cases[i].cr0_set;
+		c.cr4 &= ~cases[i].cr4_clear;
+		c.gpr[EMU_RSI] = GBUF + 0x40;
+		c.gpr[EMU_RAX] = 0x0123456789abcdefull;
+		fx_put64(fx, GBUF + 0x40, 0);
+		FX_STEP(fx, &c, &res, 0x48, 0x0f, 0xc3, 0x06); /* movnti [rsi], rax */
+		CHECK_EQ(res.status, EMU_DONE);
+		CHECK_EQ(fx_get64(fx, GBUF + 0x40), 0x0123456789abcdefull);
+		if (t_failures != before)
+			fprintf(stderr, "  movnti with %s\n", cases[i].name);
+	}
+	/* Without SSE2 it is #UD. */
+	fx_init_cpu(&c);
+	c.gpr[EMU_RSI] = GBUF + 0x40;
+	fx->feat.sse = false;
+	FX_STEP(fx, &c, &res, 0x0f, 0xc3, 0x06);
+	FX_CHECK_FAULT(&res, FX_UD, -1);
+	fx->feat.sse = true;
+}
+
 /* --- cmpxchg8b, cmpxchg16b --- */
 
 static void test_cmpxchg(struct fx *fx)
@@ -376,6 +418,7 @@ int main(void)
 	host_features();
 	test_sse_native(&fx);
 	test_sse_semantics(&fx);
+	test_movnti(&fx);
 	test_cmpxchg(&fx);
 	fprintf(stderr, "compared with the host CPU: %u runs (%u could not run natively)\n",
 		native_compared, native_skipped);

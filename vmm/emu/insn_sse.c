@@ -14,6 +14,12 @@ static int availability(struct emu_ctx *ctx)
 {
 	const struct emu_cpu *c = ctx->cpu;
 
+	/* movnti stores a general register: it has none of the SSE register checks (no #NM
+	 * for CR0.TS, no #UD for CR0.EM or CR4.OSFXSR), only CPUID.SSE2 (SDM Vol. 2 MOVNTI,
+	 * "Protected Mode Exceptions"). (features->sse stands for SSE and SSE2, as in
+	 * insn_sse2.c: no x86-64 CPU has one without the other.) */
+	if (ctx->insn.mnemonic == ZYDIS_MNEMONIC_MOVNTI)
+		return ctx->env->features->sse ? EMU_OK : emu_ud(ctx);
 	if (is_vex(ctx)) {
 		/* AVX: OS support through XCR0 (SSE and YMM state enabled). */
 		if (!ctx->env->features->avx || !(c->cr4 & CR4_OSXSAVE) || (c->xcr0 & 6) != 6)
