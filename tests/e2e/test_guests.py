@@ -163,6 +163,14 @@ def case_tlb(c):
     mvmtest.guest_passed(c, mvmtest.run(MVM, ["run", "-k", guest("tlb")]), "tlb")
 
 
+def case_debugtrap(c):
+    """Single-step (#DB with DR6.BS right after the instruction following POPF) and the STI
+    shadow (a pending interrupt taken right after the one instruction it covers) around an
+    instruction mvm completes on KVM-PVM (LSL), the engine runs, or KVM runs."""
+    r = mvmtest.run(MVM, ["run", "-k", guest("debugtrap")])
+    mvmtest.guest_passed(c, r, "debugtrap")
+
+
 def case_usermap(c):
     """User pages remapped, write-protected, unmapped and made supervisor-only while user code
     runs: each access faults or succeeds as the page tables say (under --accel hybrid the

@@ -527,6 +527,43 @@ static void service_requests(struct dbt *d)
 	}
 }
 
+#define DBT_RF_TF (1ull << 8)
+#define DR6_BS	  (1ull << 14)
+
+/* Runs one instruction of (c) by itself: the one in an STI/MOV SS interrupt shadow (so that a
+ * pending interrupt is taken right after it, SDM Vol. 3A 6.8.3, not at the end of a block), and
+ * every instruction while RFLAGS.TF is set, each followed by the single-step #DB trap with
+ * DR6.BS (17.3.1.4) unless it cleared TF (an interrupt it delivered does). Returns false when
+ * the machine stops. */
+static bool step_one(struct dbt *d, struct dbt_cpu *c)
+{
+	struct emu_vcpu *v = &c->v;
+	bool tf = v->cpu.rflags & DBT_RF_TF;
+	int ret = emu_vcpu_step(v);
+
+	switch (ret) {
+	case EXIT_FAULT:
+		return raise_fault(d, c);
+	case EXIT_STOP:
+		if (stop_reason(d->stop) != STOP_NONE)
+			return false;
+		return unhandled(d, c);
+	case EXIT_HALT:
+		v->halted = true;
+		break;
+	default:
+		break;
+	}
+	c->insns++;
+	if (tf && (v->cpu.rflags & DBT_RF_TF)) {
+		v->dr[6] = (v->dr[6] & ~0xfull) | DR6_BS;
+		v->fault = (struct emu_fault){.vector = 1};
+		v->halted = false;
+		return raise_fault(d, c);
+	}
+	return true;
+}
+
 /* --accel hybrid: runs (c), at CPL3, natively. Returns 1 when the vCPU is back with state to
  * look at from the top (interrupts), 0 when the engine must run the next block itself, -1
  * when the machine stops. */
@@ -567,6 +604,9 @@ static int run_native(struct dbt *d, struct dbt_cpu *c)
 	case DBT_NATIVE_INTERRUPTED:
 		return 1;
 	case DBT_NATIVE_TRAP:
+		/* #DB from user mode: a single step (the engine offers no breakpoints). */
+		if (vector == 1)
+			v->dr[6] = (v->dr[6] & ~0xfull) | DR6_BS;
 		v->fault = (struct emu_fault){.vector = vector};
 		return raise_fault(d, c) ? 1 : -1;
 	case DBT_NATIVE_UNSUPPORTED:
@@ -595,10 +635,18 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 
 		if (atomic_load_explicit(&d->attention, memory_order_relaxed))
 			return true;
-		if (v->int_shadow) {
+		if (v->int_shadow || (v->cpu.rflags & DBT_RF_TF)) {
+			/* One instruction by itself (step_one()), then the loop looks again. */
 			v->int_shadow = false;
-		} else if (atomic_load_explicit(&c->irq_check, memory_order_relaxed) &&
-			   (v->cpu.rflags & DBT_RF_IF)) {
+			prev = NULL;
+			if (!step_one(d, c))
+				return false;
+			if (v->halted)
+				return true;
+			continue;
+		}
+		if (atomic_load_explicit(&c->irq_check, memory_order_relaxed) &&
+		    (v->cpu.rflags & DBT_RF_IF)) {
 			take_interrupt(d, c);
 			if (stop_reason(d->stop) != STOP_NONE)
 				return false;

@@ -329,6 +329,53 @@ static int put_state(struct vcpu *v, struct kvm_state *k, const struct emu_cpu *
 	return 0;
 }
 
+#define RFLAGS_TF (1ull << 8)
+#define DR6_BS	  (1ull << 14)
+
+/* Interrupts delivered by the instruction itself clear TF: no single-step trap after them. */
+static bool delivers_interrupt(const char *mnemonic)
+{
+	return mnemonic && (!strcmp(mnemonic, "int") || !strcmp(mnemonic, "int3") ||
+			    !strcmp(mnemonic, "int1") || !strcmp(mnemonic, "into"));
+}
+
+/* What the CPU does at the end of an instruction that mvm completed (SDM Vol. 3A):
+ * - the STI / MOV SS interrupt shadow covered this instruction only (6.8.3): KVM must not keep
+ *   it for the next one (a HLT there would halt with an interrupt pending);
+ * - with TF set when the instruction began, a single-step #DB trap follows it, DR6.BS set and
+ *   B0-B3 clear (17.3.1.4), unless it delivered an interrupt itself.
+ * The shadow comes with every exit (kvm_run's synced events, vcpu.c); the ioctls are made only
+ * when something is to change. */
+static int finish_instruction(struct vcpu *v, uint64_t rflags_before, const char *mnemonic)
+{
+	bool synced = v->run->kvm_valid_regs & KVM_SYNC_X86_EVENTS;
+	bool step = (rflags_before & RFLAGS_TF) && !delivers_interrupt(mnemonic);
+	struct kvm_vcpu_events ev;
+
+	if (!step && synced && !v->run->s.regs.events.interrupt.shadow)
+		return 0;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	if (!step && !ev.interrupt.shadow)
+		return 0;
+	ev.flags = KVM_VCPUEVENT_VALID_SHADOW;
+	ev.interrupt.shadow = 0;
+	if (step) {
+		struct kvm_debugregs dr;
+
+		if (ioctl(v->fd, KVM_GET_DEBUGREGS, &dr) < 0)
+			return -errno;
+		dr.dr6 = (dr.dr6 & ~0xfull) | DR6_BS;
+		if (ioctl(v->fd, KVM_SET_DEBUGREGS, &dr) < 0)
+			return -errno;
+		ev.exception.injected = 1;
+		ev.exception.nr = 1;
+		ev.exception.has_error_code = 0;
+		ev.exception.error_code = 0;
+	}
+	return ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+}
+
 static int inject(struct vcpu *v, struct kvm_state *k, const struct emu_fault *f)
 {
 	struct kvm_vcpu_events ev;
@@ -397,8 +444,11 @@ bool emulate_on_exit(struct vcpu *v)
 		if (len > sizeof(run->emulation_failure.insn_bytes))
 			len = sizeof(run->emulation_failure.insn_bytes);
 	}
+	uint64_t rflags_before;
+
 	if (get_state(v, &k, &cpu))
 		return false;
+	rflags_before = cpu.rflags;
 	emu_step(&cpu, &env, bytes, len, &res);
 	switch (res.status) {
 	case EMU_DONE:
@@ -406,6 +456,10 @@ bool emulate_on_exit(struct vcpu *v)
 		pr_debug("vCPU %u: emulated %s, next rip 0x%llx", v->index, res.mnemonic,
 			 (unsigned long long)cpu.rip);
 		ret = put_state(v, &k, &cpu);
+		if (!ret)
+			ret = finish_instruction(v, rflags_before, res.mnemonic);
+		if (ret)
+			pr_err("vCPU %u: completing %s: %s", v->index, res.mnemonic, strerror(-ret));
 		return ret == 0;
 	case EMU_FAULT:
 		count(res.mnemonic);

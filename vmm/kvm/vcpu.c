@@ -58,6 +58,10 @@ int vcpu_init(struct vcpu *v, struct vm *vm, unsigned int index)
 		pr_err("mmap of vCPU %u's kvm_run: %s", index, strerror(errno));
 		goto exit_fd;
 	}
+	/* Every exit carries the event state (interrupt shadow, pending exception): the emulator
+	 * needs it after an instruction it completed (emulate.c), at no ioctl's cost. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_EVENTS)
+		v->run->kvm_valid_regs = KVM_SYNC_X86_EVENTS;
 	ret = cpuid_apply(vm, v->fd, index);
 	if (ret)
 		goto exit_run;

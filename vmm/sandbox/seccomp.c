@@ -97,6 +97,8 @@ static const struct ioctl_rule ioctls[] = {
 	{KVM_SET_MSRS, V | E},
 	{KVM_GET_VCPU_EVENTS, V},		/* injecting the faults emulation raises */
 	{KVM_SET_VCPU_EVENTS, V},
+	{KVM_GET_DEBUGREGS, V},			/* DR6.BS of the single-step trap after an */
+	{KVM_SET_DEBUGREGS, V},			/* emulated instruction */
 	{KVM_GET_XSAVE, V | E},			/* emulated SSE/AVX/x87/XSAVE state; hybrid: */
 	{KVM_SET_XSAVE, V | E},			/* FPU state across user/kernel mode */
 	{KVM_GET_XCRS, V},			/* XCR0 for emulated XSAVE/XGETBV */

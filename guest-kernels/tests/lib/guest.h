@@ -208,6 +208,9 @@ void idt_init(void); /* builds the IDT; done by the runtime */
 void idt_load(void); /* lidt on this CPU (APs) */
 /* Calls (fn) for (vector) (32..254); the runtime sends the LAPIC EOI after (fn) returns. */
 void irq_register(unsigned int vector, irq_handler_fn fn);
+/* Calls (fn) for exception (vector) (0..31) instead of printing it and exiting; the handler
+ * may change the frame, and the exception returns to it (no EOI). */
+void exception_register(unsigned int vector, irq_handler_fn fn);
 extern volatile unsigned int spurious_irqs;
 
 /* Vectors used by the test guests. The 8259s are remapped to 0x20-0x2f and masked. */

@@ -29,6 +29,7 @@ void trap_dispatch(struct trap_frame *f);
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static irq_handler_fn handlers[256];
+static irq_handler_fn exception_handlers[32];
 volatile unsigned int spurious_irqs;
 
 static const char *const exception_names[32] = {
@@ -65,10 +66,20 @@ void irq_register(unsigned int vector, irq_handler_fn fn)
 		handlers[vector] = fn;
 }
 
+void exception_register(unsigned int vector, irq_handler_fn fn)
+{
+	if (vector < 32)
+		exception_handlers[vector] = fn;
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
 	unsigned int v = (unsigned int)f->vector;
 
+	if (v < 32 && exception_handlers[v]) {
+		exception_handlers[v](f);
+		return;
+	}
 	if (v < 32) {
 		printf("EXCEPTION %u rip=0x%lx err=0x%lx cr2=0x%lx (%s)\n", v, f->rip, f->error,
 		       read_cr2(), exception_names[v] ? exception_names[v] : "?");
