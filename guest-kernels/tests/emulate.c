@@ -280,8 +280,8 @@ static void test_xsave(void)
 	}
 	/* Clobber, then restore. */
 	__asm__ volatile("pxor %%xmm0, %%xmm0; fninit" : :);
-	if (has.avx)
-		__asm__ volatile("vpxor %%ymm1, %%ymm1, %%ymm1" : :);
+	if (has.avx) /* VEX.128: zeroes all of YMM1 and needs only AVX (the .256 form is AVX2) */
+		__asm__ volatile("vpxor %%xmm1, %%xmm1, %%xmm1" : :);
 	__asm__ volatile("xrstor %0" : : "m"(xarea), "a"((uint32_t)xcr0_set), "d"(0) : "memory");
 	__asm__ volatile("movdqu %%xmm0, %0" : "=m"(out) : : "memory");
 	__asm__ volatile("fnstcw %0" : "=m"(cw_out));

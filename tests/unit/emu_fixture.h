@@ -211,7 +211,7 @@ static inline void fx_init_features(struct emu_features *f)
 	f->maxphyaddr = 46;
 	f->xsaveopt = f->xsavec = f->xsaves = f->xgetbv1 = true;
 	f->popcnt = f->lzcnt = f->bmi1 = f->smap = f->rdtscp = f->rdpid = f->monitor = true;
-	f->invpcid = f->cx16 = f->sse = f->avx = f->fxsr = true;
+	f->invpcid = f->cx16 = f->sse = f->avx = f->fxsr = f->avx2 = f->avx512f = true;
 }
 
 /* A 64-bit code segment at (dpl) and the flat data segments for it. */

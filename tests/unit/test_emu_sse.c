@@ -271,6 +271,97 @@ static void test_sse_semantics(struct fx *fx)
 	FX_CHECK_UNCHANGED(fx, &c, &save);
 }
 
+/* VEX.256 vpxor is AVX2 (VEX.128 is AVX), and the EVEX forms of vmovd/vmovq are AVX-512F:
+ * each #UD without its CPUID bit, EVEX also without the OS having enabled the AVX-512 state
+ * (XCR0[7:5] and [2:1], SDM Vol. 2 2.7 exception class E9NF); where they run, the VEX and
+ * EVEX forms zero the destination above what they write, up to bit 511 (SDM Vol. 2 VMOVD/VMOVQ,
+ * "VEX.128/EVEX encoded version ... DEST[MAXVL-1:64] <- 0"). */
+static void test_avx_isa(struct fx *fx)
+{
+	struct emu_cpu c, save;
+	struct emu_result res;
+	uint8_t x[16], y[16];
+	uint64_t q;
+
+	/* vpxor ymm0, ymm1, ymm2 without AVX2: #UD, nothing changed; vpxor xmm (AVX) runs. */
+	fx_init_cpu(&c);
+	set_pattern_xmm(&c);
+	fx->feat.avx2 = false;
+	fx_snapshot(fx, &c, &save);
+	FX_STEP(fx, &c, &res, 0xc5, 0xf5, 0xef, 0xc2);
+	FX_CHECK_FAULT(&res, FX_UD, -1);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+	FX_STEP(fx, &c, &res, 0xc5, 0xf1, 0xef, 0xc2);
+	CHECK_EQ(res.status, EMU_DONE);
+	fx->feat.avx2 = true;
+	fx_init_cpu(&c);
+	set_pattern_xmm(&c);
+	FX_STEP(fx, &c, &res, 0xc5, 0xf5, 0xef, 0xc2);
+	CHECK_EQ(res.status, EMU_DONE);
+
+	/* EVEX vmovq xmm0, rax (62 f1 fd 08 6e c0), vmovd xmm0, ecx (62 f1 7d 08 6e c1) and
+	 * vmovq xmm0, xmm1 (62 f1 fe 08 7e c1): #UD without AVX-512F... */
+	/* clang-format off */
+	static const uint8_t evex[][6] = {
+		{0x62, 0xf1, 0xfd, 0x08, 0x6e, 0xc0},
+		{0x62, 0xf1, 0x7d, 0x08, 0x6e, 0xc1},
+		{0x62, 0xf1, 0xfe, 0x08, 0x7e, 0xc1},
+		{0x62, 0xf1, 0xfd, 0x08, 0xd6, 0xc8}, /* vmovq xmm0, xmm1 (66 0f d6 form) */
+	};
+	/* clang-format on */
+	for (size_t i = 0; i < sizeof(evex) / sizeof(evex[0]); i++) {
+		int before = t_failures;
+
+		fx_init_cpu(&c);
+		c.xcr0 = 0xe7;
+		set_pattern_xmm(&c);
+		fx->feat.avx512f = false;
+		fx_snapshot(fx, &c, &save);
+		fx_step(fx, &c, evex[i], 6, &res);
+		FX_CHECK_FAULT(&res, FX_UD, -1);
+		FX_CHECK_UNCHANGED(fx, &c, &save);
+		fx->feat.avx512f = true;
+		/* ... and without the AVX-512 state enabled in XCR0 or CR4.OSXSAVE ... */
+		c.xcr0 = 0x7;
+		fx_snapshot(fx, &c, &save);
+		fx_step(fx, &c, evex[i], 6, &res);
+		FX_CHECK_FAULT(&res, FX_UD, -1);
+		FX_CHECK_UNCHANGED(fx, &c, &save);
+		c.xcr0 = 0xe7;
+		c.cr4 &= ~FX_CR4_OSXSAVE;
+		fx_step(fx, &c, evex[i], 6, &res);
+		FX_CHECK_FAULT(&res, FX_UD, -1);
+		c.cr4 |= FX_CR4_OSXSAVE;
+		/* ... whatever CR4.OSFXSR says (not a legacy SSE instruction); then bits 511:64
+		 * (vmovq) or 511:32 (vmovd) of ZMM0 are zero: XMM0's upper part, the YMM upper
+		 * half and ZMM_Hi256; ZMM1's are kept. */
+		c.cr4 &= ~FX_CR4_OSFXSR;
+		c.gpr[EMU_RAX] = 0x1122334455667788ull;
+		c.gpr[EMU_RCX] = 0x99aabbccddeeff00ull;
+		memset(c.xsave + 1152, 0x5a, 64);
+		fx_get_xmm(&c, 1, x);
+		fx_step(fx, &c, evex[i], 6, &res);
+		CHECK_EQ(res.status, EMU_DONE);
+		fx_get_xmm(&c, 0, y);
+		memcpy(&q, y, 8);
+		if (i == 0)
+			CHECK_EQ(q, 0x1122334455667788ull);
+		else if (i == 1)
+			CHECK_EQ(q, 0xddeeff00ull);
+		else
+			CHECK(memcmp(y, x, 8) == 0);
+		CHECK(all_zero(y + 8, 8));
+		fx_get_ymmh(&c, 0, y);
+		CHECK(all_zero(y, 16));
+		CHECK(all_zero(c.xsave + 1152, 32));	/* ZMM0 bits 511:256 */
+		CHECK_EQ(c.xsave[1152 + 32], 0x5a);	/* ZMM1's kept */
+		fx_get_ymmh(&c, 1, y);
+		CHECK(!all_zero(y, 16));
+		if (t_failures != before)
+			print_insn(evex[i], 6);
+	}
+}
+
 /* movnti is an SSE2 store of a general register: none of the SSE register checks apply, so
  * neither CR0.TS (#NM) nor CR0.EM or a clear CR4.OSFXSR (#UD) stop it (SDM Vol. 2 MOVNTI,
  * "Protected Mode Exceptions": #UD only without CPUID.SSE2 or with LOCK). */
@@ -419,6 +510,7 @@ int main(void)
 	test_sse_native(&fx);
 	test_sse_semantics(&fx);
 	test_movnti(&fx);
+	test_avx_isa(&fx);
 	test_cmpxchg(&fx);
 	fprintf(stderr, "compared with the host CPU: %u runs (%u could not run natively)\n",
 		native_compared, native_skipped);

@@ -10,8 +10,21 @@ static bool is_vex(const struct emu_ctx *ctx)
 	return ctx->insn.encoding == ZYDIS_INSTRUCTION_ENCODING_VEX;
 }
 
+static bool is_evex(const struct emu_ctx *ctx)
+{
+	return ctx->insn.encoding == ZYDIS_INSTRUCTION_ENCODING_EVEX;
+}
+
+/* The VEX and EVEX forms zero the destination register above what they write, up to bit 511
+ * (DEST[MAXVL-1:n] <- 0, SDM Vol. 2 2.3.10.1 and VMOVD/VMOVQ); legacy SSE keeps it. */
+static bool zeroes_upper(const struct emu_ctx *ctx)
+{
+	return is_vex(ctx) || is_evex(ctx);
+}
+
 static int availability(struct emu_ctx *ctx)
 {
+	const struct emu_features *f = ctx->env->features;
 	const struct emu_cpu *c = ctx->cpu;
 
 	/* movnti stores a general register: it has none of the SSE register checks (no #NM
@@ -19,13 +32,24 @@ static int availability(struct emu_ctx *ctx)
 	 * "Protected Mode Exceptions"). (features->sse stands for SSE and SSE2, as in
 	 * insn_sse2.c: no x86-64 CPU has one without the other.) */
 	if (ctx->insn.mnemonic == ZYDIS_MNEMONIC_MOVNTI)
-		return ctx->env->features->sse ? EMU_OK : emu_ud(ctx);
-	if (is_vex(ctx)) {
-		/* AVX: OS support through XCR0 (SSE and YMM state enabled). */
-		if (!ctx->env->features->avx || !(c->cr4 & CR4_OSXSAVE) || (c->xcr0 & 6) != 6)
+		return f->sse ? EMU_OK : emu_ud(ctx);
+	if (is_evex(ctx)) {
+		/* AVX-512F: OS support through XCR0 (SSE, YMM, opmask, ZMM_Hi256 and Hi16_ZMM
+		 * state enabled, SDM Vol. 1 15.2); never the legacy SSE checks. */
+		if (!f->avx512f || !(c->cr4 & CR4_OSXSAVE) || (c->xcr0 & 0xe6) != 0xe6)
+			return emu_ud(ctx);
+		if (ctx->insn.avx.mask.reg != ZYDIS_REGISTER_NONE &&
+		    ctx->insn.avx.mask.reg != ZYDIS_REGISTER_K0)
+			return emu_unsupported(ctx, "%s with an opmask", ctx->res->mnemonic);
+	} else if (is_vex(ctx)) {
+		/* AVX: OS support through XCR0 (SSE and YMM state enabled). The 256-bit forms
+		 * of the integer instructions (vpxor ymm) are AVX2 (SDM Vol. 2 VPXOR). */
+		if (!f->avx || !(c->cr4 & CR4_OSXSAVE) || (c->xcr0 & 6) != 6)
+			return emu_ud(ctx);
+		if (ctx->insn.meta.isa_ext == ZYDIS_ISA_EXT_AVX2 && !f->avx2)
 			return emu_ud(ctx);
 	} else {
-		if (!ctx->env->features->sse || (c->cr0 & CR0_EM) || !(c->cr4 & CR4_OSFXSR))
+		if (!f->sse || (c->cr0 & CR0_EM) || !(c->cr4 & CR4_OSFXSR))
 			return emu_ud(ctx);
 	}
 	if (c->cr0 & CR0_TS)
@@ -70,8 +94,16 @@ static int move(struct emu_ctx *ctx)
 	const ZydisDecodedOperand *dst = &ctx->ops[0], *src = &ctx->ops[1];
 	uint32_t bytes = (dst->size < src->size ? dst->size : src->size) / 8;
 	uint8_t buf[32];
-	bool zero_upper = is_vex(ctx);
+	bool zero_upper = zeroes_upper(ctx);
 	int ret;
+
+	/* movq/movd move 8 or 4 bytes; between XMM registers the decoder gives both operands
+	 * 128 bits. */
+	if (ctx->insn.mnemonic == ZYDIS_MNEMONIC_MOVQ || ctx->insn.mnemonic == ZYDIS_MNEMONIC_VMOVQ)
+		bytes = 8;
+	else if (ctx->insn.mnemonic == ZYDIS_MNEMONIC_MOVD ||
+		 ctx->insn.mnemonic == ZYDIS_MNEMONIC_VMOVD)
+		bytes = 4;
 
 	if (bytes > sizeof(buf) || bytes == 0)
 		return emu_unsupported(ctx, "%s of %u bytes", ctx->res->mnemonic, bytes);
@@ -83,7 +115,7 @@ static int move(struct emu_ctx *ctx)
 	if (ret)
 		return ret;
 	/* movd/movq into an XMM register zero the rest of it (bits 127:32 or 127:64), and the
-	 * VEX forms everything above. movq between XMM registers zeroes bits 127:64. */
+	 * VEX and EVEX forms everything above. movq between XMM registers zeroes bits 127:64. */
 	if (ctx->insn.mnemonic == ZYDIS_MNEMONIC_MOVD || ctx->insn.mnemonic == ZYDIS_MNEMONIC_MOVQ ||
 	    ctx->insn.mnemonic == ZYDIS_MNEMONIC_VMOVD || ctx->insn.mnemonic == ZYDIS_MNEMONIC_VMOVQ) {
 		if (dst->type == ZYDIS_OPERAND_TYPE_REGISTER &&

@@ -60,6 +60,8 @@ struct emu_features {
 	unsigned int maxphyaddr;			/* CPUID.80000008H:EAX[7:0] */			/* bit i: component i 64-byte aligned when compacted */
 	bool xsaveopt, xsavec, xsaves, xgetbv1;
 	bool popcnt, lzcnt, bmi1, smap, rdtscp, rdpid, monitor, invpcid, cx16, sse, avx, fxsr;
+	bool avx2;				/* CPUID.(7,0):EBX[5] */
+	bool avx512f;				/* CPUID.(7,0):EBX[16] */
 };
 
 struct emu_env {
