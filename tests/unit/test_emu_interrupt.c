@@ -1,7 +1,7 @@
 /* test_emu_interrupt.c: int3 and int n delivered through an IDT built in fake guest memory
  * (SDM Vol. 3A 6.12, 6.14): the 64-bit frame, RSP aligned to 16, IF cleared by interrupt gates
  * and kept by trap gates, TF/NT/RF cleared, the IST stack, the CPL3 -> CPL0 stack switch from
- * the TSS with a null SS, and the faults: #GP(vector*8+2) for DPL < CPL and for a bad gate
+ * the TSS with a null SS, the CPL3 -> CPL3 frame written with user accesses, and the faults: #GP(vector*8+2) for DPL < CPL and for a bad gate
  * type or a vector past the IDT limit, #NP for a gate that is not present, #GP/#NP for the
  * target code segment, #TS for a TSS too short, #PF and #SS on the new stack, each with
  * nothing changed. */
@@ -249,6 +249,42 @@ static void test_faults(struct fx *fx)
 	FX_CHECK_FAULT(&res, FX_PFV, 3);
 	FX_CHECK_UNCHANGED(fx, &c, &save);
 	fx_put64(fx, FX_TSS + 4, RSP0);
+	/* From CPL3 through a gate to DPL3 code (no privilege change) the frame goes on the
+	 * user stack with user-mode accesses, as the interrupted code's own pushes would (SDM
+	 * Vol. 3A 4.6: only the GDT/IDT/TSS accesses are implicit supervisor ones): a user stack
+	 * is written under SMAP with AC clear, a supervisor-only stack faults with #PF(P|W|U),
+	 * nothing changed. int3 (both encodings) goes the same way (into is #UD in 64-bit
+	 * mode). */
+	set_gate(fx, 3, GATE_INT, 3, true, 0, 0x28, HANDLER);
+	for (int i = 0; i < 3; i++) {
+		static const uint8_t insns[3][2] = {{0xcd, 0x87}, {0xcc}, {0xcd, 0x03}};
+		static const unsigned int lens[3] = {2, 1, 2};
+		int before = t_failures;
+
+		fx_init_cpu(&c);
+		fx_set_cpl(&c, 3);
+		c.cr4 |= FX_CR4_SMAP;
+		c.rflags = 0x2 | FX_IF;
+		c.gpr[EMU_RSP] = USER_RSP;
+		fx_step(fx, &c, insns[i], lens[i], &res);
+		CHECK_EQ(res.status, EMU_DONE);
+		CHECK_EQ(c.gpr[EMU_RSP], (USER_RSP & ~0xfull) - 40);
+		CHECK_EQ(c.seg[EMU_CS].sel, 0x2b);
+		CHECK_EQ(stack_at(fx, (USER_RSP & ~0xfull) - 40, 3), USER_RSP);
+
+		fx_init_cpu(&c);
+		fx_set_cpl(&c, 3);
+		c.rflags = 0x2 | FX_IF;
+		c.gpr[EMU_RSP] = FX_STACK + 0x80000;
+		fx_snapshot(fx, &c, &save);
+		fx_step(fx, &c, insns[i], lens[i], &res);
+		FX_CHECK_FAULT(&res, FX_PFV, 7);
+		CHECK_EQ(res.fault.cr2, FX_STACK + 0x80000 - 8);
+		FX_CHECK_UNCHANGED(fx, &c, &save);
+		if (t_failures != before)
+			fprintf(stderr, "  CPL3 -> CPL3 delivery, instruction %d\n", i);
+	}
+	set_gate(fx, 3, GATE_INT, 3, true, 0, 0x08, HANDLER);
 	/* A non-canonical stack: #SS(0). */
 	fx_init_cpu(&c);
 	c.gpr[EMU_RSP] = 0x0000800000000010ull;

@@ -10,12 +10,13 @@ static bool canonical(uint64_t la)
 	return (uint64_t)((int64_t)(la << 16) >> 16) == la;
 }
 
-static int push64(struct emu_ctx *ctx, uint64_t *rsp, uint64_t v)
+/* (acc): the access kind of the frame's stores (emu_deliver_interrupt()). */
+static int push64(struct emu_ctx *ctx, uint64_t *rsp, uint64_t v, unsigned int acc)
 {
 	*rsp -= 8;
 	if (!canonical(*rsp))
 		return emu_raise(ctx, EXC_SS, true, 0);
-	return emu_write_linear(ctx, *rsp, &v, 8, EMU_ACC_IMPLICIT);
+	return emu_write_linear(ctx, *rsp, &v, 8, acc);
 }
 
 /* Reads the code segment descriptor for (sel) from the GDT or LDT. */
@@ -37,6 +38,7 @@ int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft, bool h
 	unsigned int cpl = emu_cpl(c), new_cpl, ist, gate_dpl, type;
 	uint32_t idt_err = vector * 8 + 2 + (soft ? 0 : 1); /* IDT bit, EXT for external */
 	uint64_t gate[2], desc, rsp, target;
+	unsigned int acc;
 	uint16_t sel;
 	int ret;
 
@@ -85,18 +87,24 @@ int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft, bool h
 			return ret;
 	}
 	rsp &= ~0xfull;
+	/* The frame is written at the new CPL. Without a privilege change that is the CPL of
+	 * the interrupted code, so from CPL3 the pushes are user-mode accesses, checked against
+	 * U/S (and not SMAP) like any push there: only the accesses to the GDT, LDT, IDT and
+	 * TSS are implicit supervisor ones (SDM Vol. 3A 4.6). (ctx->cpu still has the old CS,
+	 * from which the walk takes the CPL.) Into an inner ring they are supervisor accesses. */
+	acc = new_cpl == cpl ? 0 : EMU_ACC_IMPLICIT;
 	uint64_t old_rsp = c->gpr[EMU_RSP];
-	ret = push64(ctx, &rsp, c->seg[EMU_SS].sel);
+	ret = push64(ctx, &rsp, c->seg[EMU_SS].sel, acc);
 	if (!ret)
-		ret = push64(ctx, &rsp, old_rsp);
+		ret = push64(ctx, &rsp, old_rsp, acc);
 	if (!ret)
-		ret = push64(ctx, &rsp, c->rflags);
+		ret = push64(ctx, &rsp, c->rflags, acc);
 	if (!ret)
-		ret = push64(ctx, &rsp, c->seg[EMU_CS].sel);
+		ret = push64(ctx, &rsp, c->seg[EMU_CS].sel, acc);
 	if (!ret)
-		ret = push64(ctx, &rsp, c->rip);
+		ret = push64(ctx, &rsp, c->rip, acc);
 	if (!ret && has_error)
-		ret = push64(ctx, &rsp, error);
+		ret = push64(ctx, &rsp, error, acc);
 	if (ret)
 		return ret;
 
