@@ -1,10 +1,10 @@
 /* test_emu_interrupt.c: int3 and int n delivered through an IDT built in fake guest memory
  * (SDM Vol. 3A 6.12, 6.14): the 64-bit frame, RSP aligned to 16, IF cleared by interrupt gates
  * and kept by trap gates, TF/NT/RF cleared, the IST stack, the CPL3 -> CPL0 stack switch from
- * the TSS with a null SS, the CPL3 -> CPL3 frame written with user accesses, and the faults: #GP(vector*8+2) for DPL < CPL and for a bad gate
- * type or a vector past the IDT limit, #NP for a gate that is not present, #GP/#NP for the
- * target code segment, #TS for a TSS too short, #PF and #SS on the new stack, each with
- * nothing changed. */
+ * the TSS with a null SS, the CPL3 -> CPL3 frame written with user accesses, and the faults:
+ * #GP(vector*8+2) for DPL < CPL and for a bad gate type or a vector past the IDT limit, #NP
+ * for a gate that is not present, #GP/#NP for the target code segment, #TS for a TSS too
+ * short, #PF and #SS on the new stack, each with nothing changed. */
 #include "emu_fixture.h"
 
 #define HANDLER	  0x0000000000123456ull
