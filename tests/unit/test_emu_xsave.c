@@ -512,6 +512,119 @@ static void test_fxsave(struct fx *fx)
 	FX_CHECK_UNCHANGED(fx, &c, &save);
 }
 
+/* The RAM stores an instruction commits, as the engine hears of them (env.ram_written). */
+struct stores {
+	unsigned int n;
+	struct store_range {
+		uint64_t gpa, len;
+	} r[64];
+};
+
+static void record_store(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct stores *st = ctx;
+
+	if (st->n < 64)
+		st->r[st->n++] = (struct store_range){gpa, len};
+}
+
+/* Whether any committed store touched [gpa, gpa + len). */
+static bool stored(const struct stores *st, uint64_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < st->n; i++)
+		if (st->r[i].gpa < gpa + len && gpa < st->r[i].gpa + st->r[i].len)
+			return true;
+	return false;
+}
+
+/* Whether an MMIO access of kind (write) touched [addr, addr + len). */
+static bool mmio_touched(const struct fx *fx, bool write, uint64_t addr, uint64_t len)
+{
+	for (unsigned int i = 0; i < fx->nlog; i++)
+		if (fx->log[i].write == write && fx->log[i].addr < addr + len &&
+		    addr < fx->log[i].addr + fx->log[i].size)
+			return true;
+	return false;
+}
+
+/* XSAVE, XSAVEC and FXSAVE store what they save and nothing else: not bytes 416-511 of the
+ * legacy region, not the components outside RFBM (or not in use, for XSAVEC), not the header
+ * past XSTATE_BV (XSAVE) or XCOMP_BV (XSAVEC), not the XMM registers of FXSAVE without
+ * CR4.OSFXSR (SDM Vol. 1 13.4.1, 13.7, 13.10; Vol. 2 FXSAVE). A store of the old bytes back
+ * is not harmless: another vCPU may write them meanwhile, and the engine takes it for code
+ * modification. They read nothing of the area but the XSTATE_BV field XSAVE merges into (SDM
+ * Vol. 1 13.7), so an MMIO destination sees no other read. */
+static void test_save_writes_only_state(struct fx *fx)
+{
+	struct emu_cpu c;
+	struct emu_result res;
+	struct stores st;
+	const uint64_t m = FX_MMIO + 0x1000;
+
+	fx->env.ram_written = record_store;
+	fx->env.ram_written_ctx = &st;
+	/* XSAVE with RFBM = x87 | AVX. */
+	busy_cpu(&c);
+	c.gpr[EMU_RAX] = 5;
+	c.gpr[EMU_RDX] = 0;
+	memset(&st, 0, sizeof(st));
+	FX_STEP(fx, &c, &res, XSAVE);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK(stored(&st, XBUF, 160));	       /* x87, MXCSR (with AVX) */
+	CHECK(stored(&st, XBUF + 576, 256));   /* AVX */
+	CHECK(stored(&st, XBUF + 512, 8));     /* XSTATE_BV */
+	CHECK(!stored(&st, XBUF + 160, 256));  /* SSE not requested */
+	CHECK(!stored(&st, XBUF + 416, 96));   /* not used by XSAVE */
+	CHECK(!stored(&st, XBUF + 520, 56));   /* XCOMP_BV and the rest of the header */
+	/* XSAVEC with AVX requested but not in use: neither it nor 416-511 nor the header past
+	 * XCOMP_BV. */
+	busy_cpu(&c);
+	c.xsave[FX_HDR] = 3;
+	memset(&st, 0, sizeof(st));
+	FX_STEP(fx, &c, &res, XSAVEC);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK(stored(&st, XBUF, 416));
+	CHECK(stored(&st, XBUF + 512, 16));
+	CHECK(!stored(&st, XBUF + 416, 96));
+	CHECK(!stored(&st, XBUF + 528, 48));
+	CHECK(!stored(&st, XBUF + 576, 256));
+	/* FXSAVE without CR4.OSFXSR: not the XMM area. */
+	busy_cpu(&c);
+	c.cr4 &= ~FX_CR4_OSFXSR;
+	memset(&st, 0, sizeof(st));
+	FX_STEP(fx, &c, &res, FXSAVE);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK(stored(&st, XBUF, 160));
+	CHECK(!stored(&st, XBUF + 160, 352));
+	fx->env.ram_written = NULL;
+	fx->env.ram_written_ctx = NULL;
+
+	/* Into MMIO: FXSAVE reads nothing and writes 0-415. */
+	busy_cpu(&c);
+	c.gpr[EMU_RSI] = m;
+	FX_STEP(fx, &c, &res, FXSAVE);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK(!mmio_touched(fx, false, m, 4096));
+	CHECK(mmio_touched(fx, true, m, 416));
+	CHECK(!mmio_touched(fx, true, m + 416, 96));
+	/* XSAVE with RFBM = x87 reads XSTATE_BV alone, and writes x87 and XSTATE_BV. */
+	c.gpr[EMU_RAX] = 1;
+	c.gpr[EMU_RDX] = 0;
+	FX_STEP(fx, &c, &res, XSAVE);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK(!mmio_touched(fx, false, m, 512));
+	CHECK(!mmio_touched(fx, false, m + 520, 4096));
+	CHECK(mmio_touched(fx, true, m + 512, 8));
+	CHECK(!mmio_touched(fx, true, m + 24, 8));
+	CHECK(!mmio_touched(fx, true, m + 160, 352));
+	CHECK(!mmio_touched(fx, true, m + 520, 4096));
+	/* XSAVEC reads nothing. */
+	FX_STEP(fx, &c, &res, XSAVEC);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK(!mmio_touched(fx, false, m, 4096));
+	CHECK(mmio_touched(fx, true, m + 512, 16));
+}
+
 static void test_mxcsr(struct fx *fx)
 {
 	struct emu_cpu c, save;
@@ -666,6 +779,7 @@ int main(void)
 	test_xrstor(&fx);
 	test_xsavec(&fx);
 	test_fxsave(&fx);
+	test_save_writes_only_state(&fx);
 	test_mxcsr(&fx);
 	test_xcr(&fx);
 	fx_fini(&fx);

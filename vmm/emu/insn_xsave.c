@@ -113,16 +113,27 @@ static void compacted_offsets(const struct emu_features *f, uint64_t xcomp,
 	*end = pos;
 }
 
+/* Stores (len) bytes of the state image at (off) to the same offset in the area at (la). */
+static int store_part(struct emu_ctx *ctx, uint64_t la, uint32_t off, const uint8_t *src,
+		      uint32_t len)
+{
+	return emu_write_linear(ctx, la + off, src, len, 0);
+}
+
+/* XSAVE, XSAVEOPT, XSAVEC. Only what they save is stored: nothing of legacy bytes 416-511, of
+ * components outside RFBM (or, for XSAVEC, not in use) or of the header past XSTATE_BV (XSAVE)
+ * or XCOMP_BV (XSAVEC) (SDM Vol. 1 13.4.1, 13.7, 13.10), so bytes the guest owns are never
+ * read and stored back. The one read is that of XSTATE_BV, which XSAVE merges into (13.7).
+ * Parts are stored in address order, so a fault is on the lowest page stored to. */
 static int xsave(struct emu_ctx *ctx)
 {
 	const struct emu_features *f = ctx->env->features;
 	struct emu_cpu *c = ctx->cpu;
 	ZydisMnemonic m = ctx->insn.mnemonic;
 	bool compact = m == ZYDIS_MNEMONIC_XSAVEC || m == ZYDIS_MNEMONIC_XSAVEC64;
-	uint64_t mask = rfbm(ctx), inuse = get64(c->xsave + XSAVE_HDR), la, hdr[8];
+	uint64_t mask = rfbm(ctx), inuse = get64(c->xsave + XSAVE_HDR), la, hdr[2];
 	uint32_t off[EMU_XSAVE_COMPONENTS], size;
-	uint8_t buf[EMU_XSAVE_SIZE];
-	int ret;
+	int ret = EMU_OK;
 
 	if (compact && !f->xsavec)
 		return emu_ud(ctx);
@@ -132,49 +143,49 @@ static int xsave(struct emu_ctx *ctx)
 	inuse |= XCR0_X87 | XCR0_SSE;
 	/* The compacted layout is that of XCOMP_BV = RFBM, components in use or not; only the
 	 * ones in use are written (SDM Vol. 1 13.4.3, 13.10). */
-	if (compact)
+	if (compact) {
 		compacted_offsets(f, mask, off, &size);
-	else
+	} else {
 		size = standard_size(f, mask);
-	if (size > sizeof(buf))
+		for (unsigned int i = 2; i < EMU_XSAVE_COMPONENTS; i++)
+			off[i] = f->xsave_offset[i];
+	}
+	if (size > EMU_XSAVE_SIZE)
 		return emu_unsupported(ctx, "XSAVE area of %u bytes", size);
 	ret = xsave_checks(ctx, &la, size, true);
 	if (ret)
 		return ret;
-	/* Read what is there: XSAVE leaves the parts it does not save as they were. The read
-	 * is for a store: its faults are write faults. */
-	ret = emu_read_linear(ctx, la, buf, size, EMU_ACC_WRITE);
+	/* x87 is bytes 0-23 and 32-159; MXCSR and MXCSR_MASK (24-31) go with SSE, and in the
+	 * standard form with AVX too (SDM Vol. 1 13.7, 13.10). */
+	if (mask & XCR0_X87)
+		ret = store_part(ctx, la, 0, c->xsave, 24);
+	if (!ret && (mask & (compact ? XCR0_SSE : XCR0_SSE | XCR0_YMM)))
+		ret = store_part(ctx, la, XSAVE_MXCSR, c->xsave + XSAVE_MXCSR, 8);
+	if (!ret && (mask & XCR0_X87))
+		ret = store_part(ctx, la, XSAVE_ST0, c->xsave + XSAVE_ST0, 128);
+	if (!ret && (mask & XCR0_SSE))
+		ret = store_part(ctx, la, XSAVE_XMM0, c->xsave + XSAVE_XMM0, 16 * 16);
 	if (ret)
 		return ret;
-	if (mask & XCR0_X87)
-		copy_x87(buf, c->xsave);
-	/* MXCSR goes with SSE, and in the standard form with AVX too (SDM Vol. 1 13.7, 13.10). */
-	if (mask & (compact ? XCR0_SSE : XCR0_SSE | XCR0_YMM))
-		memcpy(buf + XSAVE_MXCSR, c->xsave + XSAVE_MXCSR, 8);
-	if (mask & XCR0_SSE)
-		memcpy(buf + XSAVE_XMM0, c->xsave + XSAVE_XMM0, 16 * 16);
-	for (unsigned int i = 2; i < EMU_XSAVE_COMPONENTS; i++) {
-		if (!((mask >> i) & 1))
-			continue;
-		if (compact) {
-			if ((inuse >> i) & 1)
-				memcpy(buf + off[i], c->xsave + f->xsave_offset[i], f->xsave_size[i]);
-		} else {
-			memcpy(buf + f->xsave_offset[i], c->xsave + f->xsave_offset[i],
-			       f->xsave_size[i]);
-		}
-	}
-	/* XSAVE writes only XSTATE_BV, XSAVEC XSTATE_BV and XCOMP_BV; the rest of the header
-	 * keeps what was there. */
-	memcpy(hdr, buf + XSAVE_HDR, sizeof(hdr));
+	/* XSAVE writes only XSTATE_BV, read first for the bits outside RFBM, which it keeps;
+	 * XSAVEC writes XSTATE_BV and XCOMP_BV. The read is for a store: its faults are write
+	 * faults. */
 	if (compact) {
 		hdr[0] = mask & inuse;
 		hdr[1] = mask | XCOMP_BV_COMPACTED;
 	} else {
+		ret = emu_read_linear(ctx, la + XSAVE_HDR, hdr, 8, EMU_ACC_WRITE);
+		if (ret)
+			return ret;
 		hdr[0] = (hdr[0] & ~mask) | (mask & inuse);
 	}
-	memcpy(buf + XSAVE_HDR, hdr, sizeof(hdr));
-	return emu_write_linear(ctx, la, buf, size, 0);
+	ret = store_part(ctx, la, XSAVE_HDR, (const uint8_t *)hdr, compact ? 16 : 8);
+	for (unsigned int i = 2; !ret && i < EMU_XSAVE_COMPONENTS; i++) {
+		if (!((mask >> i) & 1) || !f->xsave_size[i] || (compact && !((inuse >> i) & 1)))
+			continue;
+		ret = store_part(ctx, la, off[i], c->xsave + f->xsave_offset[i], f->xsave_size[i]);
+	}
+	return ret;
 }
 
 static int xrstor(struct emu_ctx *ctx)
@@ -279,24 +290,24 @@ static int fx_checks(struct emu_ctx *ctx, uint64_t *la, bool write)
 	return *la & 15 ? emu_gp0(ctx) : EMU_OK;
 }
 
+/* FXSAVE stores bytes 0-159 and the XMM registers it saves, and nothing else: not bytes
+ * 416-511, not the XMM area without CR4.OSFXSR, not XMM8-15's outside 64-bit mode (SDM
+ * Vol. 2 FXSAVE); it reads nothing. */
 static int fxsave(struct emu_ctx *ctx)
 {
 	const struct emu_cpu *c = ctx->cpu;
 	unsigned int nxmm = emu_64bit(c) ? 16 : 8;
-	uint8_t buf[XSAVE_LEGACY_SIZE];
 	uint64_t la;
 	int ret = fx_checks(ctx, &la, true);
 
 	if (ret)
 		return ret;
-	ret = emu_read_linear(ctx, la, buf, sizeof(buf), EMU_ACC_WRITE); /* for a store */
-	if (ret)
-		return ret;
-	memcpy(buf, c->xsave, XSAVE_XMM0);
 	if (!(c->cr4 & CR4_OSFXSR))
 		nxmm = 0; /* XMM registers are saved only with CR4.OSFXSR (SDM FXSAVE) */
-	memcpy(buf + XSAVE_XMM0, c->xsave + XSAVE_XMM0, 16 * nxmm);
-	return emu_write_linear(ctx, la, buf, XSAVE_XMM0 + 16 * 16, 0);
+	ret = store_part(ctx, la, 0, c->xsave, XSAVE_XMM0);
+	if (!ret && nxmm)
+		ret = store_part(ctx, la, XSAVE_XMM0, c->xsave + XSAVE_XMM0, 16 * nxmm);
+	return ret;
 }
 
 static int fxrstor(struct emu_ctx *ctx)
