@@ -28,6 +28,7 @@
 #include "emu/vcpu.h"
 #include "emu/walk.h"
 #include "kvm/syscall_trap.h"
+#include "kvm/vm.h"
 #include "kvm_seg.h"
 #include "util/log.h"
 
@@ -238,6 +239,14 @@ struct kvm_user *kvm_user_create(const struct kvm_user_config *cfg)
 	k->mem = cfg->mem;
 	k->pio = cfg->pio;
 	k->mmio = cfg->mmio;
+	/* The trap exits this file reads are KVM-PVM's: there a SYSCALL or an exception taken in
+	 * user mode stays at CPL3 or lands at the handler with no memory behind it. VMX and SVM
+	 * run the guest kernel natively anyway (--accel kvm). */
+	if (kvm_detect_backend() != KVM_BACKEND_PVM) {
+		pr_err("--accel hybrid needs a KVM-PVM host; this /dev/kvm is %s: use --accel kvm",
+		       kvm_backend_name(kvm_detect_backend()));
+		goto fail;
+	}
 	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
 		pr_err("/dev/kvm: %s (--accel hybrid runs guest user mode on KVM)", strerror(errno));
