@@ -1,10 +1,11 @@
 /* test_emu_x87.c: the emulator's x87 instructions: fninit, fnclex, fnstcw, fldcw, fnstsw,
- * fld, fst, fstp, fild, fistp, fld1, fldz and fwait on the x87 state in the XSAVE image:
+ * fld, fst, fstp, fild, fist, fistp, fld1, fldz and fwait on the x87 state in the XSAVE image:
  * the stack and tag word, rounding control on stores, masked stack overflow and underflow
  * (the status words and the indefinite were measured on the host CPU, AMD EPYC, with the same
  * sequences at user level), unmasked ones leaving #MF pending for the next waiting
- * instruction, #NM for CR0.EM/TS (fwait: TS with MP), and arithmetic reported as not
- * emulated. */
+ * instruction, #NM for CR0.EM/TS (fwait: TS with MP), the numeric exceptions of stores
+ * (integer indefinite, PE/OE/UE and C1, measured on the host too), and arithmetic reported as
+ * not emulated. */
 #include "emu_fixture.h"
 
 #define XBUF (FX_DATA + 0x4000)
@@ -216,6 +217,111 @@ static void test_x87(struct fx *fx)
 	FX_CHECK_UNCHANGED(fx, &c, &save);
 }
 
+/* Runs fld qword [XBUF] of (v) on a fresh x87 state with control word (fcw), then the store
+ * (insn) to [XBUF + 16], whose 8 bytes start as 0x1234. */
+static void load_and_store(struct fx *fx, struct emu_cpu *c, double v, uint16_t fcw,
+			   const uint8_t *insn, struct emu_result *res)
+{
+	fx_init_cpu(c);
+	c->xsave[0] = (uint8_t)fcw;
+	c->xsave[1] = (uint8_t)(fcw >> 8);
+	memcpy(fx->ram + XBUF, &v, 8);
+	fx_put64(fx, XBUF + 16, 0x1234);
+	c->gpr[EMU_RSI] = XBUF;
+	FX_STEP(fx, c, res, 0xdd, 0x06);
+	CHECK_EQ(res->status, EMU_DONE);
+	c->gpr[EMU_RSI] = XBUF + 16;
+	fx_step(fx, c, insn, 2, res);
+}
+
+/* Stack overflow with IE unmasked changes nothing but the status word (SDM Vol. 1 8.5.1.1);
+ * fist/fistp of a value out of the integer range (or a NaN) is invalid: the integer
+ * indefinite with IE masked, nothing stored and nothing popped with it unmasked (SDM Vol. 2
+ * FIST/FISTP, Vol. 1 8.5.1.2); a store that rounds sets PE, and C1 when it rounded up in
+ * magnitude (SDM Vol. 1 8.5.6, 8.1.3.3); masked overflow and underflow on a store set OE/UE.
+ * Every status word and result below was measured on the host CPU (AMD EPYC) with the same
+ * sequences at user level. */
+static void test_x87_exceptions(struct fx *fx)
+{
+	static const uint8_t fistp32[] = {0xdb, 0x1e}, fistp16[] = {0xdf, 0x1e};
+	static const uint8_t fistp64[] = {0xdf, 0x3e}, fist32[] = {0xdb, 0x16};
+	static const uint8_t fst32[] = {0xd9, 0x16}, fstp32[] = {0xd9, 0x1e};
+	static const struct {
+		const char *name;
+		double v;
+		uint16_t fcw;
+		const uint8_t *insn;
+		uint64_t stored; /* the 8 bytes at XBUF + 16 afterwards */
+		uint16_t fsw;
+		uint8_t ftw;
+	} cases[] = {
+		{"fistp m32 1e10", 1e10, 0x37f, fistp32, 0x80000000, 0x0001, 0},
+		{"fistp m16 -40000", -40000.0, 0x37f, fistp16, 0x8000, 0x0001, 0},
+		{"fistp m64 1e19", 1e19, 0x37f, fistp64, 0x8000000000000000ull, 0x0001, 0},
+		{"fistp m32 1e300", 1e300, 0x37f, fistp32, 0x80000000, 0x0001, 0},
+		{"fist m32 NaN", __builtin_nan(""), 0x37f, fist32, 0x80000000, 0x3801, 0x80},
+		{"fistp m32 1e10, IE unmasked", 1e10, 0x37e, fistp32, 0x1234, 0xb881, 0x80},
+		{"fist m32 1e10, IE unmasked", 1e10, 0x37e, fist32, 0x1234, 0xb881, 0x80},
+		{"fistp m32 2.5", 2.5, 0x37f, fistp32, 2, 0x0020, 0},
+		{"fistp m32 3.5", 3.5, 0x37f, fistp32, 4, 0x0220, 0},
+		{"fistp m32 -3.5", -3.5, 0x37f, fistp32, 0xfffffffc, 0x0220, 0},
+		{"fistp m32 -7", -7.0, 0x37f, fistp32, 0xfffffff9, 0x0000, 0},
+		{"fst m32 1/3", 1.0 / 3.0, 0x37f, fst32, 0x3eaaaaab, 0x3a20, 0x80},
+		{"fst m32 1/3, RC down", 1.0 / 3.0, 0x77f, fst32, 0x3eaaaaaa, 0x3820, 0x80},
+		{"fst m32 1/3, PE unmasked", 1.0 / 3.0, 0x35f, fst32, 0x3eaaaaab, 0xbaa0, 0x80},
+		{"fstp m32 -2/3", -2.0 / 3.0, 0x37f, fstp32, 0xbf2aaaab, 0x0220, 0},
+		{"fstp m32 2.5", 2.5, 0x37f, fstp32, 0x40200000, 0x0000, 0},
+		{"fstp m32 1e300", 1e300, 0x37f, fstp32, 0x7f800000, 0x0228, 0},
+		{"fstp m32 1e-300", 1e-300, 0x37f, fstp32, 0, 0x0030, 0},
+	};
+	struct emu_cpu c, save;
+	struct emu_result res;
+	uint8_t regs[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int before = t_failures;
+		uint64_t want = cases[i].stored;
+
+		if (cases[i].insn == fistp16)
+			want |= 0x1234 & ~0xffffull;
+		else if (cases[i].insn != fistp64 && want != 0x1234)
+			want &= 0xffffffffull;
+		load_and_store(fx, &c, cases[i].v, cases[i].fcw, cases[i].insn, &res);
+		CHECK_EQ(res.status, EMU_DONE);
+		CHECK_EQ(fx_get64(fx, XBUF + 16), want);
+		CHECK_EQ(get16(c.xsave + 2), cases[i].fsw);
+		CHECK_EQ(c.xsave[4], cases[i].ftw);
+		if (t_failures != before)
+			fprintf(stderr, "  case \"%s\"\n", cases[i].name);
+	}
+	/* The pending exception of an unmasked one: #MF at the next waiting instruction. */
+	load_and_store(fx, &c, 1e10, 0x37e, fistp32, &res);
+	fx_snapshot(fx, &c, &save);
+	FX_STEP(fx, &c, &res, 0xd9, 0xe8); /* fld1 */
+	FX_CHECK_FAULT(&res, FX_MF, -1);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+
+	/* Unmasked stack overflow: the ninth push leaves TOP, the tags and the registers as
+	 * they were (ST0 = 0 from fldz, ST1 = 1); IE, SF, C1, ES and B set (host: 0x82c1). */
+	fx_init_cpu(&c);
+	c.xsave[0] = 0x7e;
+	for (int i = 0; i < 7; i++)
+		FX_STEP(fx, &c, &res, 0xd9, 0xe8); /* fld1 */
+	FX_STEP(fx, &c, &res, 0xd9, 0xee);	   /* fldz */
+	CHECK_EQ(get16(c.xsave + 2), 0);
+	memcpy(regs, c.xsave + 32, sizeof(regs));
+	FX_STEP(fx, &c, &res, 0xd9, 0xe8);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(get16(c.xsave + 2), 0x82c1);
+	CHECK_EQ(top(&c), 0);
+	CHECK_EQ(c.xsave[4], 0xff);
+	CHECK(memcmp(regs, c.xsave + 32, sizeof(regs)) == 0);
+	fx_snapshot(fx, &c, &save);
+	FX_STEP(fx, &c, &res, 0xd9, 0xe8);
+	FX_CHECK_FAULT(&res, FX_MF, -1);
+	FX_CHECK_UNCHANGED(fx, &c, &save);
+}
+
 int main(void)
 {
 	struct fx fx;
@@ -225,6 +331,7 @@ int main(void)
 		return T_EXIT_FAIL;
 	}
 	test_x87(&fx);
+	test_x87_exceptions(&fx);
 	fx_fini(&fx);
 	return t_done();
 }

@@ -129,6 +129,7 @@ static emu_handler_fn handler_for(ZydisMnemonic m)
 	case ZYDIS_MNEMONIC_FST:
 	case ZYDIS_MNEMONIC_FSTP:
 	case ZYDIS_MNEMONIC_FILD:
+	case ZYDIS_MNEMONIC_FIST:
 	case ZYDIS_MNEMONIC_FISTP:
 	case ZYDIS_MNEMONIC_FLDZ:
 	case ZYDIS_MNEMONIC_FLD1:

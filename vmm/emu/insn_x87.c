@@ -1,7 +1,8 @@
 /* insn_x87.c: the x87 instructions a kernel uses at boot and in context switches: fninit,
  * fnclex, fwait, fnstcw, fldcw, fnstsw, and loads/stores of the stack top (fld, fst, fstp,
- * fild, fistp, fldz, fld1), on the x87 state in the XSAVE image (SDM Vol. 1 ch. 8). Arithmetic
- * is not emulated: it is reported as unsupported. */
+ * fild, fist, fistp, fldz, fld1), on the x87 state in the XSAVE image (SDM Vol. 1 ch. 8), with
+ * the stack faults and the numeric exceptions of stores (invalid, overflow, underflow,
+ * precision). Arithmetic is not emulated: it is reported as unsupported. */
 #include <fenv.h>
 #include <math.h>
 #include <string.h>
@@ -9,12 +10,15 @@
 #include "emu_internal.h"
 
 #define FSW_IE 0x0001
+#define FSW_OE 0x0008
+#define FSW_UE 0x0010
+#define FSW_PE 0x0020
 #define FSW_SF 0x0040
 #define FSW_ES 0x0080
 #define FSW_C1 0x0200
 #define FSW_TOP_SHIFT 11
 #define FSW_B  0x8000
-#define FCW_IM 0x0001
+#define FCW_IM 0x0001	/* each FCW mask bit sits where its FSW flag does */
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -74,16 +78,31 @@ static bool stack_fault(struct emu_cpu *c, bool overflow)
 	return get16(c->xsave + XSAVE_FCW) & FCW_IM; /* masked: continue with the default */
 }
 
+/* Raises the numeric exceptions (flags, FSW bits) of a result that was then stored: each sets
+ * its flag, and an unmasked one leaves #MF pending for the next waiting instruction (ES, B). */
+static void numeric_flags(struct emu_cpu *c, uint16_t flags)
+{
+	uint16_t fsw = get16(c->xsave + XSAVE_FSW) | flags;
+
+	if (flags & ~get16(c->xsave + XSAVE_FCW))
+		fsw |= FSW_ES | FSW_B;
+	put16(c->xsave + XSAVE_FSW, fsw);
+}
+
 static void push(struct emu_cpu *c, long double v)
 {
 	unsigned int t = (top(c) - 1) & 7;
 
+	/* Overflow: ST7, which the push would load, is in use. Unmasked, the push does not
+	 * happen: TOP and the registers stay, only the status word says so (SDM Vol. 1
+	 * 8.5.1.1); masked, the real indefinite is pushed. */
+	if (tag_valid(c, t)) {
+		if (!stack_fault(c, true))
+			return;
+		v = -NAN;
+	}
 	memmove(st(c, 1), st(c, 0), 16 * 7);
 	memset(st(c, 0), 0, 16);
-	if (tag_valid(c, t) && !stack_fault(c, true))
-		return;
-	if (tag_valid(c, t))
-		v = -NAN; /* the real indefinite */
 	memcpy(st(c, 0), &v, 10);
 	set_top(c, t);
 	set_tag(c, t, true);
@@ -166,10 +185,91 @@ static int load(struct emu_ctx *ctx, long double *v)
 	return EMU_OK;
 }
 
+/* fist/fistp: (v) rounded with the guest's rounding control into (*out), (bits) wide. A NaN,
+ * an infinity or a value out of range is invalid: masked, the integer indefinite (the most
+ * negative value); unmasked, false with nothing to store (SDM Vol. 2 FIST/FISTP). Otherwise
+ * an inexact result sets PE, and C1 when rounded up in magnitude. */
+static bool to_integer(struct emu_cpu *c, long double v, unsigned int bits, int64_t *out)
+{
+	long double lim = bits == 64 ? 0x1p63L : bits == 32 ? 0x1p31L : 0x1p15L, r;
+	int saved = fegetround();
+	uint16_t fsw;
+
+	fesetround(rounding_mode(c));
+	r = nearbyintl(v);
+	fesetround(saved);
+	fsw = get16(c->xsave + XSAVE_FSW) & ~FSW_C1;
+	if (!(r >= -lim && r < lim)) {
+		put16(c->xsave + XSAVE_FSW, fsw);
+		numeric_flags(c, FSW_IE);
+		*out = (int64_t)(1ull << 63) >> (64 - bits);
+		return get16(c->xsave + XSAVE_FCW) & FCW_IM;
+	}
+	if (fabsl(r) > fabsl(v))
+		fsw |= FSW_C1;
+	put16(c->xsave + XSAVE_FSW, fsw);
+	if (r != v)
+		numeric_flags(c, FSW_PE);
+	*out = (int64_t)r;
+	return true;
+}
+
+/* fst/fstp to a 32- or 64-bit real: converted on the host with the guest's rounding control,
+ * whose exception flags become the guest's: precision (and C1 when rounded up in magnitude),
+ * overflow, underflow (SDM Vol. 1 8.5.4-8.5.6). False for an unmasked overflow or underflow,
+ * whose handling (nothing stored) is not emulated. */
+static bool to_real(struct emu_ctx *ctx, long double v, unsigned int bits, uint8_t *raw)
+{
+	struct emu_cpu *c = ctx->cpu;
+	volatile long double in = v, back;
+	volatile float f;
+	volatile double d;
+	uint16_t flags = 0, fsw;
+	int saved = fegetround(), ex;
+
+	fesetround(rounding_mode(c));
+	feclearexcept(FE_ALL_EXCEPT);
+	if (bits == 32) {
+		f = (float)in;
+		back = f;
+	} else {
+		d = (double)in;
+		back = d;
+	}
+	ex = fetestexcept(FE_INEXACT | FE_OVERFLOW | FE_UNDERFLOW);
+	feclearexcept(FE_ALL_EXCEPT);
+	fesetround(saved);
+	if (ex & FE_OVERFLOW)
+		flags |= FSW_OE;
+	if (ex & FE_UNDERFLOW)
+		flags |= FSW_UE;
+	if (ex & FE_INEXACT)
+		flags |= FSW_PE;
+	if (flags & (FSW_OE | FSW_UE) & ~get16(c->xsave + XSAVE_FCW))
+		return false;
+	fsw = get16(c->xsave + XSAVE_FSW) & ~FSW_C1;
+	if ((flags & FSW_PE) && fabsl(back) > fabsl(v))
+		fsw |= FSW_C1;
+	put16(c->xsave + XSAVE_FSW, fsw);
+	if (flags)
+		numeric_flags(c, flags);
+	if (bits == 32) {
+		float t = f;
+
+		memcpy(raw, &t, 4);
+	} else {
+		double t = d;
+
+		memcpy(raw, &t, 8);
+	}
+	return true;
+}
+
 static int store(struct emu_ctx *ctx, long double v, bool pop_after)
 {
 	struct emu_cpu *c = ctx->cpu;
 	const ZydisDecodedOperand *op = &ctx->ops[0];
+	ZydisMnemonic m = ctx->insn.mnemonic;
 	uint8_t raw[10];
 	uint64_t la;
 	int ret;
@@ -180,29 +280,24 @@ static int store(struct emu_ctx *ctx, long double v, bool pop_after)
 		memcpy(st(c, i), &v, 10);
 		set_tag(c, (top(c) + i) & 7, true);
 	} else {
-		int saved = fegetround();
+		ret = emu_op_mem_la(ctx, op, op->size / 8, true, &la);
+		if (ret)
+			return ret;
+		if (m == ZYDIS_MNEMONIC_FIST || m == ZYDIS_MNEMONIC_FISTP) {
+			int64_t i;
 
-		/* Convert with the guest's rounding control, on this thread only. */
-		fesetround(rounding_mode(c));
-		if (ctx->insn.mnemonic == ZYDIS_MNEMONIC_FISTP) {
-			long long i = llrintl(v);
-
+			/* Unmasked invalid: nothing stored, nothing popped, #MF pending. */
+			if (!to_integer(c, v, op->size, &i))
+				return EMU_OK;
 			memcpy(raw, &i, 8);
-		} else if (op->size == 32) {
-			float f = (float)v;
-
-			memcpy(raw, &f, 4);
-		} else if (op->size == 64) {
-			double d = (double)v;
-
-			memcpy(raw, &d, 8);
+		} else if (op->size == 32 || op->size == 64) {
+			if (!to_real(ctx, v, op->size, raw))
+				return emu_unsupported(ctx, "%s with an unmasked overflow or underflow",
+						       ctx->res->mnemonic);
 		} else {
 			memcpy(raw, &v, 10);
 		}
-		fesetround(saved);
-		ret = emu_op_mem_la(ctx, op, op->size / 8, true, &la);
-		if (!ret)
-			ret = emu_write_linear(ctx, la, raw, op->size / 8, 0);
+		ret = emu_write_linear(ctx, la, raw, op->size / 8, 0);
 		if (ret)
 			return ret;
 	}
@@ -275,10 +370,11 @@ int emu_exec_x87(struct emu_ctx *ctx)
 		return EMU_OK;
 	case ZYDIS_MNEMONIC_FST:
 	case ZYDIS_MNEMONIC_FSTP:
+	case ZYDIS_MNEMONIC_FIST:
 	case ZYDIS_MNEMONIC_FISTP:
 		if (!read_st0(c, &v))
 			return EMU_OK; /* unmasked stack underflow: nothing stored, #MF pending */
-		return store(ctx, v, m != ZYDIS_MNEMONIC_FST);
+		return store(ctx, v, m == ZYDIS_MNEMONIC_FSTP || m == ZYDIS_MNEMONIC_FISTP);
 	default:
 		return emu_unsupported(ctx, "x87 %s", ctx->res->mnemonic);
 	}
