@@ -292,7 +292,8 @@ static int store(struct emu_ctx *ctx, long double v, bool pop_after)
 			memcpy(raw, &i, 8);
 		} else if (op->size == 32 || op->size == 64) {
 			if (!to_real(ctx, v, op->size, raw))
-				return emu_unsupported(ctx, "%s with an unmasked overflow or underflow",
+				return emu_unsupported(ctx,
+						       "%s with an unmasked overflow or underflow",
 						       ctx->res->mnemonic);
 		} else {
 			memcpy(raw, &v, 10);
