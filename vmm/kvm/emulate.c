@@ -158,6 +158,8 @@ int emulate_features_init(struct vm *vm, struct emu_features *f)
 	f->cx16 = bit(&src, 1, 0, ECX, 13);
 	f->popcnt = bit(&src, 1, 0, ECX, 23);
 	f->avx = bit(&src, 1, 0, ECX, 28);
+	f->avx2 = bit(&src, 7, 0, EBX, 5);
+	f->avx512f = bit(&src, 7, 0, EBX, 16);
 	f->bmi1 = bit(&src, 7, 0, EBX, 3);
 	f->invpcid = bit(&src, 7, 0, EBX, 10);
 	f->smap = bit(&src, 7, 0, EBX, 20);
