@@ -1,6 +1,7 @@
 /* log.c: leveled logging to stderr. */
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	static const char *const tags[] = {"error", "warning", "info", "debug"};
 	char buf[1024];
 	va_list ap;
-	int n;
+	int n, saved_errno = errno;
 
 	if (level > log_get_level())
 		return;
@@ -51,4 +52,6 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		buf[n] = 0;
 	}
 	fputs(buf, stderr);
+	/* Callers log, then return -errno: what they return must be their call's error. */
+	errno = saved_errno;
 }
