@@ -35,7 +35,13 @@ if ! { cmake -S "$top" -B "$fuzz_dir" -DCMAKE_C_COMPILER=clang -DMVM_FUZZ=ON -DM
 	echo "test: the fuzz build failed (full log: $fuzz_dir.build.log)" >&2
 	exit 1
 fi
-eval "$("$top/scripts/guest-images.sh")"
+# A kernel or initramfs that cannot be built fails the run (eval alone would hide the status,
+# and every Linux test would then skip).
+if ! images=$("$top/scripts/guest-images.sh"); then
+	echo "test: the guest kernel or initramfs could not be built (scripts/guest-images.sh)" >&2
+	exit 1
+fi
+eval "$images"
 export MVM_VMLINUX MVM_BZIMAGE MVM_INITRAMFS
 
 status=0
