@@ -52,6 +52,10 @@ def main():
         expect_usage(c, ["-k", hello, "-m", "64M,thp=maybe"], "thp=maybe", "-m 64M,thp=maybe")
         expect_usage(c, ["-k", hello, "-c", "0"], "--cpus", "-c 0")
         expect_usage(c, ["-k", hello, "-c", "1000"], "--cpus", "-c 1000")
+        # The README's limits, at the edges: 1-64 vCPUs, 16 MiB-512 GiB.
+        expect_usage(c, ["-k", hello, "-c", "65"], "1 to 64", "-c 65")
+        expect_usage(c, ["-k", hello, "-m", "15M"], "16M to 512G", "-m 15M")
+        expect_usage(c, ["-k", hello, "-m", "513G"], "16M to 512G", "-m 513G")
         expect_usage(c, ["-k", hello, "--bogus"], "--bogus", "unknown option")
         expect_usage(c, ["-k", hello, "--accel", "turbo"], "--accel", "unknown accelerator")
         expect_usage(c, ["-k", hello, "--jail", "0:0"], "--jail", "--jail as root")

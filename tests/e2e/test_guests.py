@@ -65,6 +65,13 @@ def case_smp(c):
         c.check(f"CPUS {n}" in r.out, f"{n} vCPUs reported in", r)
 
 
+def case_memsize_edges(c):
+    """The smallest RAM the README promises (16 MiB) boots (15M and 513G are refused: bad-input;
+    64 vCPUs, the most, come up in dbt/guest-smp)."""
+    r = mvmtest.run(MVM, ["run", "-k", guest("hello"), "-m", "16M"])
+    mvmtest.guest_passed(c, r, "hello -m 16M")
+
+
 def case_memsize(c):
     for mib, top in ((64, 64 << 20), (256, 256 << 20), (4096, (4 << 30) + (1 << 30))):
         r = mvmtest.run(MVM, ["run", "-k", guest("memsize"), "-m", f"{mib}M",
