@@ -407,7 +407,7 @@ static void print_stats(struct machine *m)
 	if (m->accel == ACCEL_HYBRID)
 		kvm_user_print_stats(m->dm.kvm, stderr);
 	else
-		emulate_print_stats(stderr);
+		emulate_print_stats(&m->vm, stderr);
 	fprintf(stderr, "mvm: unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu "
 		"reads, %llu writes\n",
 		(unsigned long long)m->pio->unclaimed_reads,

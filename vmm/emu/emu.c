@@ -335,6 +335,7 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 		return false;
 	res->insn_len = u.len;
 	res->mnemonic = ZydisMnemonicGetString((ZydisMnemonic)u.mnemonic);
+	res->mnemonic_id = u.mnemonic;
 	if ((u.flags & UOP_F_LOCK) && (u.flags & UOP_F_MEMDST)) {
 		/* Other vCPU threads run at the same time: a locked read-modify-write would
 		 * need a host atomic of the same width, which the uops do not do. */
@@ -420,6 +421,7 @@ static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_
 
 	ctx_begin(ctx, &work, cpu_in, env, res);
 	res->mnemonic = "?";
+	res->mnemonic_id = 0;
 
 	if (!given) {
 		ret = fetch(ctx, res->insn, &len, &cut, &truncated);
@@ -504,6 +506,7 @@ static void step(struct emu_cpu *cpu_in, const struct emu_env *env, const uint8_
 	}
 	res->insn_len = ctx->insn.length;
 	res->mnemonic = ZydisMnemonicGetString(ctx->insn.mnemonic);
+	res->mnemonic_id = ctx->insn.mnemonic;
 	ctx->next_rip = work.rip + ctx->insn.length;
 	if (!emu_64bit(&work))
 		ctx->next_rip &= work.seg[EMU_CS].db ? 0xffffffffull : 0xffffull;

@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "emu/vcpu.h"
 #include "kvm/vcpu.h"
 #include "kvm_seg.h"
 #include "kvm/vm.h"
@@ -188,44 +190,30 @@ int emulate_features_init(struct vm *vm, struct emu_features *f)
 
 /* --- counters --- */
 
-#define STATS_MAX 64
-static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	const char *mnemonic; /* Zydis's static strings */
-	unsigned long count;
-} stats[STATS_MAX];
-
-static void count(const char *mnemonic)
+/* Per VM, by Zydis mnemonic, lock-free: vCPU threads count, --stats prints at the end. */
+static void count(struct vm *vm, const struct emu_result *res)
 {
-	unsigned int i;
-	bool first = false;
+	unsigned int id = res->mnemonic_id < EMU_MNEMONICS ? res->mnemonic_id : 0;
 
-	pthread_mutex_lock(&stats_lock);
-	for (i = 0; i < STATS_MAX && stats[i].mnemonic; i++)
-		if (!strcmp(stats[i].mnemonic, mnemonic))
-			break;
-	if (i < STATS_MAX) {
-		if (!stats[i].mnemonic) {
-			stats[i].mnemonic = mnemonic;
-			first = true;
-		}
-		stats[i].count++;
-	}
-	pthread_mutex_unlock(&stats_lock);
-	if (first)
-		pr_info("emulating %s (first time)", mnemonic);
+	if (atomic_fetch_add_explicit(&vm->emulated[id], 1, memory_order_relaxed) == 0)
+		pr_info("emulating %s (first time)", res->mnemonic);
 }
 
-void emulate_print_stats(FILE *f)
+void emulate_print_stats(struct vm *vm, FILE *f)
 {
-	pthread_mutex_lock(&stats_lock);
+	bool any = false;
+
 	fprintf(f, "mvm: emulated instructions:");
-	if (!stats[0].mnemonic)
-		fprintf(f, " none");
-	fputc('\n', f);
-	for (unsigned int i = 0; i < STATS_MAX && stats[i].mnemonic; i++)
-		fprintf(f, "  %-12s %lu\n", stats[i].mnemonic, stats[i].count);
-	pthread_mutex_unlock(&stats_lock);
+	for (unsigned int id = 0; id < EMU_MNEMONICS; id++)
+		any |= atomic_load_explicit(&vm->emulated[id], memory_order_relaxed) != 0;
+	fprintf(f, "%s\n", any ? "" : " none");
+	for (unsigned int id = 0; id < EMU_MNEMONICS; id++) {
+		uint64_t n = atomic_load_explicit(&vm->emulated[id], memory_order_relaxed);
+
+		if (n)
+			fprintf(f, "  %-12s %llu\n", id ? emu_mnemonic_name(id) : "?",
+				(unsigned long long)n);
+	}
 }
 
 /* --- state in and out --- */
@@ -454,7 +442,7 @@ bool emulate_on_exit(struct vcpu *v)
 	emu_step(&cpu, &env, bytes, len, &res);
 	switch (res.status) {
 	case EMU_DONE:
-		count(res.mnemonic);
+		count(v->vm, &res);
 		pr_debug("vCPU %u: emulated %s, next rip 0x%llx", v->index, res.mnemonic,
 			 (unsigned long long)cpu.rip);
 		ret = put_state(v, &k, &cpu);
@@ -464,7 +452,7 @@ bool emulate_on_exit(struct vcpu *v)
 			pr_err("vCPU %u: completing %s: %s", v->index, res.mnemonic, strerror(-ret));
 		return ret == 0;
 	case EMU_FAULT:
-		count(res.mnemonic);
+		count(v->vm, &res);
 		pr_debug("vCPU %u: %s at 0x%llx raises vector %u", v->index, res.mnemonic,
 			 (unsigned long long)cpu.rip, res.fault.vector);
 		ret = inject(v, &k, &res.fault);

@@ -92,6 +92,7 @@ struct emu_result {
 	enum emu_status status;
 	struct emu_fault fault;
 	const char *mnemonic;		/* Zydis mnemonic string, for counters and reports */
+	unsigned int mnemonic_id;	/* its ZydisMnemonic (0: none decoded) */
 	char why[160];			/* EMU_UNSUPPORTED: a one-line reason */
 	uint8_t insn[15];
 	unsigned int insn_len;

@@ -21,7 +21,7 @@ int emulate_features_init(struct vm *vm, struct emu_features *f);
  * the instruction cannot be emulated (after printing a reproducible report). vCPU thread. */
 bool emulate_on_exit(struct vcpu *v);
 
-/* Prints the per-mnemonic counters (--stats). */
-void emulate_print_stats(FILE *f);
+/* Prints the VM's per-mnemonic counters (--stats). */
+void emulate_print_stats(struct vm *vm, FILE *f);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/memmap.h"
 #include "core/stop.h"
 #include "emu/emu.h"
+#include "emu/vcpu.h"
 
 struct vcpu;
 struct kvm_cpuid2;
@@ -39,6 +40,8 @@ struct vm {
 	bool tsc_deadline;
 	struct emu_features emu_features; /* what the instruction emulator may use (CPUID) */
 	bool syscall_trap;		/* SYSCALL from user mode completed by mvm (PVM) */
+	/* Instructions the emulator completed, by Zydis mnemonic (emulate.c, --stats). */
+	_Atomic uint64_t emulated[EMU_MNEMONICS];
 };
 
 /* Opens /dev/kvm, checks the API version and every capability mvm needs (one message per
