@@ -133,6 +133,19 @@ static void blk_activate_ring(void)
 	drv_ok(t);
 }
 
+/* Polls until the flood has been served more than (n) times, for up to (ms). */
+static bool served_above(struct flood *fl, uint64_t n, unsigned int ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	do {
+		if (atomic_load(&fl->served) > n)
+			return true;
+		usleep(1000);
+	} while (now_ms() < end);
+	return false;
+}
+
 /* A 4 KiB read of sector 8; true when it completed OK within (ms). */
 static bool blk_read(unsigned int ms)
 {
@@ -191,36 +204,38 @@ static void flood_test(struct flood *fl)
 	atomic_store(&fl->served, 0);
 	irq_count(fl->t);
 	CHECK_EQ(pthread_create(&fl->th, NULL, flood_run, fl), 0);
-	usleep(50000);
+	CHECK(served_above(fl, 0, 5000));
 	served = atomic_load(&fl->served);
-	CHECK(served > 0);
 
-	/* The disk on the same I/O thread still works. */
+	/* The disk on the same I/O thread still works. The bounds are far above what an idle
+	 * machine needs (a few ms) and far below the 30 s a starved reset used to take: a loaded
+	 * 2-core machine must not make this fail. */
 	t0 = now_ms();
-	CHECK(blk_read(1000));
+	CHECK(blk_read(5000));
 	fprintf(stderr, "  read served in %llu ms\n", (unsigned long long)(now_ms() - t0));
 	t0 = now_ms();
 	reg_wr(&blk->mmio, VIRTIO_MMIO_STATUS, 0);
 	fprintf(stderr, "  reset done in %llu ms\n", (unsigned long long)(now_ms() - t0));
-	CHECK(now_ms() - t0 < 500);
+	CHECK(now_ms() - t0 < 5000);
 	CHECK_EQ(reg_rd(&blk->mmio, VIRTIO_MMIO_STATUS), 0);
 	/* And the flood is still served. */
-	usleep(20000);
-	CHECK(atomic_load(&fl->served) > served);
+	CHECK(served_above(fl, served, 5000));
 	atomic_store(&fl->stop, true);
 	pthread_join(fl->th, NULL);
 	CHECK(drained(&fl->r, 2000));
 	CHECK(!(reg_rd(fl->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 
-	/* One kick with a whole ring: more than one loop iteration, so more than one interrupt
-	 * decision (the driver asks for an interrupt for every used buffer). */
-	usleep(20000);
+	/* One kick with a whole ring: served over more than one loop iteration, all of it, and
+	 * the driver (which asks for an interrupt for every used buffer) interrupted. How many
+	 * interrupts is not fixed: the deferred notification of the first iteration and the
+	 * resumption NOP can complete in the same iteration, which then raises one for both
+	 * (it failed now and then on a loaded machine when it demanded two). */
 	irq_count(fl->t);
 	for (uint16_t h = 0; h < QSIZE; h++)
 		fring_publish(&fl->r, h);
 	kick(fl->t, fl->q);
 	CHECK(drained(&fl->r, 2000));
-	CHECK(irqs_at_least(fl->t, 2, 2000));
+	CHECK(irqs_at_least(fl->t, 1, 2000));
 }
 
 int main(void)
