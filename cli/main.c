@@ -49,6 +49,24 @@ _Static_assert(MVM_MAX_VIRTIO <= ARRAY_SIZE(virtio_irqs), "an IRQ for every virt
 /* Room for " virtio_mmio.device=4K@0xd0000000:15" per slot. */
 #define VIRTIO_CMDLINE_ENTRY 48
 
+/* What the machine does with every device it created, whatever its kind: one entry per device
+ * in m->devices (attach order), so a new kind of device is its constructor call plus one ops
+ * table. drain: after the vCPUs stopped, finish what the I/O thread still holds that writes
+ * guest RAM; destroy: free it (reverse attach order); stats: its line(s) for --stats. */
+struct device_ops {
+	void (*drain)(void *dev);
+	void (*destroy)(void *dev);
+	void (*stats)(void *dev, FILE *f);
+};
+
+struct device {
+	const char *name;
+	const struct device_ops *ops;
+	void *dev;
+};
+
+#define MAX_DEVICES VIRTIO_SLOTS
+
 /* Everything one running machine owns, torn down in reverse order. */
 struct machine {
 	struct mapped_file kernel, initrd; /* open_inputs() until the guest is loaded */
@@ -69,15 +87,13 @@ struct machine {
 	struct debug_exit debug_exit;
 	struct cmos cmos;
 	struct blk_image images[MVM_MAX_DISKS];
-	struct virtio_blk *disks[MVM_MAX_DISKS];
-	unsigned int ndisks;
-	struct virtio_console vcon;
-	bool vcon_ready;
+	unsigned int ndisks;		/* images opened (images[0, ndisks)) */
 	int tap_fds[MVM_MAX_NETS];
 	unsigned int ntaps;		/* TAPs opened (tap_fds[0, ntaps)) */
-	struct virtio_net *nets[MVM_MAX_NETS];
+	struct virtio_console vcon;
 	struct virtio_rng rng;
-	bool rng_ready;
+	struct device devices[MAX_DEVICES];
+	unsigned int ndevices;
 	struct console_escape vcon_escape;
 	unsigned int nvirtio;		/* virtio-mmio slots in use */
 	char *cmdline;			/* the user's command line + virtio_mmio.device= entries */
@@ -218,6 +234,61 @@ static int kernel_cmdline_init(struct machine *m, const struct vm_config *cfg)
 	return 0;
 }
 
+static void blk_drain(void *dev)
+{
+	virtio_blk_drain(dev);
+}
+
+static void blk_destroy(void *dev)
+{
+	virtio_blk_destroy(dev);
+}
+
+static void net_drain(void *dev)
+{
+	virtio_net_drain(dev);
+}
+
+static void net_destroy(void *dev)
+{
+	virtio_net_destroy(dev);
+}
+
+static void net_stats(void *dev, FILE *f)
+{
+	virtio_net_print_stats(dev, f);
+}
+
+static void console_destroy(void *dev)
+{
+	virtio_console_fini(dev);
+}
+
+static void rng_destroy(void *dev)
+{
+	virtio_rng_fini(dev);
+}
+
+static const struct device_ops blk_device = {.drain = blk_drain, .destroy = blk_destroy};
+static const struct device_ops net_device = {.drain = net_drain, .destroy = net_destroy,
+					     .stats = net_stats};
+static const struct device_ops console_device = {.destroy = console_destroy};
+static const struct device_ops rng_device = {.destroy = rng_destroy};
+
+/* Takes ownership of (dev) (created, not yet attached: it is destroyed with the machine even if
+ * attaching fails), then attaches its virtio-mmio transport (t). */
+static int add_virtio_device(struct machine *m, const char *name, const struct device_ops *ops,
+			     void *dev, struct virtio_mmio *t)
+{
+	if (m->ndevices == MAX_DEVICES) {
+		ops->destroy(dev);
+		pr_err("%s: too many devices (at most %zu)", name, MAX_DEVICES);
+		return -ENOSPC;
+	}
+	m->devices[m->ndevices++] = (struct device){.name = name, .ops = ops, .dev = dev};
+	return attach_virtio(m, t, name);
+}
+
 static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 {
 	static const char *const names[MVM_MAX_DISKS] = {
@@ -228,12 +299,14 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 
 	/* Disks first, in option order, so the first -d is the guest's vda. */
 	for (unsigned int i = 0; i < m->ndisks; i++) {
-		m->disks[i] = virtio_blk_create(names[i], &m->images[i],
-						cfg->disks[i].id[0] ? cfg->disks[i].id : NULL,
-						m->mem, &m->loop);
-		if (!m->disks[i])
+		struct virtio_blk *b = virtio_blk_create(names[i], &m->images[i],
+							 cfg->disks[i].id[0] ? cfg->disks[i].id
+									     : NULL,
+							 m->mem, &m->loop);
+
+		if (!b)
 			return -ENOMEM;
-		ret = attach_virtio(m, &m->disks[i]->mmio, names[i]);
+		ret = add_virtio_device(m, names[i], &blk_device, b, &b->mmio);
 		if (ret)
 			return ret;
 	}
@@ -243,17 +316,17 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 			"virtio-net 0", "virtio-net 1", "virtio-net 2", "virtio-net 3",
 		};
 		const struct net_config *nc = &cfg->nets[i];
+		struct virtio_net *n;
 		uint8_t mac[6];
 
 		if (nc->has_mac)
 			memcpy(mac, nc->mac, sizeof(mac));
 		else
 			virtio_net_random_mac(mac);
-		m->nets[i] = virtio_net_create(net_names[i], m->tap_fds[i], true, mac, m->mem,
-					       &m->loop);
-		if (!m->nets[i])
+		n = virtio_net_create(net_names[i], m->tap_fds[i], true, mac, m->mem, &m->loop);
+		if (!n)
 			return -ENOMEM;
-		ret = attach_virtio(m, &m->nets[i]->mmio, net_names[i]);
+		ret = add_virtio_device(m, net_names[i], &net_device, n, &n->mmio);
 		if (ret)
 			return ret;
 		pr_info("%s on TAP %s, MAC %02x:%02x:%02x:%02x:%02x:%02x", net_names[i], nc->tap,
@@ -264,8 +337,8 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 					  vcon_filter, m, m->mem, &m->loop);
 		if (ret)
 			return ret;
-		m->vcon_ready = true;
-		ret = attach_virtio(m, &m->vcon.mmio, "virtio-console");
+		ret = add_virtio_device(m, "virtio-console", &console_device, &m->vcon,
+					&m->vcon.mmio);
 		if (ret)
 			return ret;
 	}
@@ -274,8 +347,7 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 		ret = virtio_rng_init(&m->rng, "virtio-rng", m->mem, &m->loop);
 		if (ret)
 			return ret;
-		m->rng_ready = true;
-		ret = attach_virtio(m, &m->rng.mmio, "virtio-rng");
+		ret = add_virtio_device(m, "virtio-rng", &rng_device, &m->rng, &m->rng.mmio);
 		if (ret)
 			return ret;
 	}
@@ -284,15 +356,20 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 
 static void destroy_virtio_devices(struct machine *m)
 {
-	if (m->rng_ready)
-		virtio_rng_fini(&m->rng);
-	for (unsigned int i = 0; i < m->ntaps; i++)
-		virtio_net_destroy(m->nets[i]);
-	if (m->vcon_ready)
-		virtio_console_fini(&m->vcon);
-	for (unsigned int i = 0; i < m->ndisks; i++)
-		virtio_blk_destroy(m->disks[i]);
+	while (m->ndevices) {
+		struct device *d = &m->devices[--m->ndevices];
+
+		d->ops->destroy(d->dev);
+	}
 	free(m->cmdline);
+}
+
+/* After the vCPUs and the I/O thread stopped: nothing may write guest RAM once it is unmapped. */
+static void drain_devices(struct machine *m)
+{
+	for (unsigned int i = 0; i < m->ndevices; i++)
+		if (m->devices[i].ops->drain)
+			m->devices[i].ops->drain(m->devices[i].dev);
 }
 
 /* Opens and locks every disk image before any VM exists, so a wrong path or an image in use
@@ -414,9 +491,9 @@ static void print_stats(struct machine *m)
 		(unsigned long long)m->pio->unclaimed_writes,
 		(unsigned long long)m->mmio->unclaimed_reads,
 		(unsigned long long)m->mmio->unclaimed_writes);
-	for (unsigned int i = 0; i < m->ntaps; i++)
-		if (m->nets[i])
-			virtio_net_print_stats(m->nets[i], stderr);
+	for (unsigned int i = 0; i < m->ndevices; i++)
+		if (m->devices[i].ops->stats)
+			m->devices[i].ops->stats(m->devices[i].dev, stderr);
 }
 
 /* How the machine stopped, as the process's exit status (options.h documents them). */
@@ -601,13 +678,7 @@ static int run(const struct vm_config *cfg)
 		vm_run(&m->vm);
 	}
 	loop_join(&m->loop);
-	/* Nothing may write guest RAM once it is unmapped. */
-	for (unsigned int i = 0; i < m->ndisks; i++)
-		if (m->disks[i])
-			virtio_blk_drain(m->disks[i]);
-	for (unsigned int i = 0; i < m->ntaps; i++)
-		if (m->nets[i])
-			virtio_net_drain(m->nets[i]);
+	drain_devices(m);
 	term_restore();
 	status = exit_status(m);
 	if (stop_reason(m->stop) != STOP_GUEST_EXIT)
