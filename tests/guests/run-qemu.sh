@@ -14,8 +14,9 @@
 #   --append TEXT   kernel command line.
 #   --smp N         CPUs (default 1).      --mem MIB   RAM (default 128).
 #   --timeout S     wall-clock limit (default 30).
-#   --accel A       tcg (default) or kvm (then -cpu host,-arch-capabilities: QEMU 7.2 aborts
-#                   on MSR 0x10a on our KVM-PVM hosts otherwise).
+#   --accel A       tcg (default, with -cpu max: every extension TCG has) or kvm (then
+#                   -cpu host,-arch-capabilities: QEMU 7.2 aborts on MSR 0x10a on our KVM-PVM
+#                   hosts otherwise).
 #   --blk SPEC      a virtio-blk-device on a fresh sparse raw image (repeatable). SPEC is
 #                   SIZE_MIB[:ro][:serial=ID]. Switches the machine to acpi=off, so QEMU puts
 #                   virtio_mmio.device=512@ADDR:IRQ on the command line (one IOAPIC, IRQs 5+),
@@ -71,7 +72,7 @@ fi
 
 cpu=
 case $accel in
-tcg) ;;
+tcg) cpu="-cpu max" ;; # every extension TCG has: the emulate guest's classes run, not SKIP
 kvm) cpu="-cpu host,-arch-capabilities" ;;
 *) echo "run-qemu.sh: unknown accelerator $accel" >&2; exit 1 ;;
 esac
