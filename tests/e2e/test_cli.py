@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""What the README and `mvm --help` promise about the command line, each with a real guest.
+
+Usage: test_cli.py MVM GUEST_DIR CASE
+  console-none    --console none: the guest runs, nothing of it reaches stdout
+  console-file    --console file:PATH: the guest's output lands in the file, not on stdout
+  stats           --stats: the unclaimed port I/O and MMIO the unclaimed guest makes are counted
+  random-mac      without mac=, each run gives the NIC another locally administered unicast MAC
+                  (the TAP lives in a network namespace the test makes and deletes)
+  nopv            on KVM-PVM with more than one vCPU, 'nopv' joins the kernel command line (the
+                  guest reads it); with one vCPU it does not
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mvmtest  # noqa: E402
+
+
+def guest(name):
+    return os.path.join(GUEST_DIR, f"{name}.elf")
+
+
+def case_console_none(c):
+    r = mvmtest.run(MVM, ["run", "-k", guest("hello"), "--console", "none"])
+    c.check(r.status == 0, f"exit status 0 (got {r.status})", r)
+    c.check("Hello from the mvm test guest" not in r.out and "RESULT" not in r.out,
+            "nothing of the guest on stdout", r)
+
+
+def case_console_file(c):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "console.log")
+        r = mvmtest.run(MVM, ["run", "-k", guest("hello"), "--console", f"file:{path}"])
+        c.check(r.status == 0, f"exit status 0 (got {r.status})", r)
+        c.check("Hello from the mvm test guest" not in r.out, "nothing of the guest on stdout",
+                r)
+        with open(path, errors="replace") as f:
+            log = f.read()
+        c.check("Hello from the mvm test guest" in log and "RESULT PASS" in log,
+                f"the guest's output is in {path}", r)
+
+
+def case_stats(c):
+    r = mvmtest.run(MVM, ["run", "--stats", "-k", guest("unclaimed")])
+    mvmtest.guest_passed(c, r, "unclaimed")
+    m = re.search(r"unclaimed accesses: port I/O (\d+) reads, (\d+) writes; MMIO (\d+) reads, "
+                  r"(\d+) writes", r.err)
+    if c.check(m, "--stats prints the unclaimed-access counts", r):
+        pr, pw, mr, mw = (int(x) for x in m.groups())
+        c.check(pr > 0 and pw > 0 and mr > 0 and mw > 0,
+                f"every kind the guest makes is counted ({pr}/{pw}/{mr}/{mw})", r)
+
+
+def mac_of_run(ns, tap):
+    env = dict(os.environ, MVM_LOG="info")
+    p = subprocess.run(["ip", "netns", "exec", ns] + mvmtest.command(
+        MVM, ["run", "-k", guest("hello"), "-n", f"tap={tap}"]),
+        capture_output=True, timeout=60, env=env)
+    err = p.stderr.decode(errors="replace")
+    m = re.search(r"on TAP \S+, MAC ((?:[0-9a-f]{2}:){5}[0-9a-f]{2})", err)
+    return p.returncode, (m.group(1) if m else None), err
+
+
+def case_random_mac(c):
+    if os.geteuid() != 0:
+        mvmtest.skip("a TAP needs root")
+    ns, tap = f"mvmcli{os.getpid()}", "mvmcli0"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        macs = []
+        for _ in range(3):
+            status, mac, err = mac_of_run(ns, tap)
+            c.check(status == 0, f"the guest ran (status {status})")
+            if c.check(mac, "mvm names the MAC it gave the NIC"):
+                first = int(mac.split(":")[0], 16)
+                c.check(first & 2, f"{mac} is locally administered")
+                c.check(not first & 1, f"{mac} is unicast")
+                macs.append(mac)
+        c.check(len(set(macs)) == len(macs), f"each run another MAC ({macs})")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+def case_nopv(c):
+    mvmtest.require_kvm()
+    if not os.path.exists("/sys/module/kvm_pvm"):
+        mvmtest.skip("not a KVM-PVM host")
+    r2 = mvmtest.run(MVM, ["run", "-k", guest("hello"), "-c", "2"])
+    mvmtest.guest_passed(c, r2, "hello -c 2")
+    c.check(re.search(r"^CMDLINE .*\bnopv\b", r2.out, re.M), "two vCPUs: the guest sees nopv",
+            r2)
+    r1 = mvmtest.run(MVM, ["run", "-k", guest("hello")])
+    mvmtest.guest_passed(c, r1, "hello")
+    c.check(not re.search(r"\bnopv\b", r1.out), "one vCPU: no nopv", r1)
+
+
+CASES = {"console-none": case_console_none, "console-file": case_console_file,
+         "stats": case_stats, "random-mac": case_random_mac, "nopv": case_nopv}
+
+if __name__ == "__main__":
+    MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
+    mvmtest.require_kvm()
+    checker = mvmtest.Checker(f"cli-{CASE}")
+    CASES[CASE](checker)
+    checker.done()
