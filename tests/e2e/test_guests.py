@@ -170,6 +170,17 @@ def case_tlb(c):
     mvmtest.guest_passed(c, mvmtest.run(MVM, ["run", "-k", guest("tlb")]), "tlb")
 
 
+def case_unhandled(c):
+    """A kernel-mode jump to guest-physical memory with nothing behind it: no instruction can be
+    fetched there, so mvm stops with status 81 and a report naming the address and mode."""
+    r = mvmtest.run(MVM, ["run", "-k", guest("exitcode"), "-p", "unhandled=1"])
+    c.check(r.status == 81, f"exit status 81 (got {r.status})", r)
+    c.check("JUMPING-TO-NOTHING" in r.out and "EXITCODE" not in r.out,
+            "the guest got as far as the jump and no further", r)
+    c.check(re.search(r"rip=0*c0200000", r.err) and "CPL 0" in r.err,
+            "the report names the RIP and the CPL", r)
+
+
 def case_debugtrap(c):
     """Single-step (#DB with DR6.BS right after the instruction following POPF) and the STI
     shadow (a pending interrupt taken right after the one instruction it covers) around an
