@@ -282,6 +282,47 @@ static void chain(struct rig *r, struct cursor *in)
 	publish(r, q, head);
 }
 
+/* Many chains at once, then one kick: more than a queue's per-iteration budget
+ * (VIRTIO_MMIO_BUDGET), so the device must yield and resume. Each chain is one or two
+ * descriptors (bit 1 of flags): the first readable, starting with up to 16 input bytes (or
+ * writable: bit 0), the second writable. */
+static void burst(struct rig *r, struct cursor *in)
+{
+	unsigned int q = (unsigned int)take(in, 1) % VIRTIO_MMIO_MAX_QUEUES;
+	unsigned int n = 1 + (unsigned int)take(in, 1), flags = (unsigned int)take(in, 1);
+	uint32_t len = (uint32_t)take(in, 2) % 0x1000 + 1;
+	unsigned int per = flags & 2 ? 2 : 1;
+	uint16_t size = r->qsize[q] ? r->qsize[q] : 256;
+	uint8_t hdr[16];
+
+	for (unsigned int i = 0; i < sizeof(hdr); i++)
+		hdr[i] = (uint8_t)take(in, 1);
+	if (n > size / per)
+		n = size / per;
+	for (unsigned int k = 0; k < n; k++) {
+		uint16_t idx = (uint16_t)(k * per);
+		uint32_t addr;
+
+		if (r->data_next + len + 16 > RAM_SIZE)
+			r->data_next = DATA_BASE;
+		addr = r->data_next;
+		r->data_next += ((len + 15) & ~15u) + 16;
+		memcpy(ram + addr, hdr, len < sizeof(hdr) ? len : sizeof(hdr));
+		*desc_at(r, q, idx) = (struct vring_desc){
+			.addr = addr,
+			.len = len,
+			.flags = (uint16_t)((flags & 1 ? VRING_DESC_F_WRITE : 0) |
+					    (per == 2 ? VRING_DESC_F_NEXT : 0)),
+			.next = (uint16_t)(idx + 1)};
+		if (per == 2)
+			*desc_at(r, q, idx + 1) = (struct vring_desc){
+				.addr = addr + ((len + 15) & ~15u), .len = 1,
+				.flags = VRING_DESC_F_WRITE};
+		publish(r, q, idx);
+	}
+	wr(r, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+}
+
 static void host_input(struct rig *r, struct cursor *in)
 {
 	uint8_t buf[256 + sizeof(struct virtio_net_hdr_v1)];
@@ -310,14 +351,14 @@ static void run(struct rig *r, struct cursor *in)
 	for (unsigned int ops = 0; in->left && ops < OPS_MAX; ops++) {
 		uint8_t op = (uint8_t)take(in, 1);
 
-		switch (op % 13) {
+		switch (op % 14) {
 		case 0: /* any register or config byte, any width */
 		case 1: {
 			uint64_t off = take(in, 2) % VIRTIO_MMIO_WINDOW;
 			unsigned int size = 1u << ((op >> 4) & 3);
 			uint64_t v = take(in, size);
 
-			if (op % 13 == 0)
+			if (op % 14 == 0)
 				virtio_mmio_bus_ops.write(r->t, off, v, size);
 			else
 				(void)virtio_mmio_bus_ops.read(r->t, off, size);
@@ -380,6 +421,9 @@ static void run(struct rig *r, struct cursor *in)
 			wr(r, VIRTIO_MMIO_QUEUE_NOTIFY, q % VIRTIO_MMIO_MAX_QUEUES);
 			break;
 		}
+		case 13:
+			burst(r, in);
+			break;
 		}
 	}
 	/* Give the device one last chance to run what was kicked. */

@@ -230,3 +230,16 @@ put("fuzz_engine", "fault", engine_seed(bytes.fromhex("488b07" "cc" "0f0b"), rdi
 put("fuzz_engine", "sse_x87", engine_seed(bytes.fromhex("f30f6f07" "660fefc0" "0f2907" "d9e8" "dd1f"
                                                         "0f01d0"), rdi=FX_DATA + 0x40))
 put("fuzz_engine", "user", engine_seed(bytes.fromhex("0f05" "cd80" "fa" "0f20c0" "f4"), cpl3=True))
+
+
+# Bursts: more chains than a queue's per-iteration budget, one kick (op 13).
+def burst(q, n, flags, length, hdr=b""):
+    return bytes([13, q, n - 1, flags]) + struct.pack("<H", length - 1) + hdr.ljust(16, b"\0")[:16]
+
+
+put("fuzz_virtio_mmio", "rng_burst", bytes([2, 0]) + setup(size_log2=6) + burst(0, 64, 1, 64) + W +
+    W + bytes([OP_ACK]) + burst(0, 64, 1, 4096) + bytes([OP_RESET]) + W)
+put("fuzz_virtio_mmio", "blk_burst", bytes([0, 0]) + setup(size_log2=8) +
+    burst(0, 128, 2, 16, struct.pack("<IIQ", 4, 0, 0)) + W + W)
+put("fuzz_virtio_mmio", "console_burst", bytes([1, 0]) + setup(size_log2=6) +
+    burst(1, 64, 0, 8, b"burst!\n") + W + W)
