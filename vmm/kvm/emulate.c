@@ -240,13 +240,9 @@ static int get_state(struct vcpu *v, struct kvm_state *k, struct emu_cpu *c)
 	/* TSC_AUX may be missing (no RDTSCP): then it reads as 0. */
 	ioctl(v->fd, KVM_GET_MSRS, &msrs);
 
-	const struct kvm_regs *r = &k->regs;
-	uint64_t gpr[16] = {r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
-			    r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15};
-
-	memcpy(c->gpr, gpr, sizeof(gpr));
-	c->rip = r->rip;
-	c->rflags = r->rflags;
+	gprs_from_kvm(c->gpr, &k->regs);
+	c->rip = k->regs.rip;
+	c->rflags = k->regs.rflags;
 	seg_from_kvm(&c->seg[EMU_ES], &k->sregs.es);
 	seg_from_kvm(&c->seg[EMU_CS], &k->sregs.cs);
 	seg_from_kvm(&c->seg[EMU_SS], &k->sregs.ss);
@@ -280,14 +276,8 @@ static int get_state(struct vcpu *v, struct kvm_state *k, struct emu_cpu *c)
 static int put_state(struct vcpu *v, struct kvm_state *k, const struct emu_cpu *c)
 {
 	struct kvm_regs *r = &k->regs;
-	const uint64_t *g = c->gpr;
 
-	*r = (struct kvm_regs){
-		.rax = g[0], .rcx = g[1], .rdx = g[2], .rbx = g[3], .rsp = g[4], .rbp = g[5],
-		.rsi = g[6], .rdi = g[7], .r8 = g[8], .r9 = g[9], .r10 = g[10], .r11 = g[11],
-		.r12 = g[12], .r13 = g[13], .r14 = g[14], .r15 = g[15], .rip = c->rip,
-		.rflags = c->rflags,
-	};
+	*r = regs_to_kvm(c->gpr, c->rip, c->rflags);
 	if (c->dirty & (EMU_DIRTY_SREGS | EMU_DIRTY_TLB)) {
 		/* KVM_SET_SREGS also reloads the MMU, which is the TLB flush invpcid asks for. */
 		seg_to_kvm(&k->sregs.cs, &c->seg[EMU_CS]);

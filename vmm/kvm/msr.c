@@ -74,3 +74,34 @@ int msr_set_boot_values(int vcpu_fd)
 	}
 	return 0;
 }
+
+struct msr_batch {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[8];
+};
+
+int msr_get(int vcpu_fd, const uint32_t *idx, uint64_t *val, unsigned int n)
+{
+	struct msr_batch m = {.hdr.nmsrs = n};
+
+	if (n > 8)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		m.e[i].index = idx[i];
+	if (ioctl(vcpu_fd, KVM_GET_MSRS, &m) != (int)n)
+		return -EIO;
+	for (unsigned int i = 0; i < n; i++)
+		val[i] = m.e[i].data;
+	return 0;
+}
+
+int msr_set(int vcpu_fd, const uint32_t *idx, const uint64_t *val, unsigned int n)
+{
+	struct msr_batch m = {.hdr.nmsrs = n};
+
+	if (n > 8)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		m.e[i] = (struct kvm_msr_entry){.index = idx[i], .data = val[i]};
+	return ioctl(vcpu_fd, KVM_SET_MSRS, &m) == (int)n ? 0 : -EIO;
+}

@@ -61,6 +61,7 @@
 #include <sys/ioctl.h>
 
 #include "core/layout.h"
+#include "kvm/msr.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "util/log.h"
@@ -131,7 +132,6 @@ int syscall_trap_init(struct vm *vm)
 		.ranges = {{.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 2,
 			    .base = MSR_LSTAR, .bitmap = &deny}},
 	};
-	uint64_t *pdpt, *pd;
 
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
 		pr_err("KVM_ENABLE_CAP(X86_USER_SPACE_MSR): %s", strerror(errno));
@@ -141,56 +141,49 @@ int syscall_trap_init(struct vm *vm)
 		pr_err("KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
 		return -errno;
 	}
-	/* The tables behind PML4 slot 401: PDPT[0] -> PD, PD[0] -> a 2 MiB user page with no
-	 * memory behind it. Read-only: a write there faults in the guest like any other. */
-	pdpt = gpa_to_hva(&vm->mem, LAYOUT_SYSCALL_TRAP_PDPT, 4096);
-	pd = gpa_to_hva(&vm->mem, LAYOUT_SYSCALL_TRAP_PD, 4096);
-	if (!pdpt || !pd)
+	if (!syscall_trap_tables(&vm->mem))
 		return -EFAULT;
-	memset(pdpt, 0, 4096);
-	memset(pd, 0, 4096);
-	pdpt[0] = LAYOUT_SYSCALL_TRAP_PD | PTE_P | PTE_RW | PTE_US;
-	pd[0] = LAYOUT_SYSCALL_TRAP_GPA | PTE_P | PTE_US | PTE_PS;
 	vm->syscall_trap = true;
 	pr_info("SYSCALL from guest user mode is trapped and completed by mvm (KVM backend %s)",
 		kvm_backend_name(vm->backend));
 	return 0;
 }
 
-static int get_msrs(struct vcpu *v, const uint32_t *idx, uint64_t *val, unsigned int n)
+bool syscall_trap_tables(const struct guest_mem *mem)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[4];
-	} m = {.hdr.nmsrs = n};
+	uint64_t *pdpt = gpa_to_hva(mem, LAYOUT_SYSCALL_TRAP_PDPT, 4096);
+	uint64_t *pd = gpa_to_hva(mem, LAYOUT_SYSCALL_TRAP_PD, 4096);
 
-	for (unsigned int i = 0; i < n; i++)
-		m.e[i].index = idx[i];
-	if (ioctl(v->fd, KVM_GET_MSRS, &m) != (int)n)
-		return -EIO;
-	for (unsigned int i = 0; i < n; i++)
-		val[i] = m.e[i].data;
-	return 0;
+	/* The tables behind PML4 slot 401: PDPT[0] -> PD, PD[0] -> a 2 MiB user page with no
+	 * memory behind it. Read-only: a write there faults in the guest like any other. */
+	if (!pdpt || !pd)
+		return false;
+	memset(pdpt, 0, 4096);
+	memset(pd, 0, 4096);
+	pdpt[0] = LAYOUT_SYSCALL_TRAP_PD | PTE_P | PTE_RW | PTE_US;
+	pd[0] = LAYOUT_SYSCALL_TRAP_GPA | PTE_P | PTE_US | PTE_PS;
+	return true;
 }
 
-static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
+bool syscall_trap_fill_slot(const struct guest_mem *mem, uint64_t cr3, uint64_t *old)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = {.hdr.nmsrs = 1, .e = {.index = index, .data = value}};
+	uint64_t *pml4 = gpa_to_hva(mem, cr3 & 0x000ffffffffff000ull, 4096);
 
-	return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
+	*old = 0;
+	if (!pml4)
+		return false;
+	/* The guest may write the same entry on another vCPU meanwhile: the slot is filled only
+	 * if it is still empty, so a guest's write is never overwritten. */
+	return __atomic_compare_exchange_n(&pml4[SYSCALL_TRAP_PML4_INDEX], old, WINDOW_PML4E,
+					   false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+	       IS_WINDOW_PML4E(*old);
 }
 
-/* Points PML4 slot 401 of the current page tables at our PDPT, if the slot is empty. The
- * guest may write the same entry on another vCPU meanwhile: a compare-and-exchange fills the
- * slot only if it is still empty, so a guest's write is never overwritten. */
+/* Points PML4 slot 401 of the current page tables at our PDPT, if the slot is empty. */
 static void install_window(struct vcpu *v)
 {
-	struct vm *vm = v->vm;
 	struct kvm_sregs s;
-	uint64_t *pml4, old = 0;
+	uint64_t old;
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return;
@@ -199,18 +192,14 @@ static void install_window(struct vcpu *v)
 			     "user mode will not work");
 		return;
 	}
-	pml4 = gpa_to_hva(&vm->mem, s.cr3 & 0x000ffffffffff000ull, 4096);
-	if (!pml4)
-		return;
-	if (!__atomic_compare_exchange_n(&pml4[SYSCALL_TRAP_PML4_INDEX], &old, WINDOW_PML4E,
-					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		if (!IS_WINDOW_PML4E(old))
+	if (!syscall_trap_fill_slot(&v->vm->mem, s.cr3, &old)) {
+		if (old)
 			pr_warn_once("PML4 slot %d is in use by the guest (0x%llx); system calls "
 				     "from user mode will not work", SYSCALL_TRAP_PML4_INDEX,
 				     (unsigned long long)old);
 		return;
 	}
-	pr_debug("trap window installed in the page tables at 0x%llx",
+	pr_debug("trap window in the page tables at 0x%llx",
 		 (unsigned long long)(s.cr3 & ~0xfffull));
 }
 
@@ -235,7 +224,8 @@ bool syscall_trap_msr_exit(struct vcpu *v)
 	*guest = run->msr.data;
 	if (index == MSR_LSTAR)
 		install_window(v);
-	if (set_msr(v, index, index == MSR_LSTAR ? SYSCALL_TRAP_LSTAR : SYSCALL_TRAP_CSTAR)) {
+	if (msr_set(v->fd, &index,
+		    &(uint64_t){index == MSR_LSTAR ? SYSCALL_TRAP_LSTAR : SYSCALL_TRAP_CSTAR}, 1)) {
 		pr_err("vCPU %u: cannot set the trap address in MSR 0x%x", v->index, index);
 		run->msr.error = 1;
 	}
@@ -312,7 +302,7 @@ bool syscall_trap_emulation_exit(struct vcpu *v)
 	/* A fetch from the window at CPL0 is the kernel's bug: the emulator reports it. */
 	if (s.cs.dpl != 3 || r.rip - SYSCALL_TRAP_LA >= WINDOW_SIZE || !window_mapped(v, &s))
 		return false;
-	if (get_msrs(v, idx, msr, 4)) {
+	if (msr_get(v->fd, idx, msr, 4)) {
 		pr_err("vCPU %u: reading STAR/SFMASK/LSTAR/CSTAR failed", v->index);
 		return false;
 	}

@@ -27,6 +27,7 @@
 #include "core/layout.h"
 #include "emu/vcpu.h"
 #include "emu/walk.h"
+#include "kvm/msr.h"
 #include "kvm/syscall_trap.h"
 #include "kvm/vm.h"
 #include "kvm_seg.h"
@@ -44,11 +45,9 @@
 
 #define PTE_P	 (1ull << 0)
 #define PTE_RW	 (1ull << 1)
-#define PTE_US	 (1ull << 2)
 #define PTE_A	 (1ull << 5)
 #define PTE_PS	 (1ull << 7)
 
-#define WINDOW_PML4E (LAYOUT_SYSCALL_TRAP_PDPT | PTE_P | PTE_RW | PTE_US)
 #define IDT_LA	     (SYSCALL_TRAP_LA + (2ull << 20))
 #define EXC_LA	     (SYSCALL_TRAP_LA + (4ull << 20))
 #define EXC_STRIDE   16
@@ -169,53 +168,20 @@ int kvm_user_set_cpuid(struct kvm_user *k,
 	return 0;
 }
 
-static int set_msrs(struct kvm_user *k, const uint32_t *idx, const uint64_t *val, unsigned int n)
-{
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[8];
-	} m = {.hdr.nmsrs = n};
-
-	for (unsigned int i = 0; i < n; i++)
-		m.e[i] = (struct kvm_msr_entry){.index = idx[i], .data = val[i]};
-	if (ioctl(k->vcpu_fd, KVM_SET_MSRS, &m) != (int)n) {
-		pr_err("KVM_SET_MSRS: some of the trap MSRs were refused");
-		return -EIO;
-	}
-	return 0;
-}
-
-static int get_msr(struct kvm_user *k, uint32_t index, uint64_t *val)
-{
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = {.hdr.nmsrs = 1, .e.index = index};
-
-	if (ioctl(k->vcpu_fd, KVM_GET_MSRS, &m) != 1)
-		return -EIO;
-	*val = m.e.data;
-	return 0;
-}
-
 /* The tables behind PML4 slot 401 (the comment at the top). */
 static int build_window(struct kvm_user *k)
 {
-	uint64_t *pdpt = gpa_to_hva(k->mem, LAYOUT_SYSCALL_TRAP_PDPT, 4096);
 	uint64_t *pd = gpa_to_hva(k->mem, LAYOUT_SYSCALL_TRAP_PD, 4096);
 	uint64_t *pt = gpa_to_hva(k->mem, LAYOUT_HYBRID_PT, 4096);
 	uint8_t *idt = gpa_to_hva(k->mem, LAYOUT_HYBRID_IDT, 4096);
 
-	if (!pdpt || !pd || !pt || !idt) {
+	/* The SYSCALL trap window's own tables, then what the hybrid adds to its PD. */
+	if (!pd || !pt || !idt || !syscall_trap_tables(k->mem)) {
 		pr_err("guest RAM does not cover the trap window's tables");
 		return -EINVAL;
 	}
-	memset(pdpt, 0, 4096);
-	memset(pd, 0, 4096);
 	memset(pt, 0, 4096);
 	memset(idt, 0, 4096);
-	pdpt[0] = LAYOUT_SYSCALL_TRAP_PD | PTE_P | PTE_RW | PTE_US;
-	pd[0] = LAYOUT_SYSCALL_TRAP_GPA | PTE_P | PTE_US | PTE_PS;
 	pd[1] = LAYOUT_HYBRID_PT | PTE_P | PTE_RW;
 	pd[2] = LAYOUT_HYBRID_TRAP_GPA | PTE_P | PTE_PS;
 	pt[0] = LAYOUT_HYBRID_IDT | PTE_P | PTE_A;
@@ -277,15 +243,17 @@ struct kvm_user *kvm_user_create(const struct kvm_user_config *cfg)
 		pr_err("mmap of kvm_run: %s", strerror(errno));
 		goto fail;
 	}
-	if (set_msrs(k, idx, val, 5))
+	if (msr_set(k->vcpu_fd, idx, val, 5)) {
+		pr_err("KVM_SET_MSRS: some of the trap MSRs were refused");
 		goto fail;
+	}
 	k->tsc_khz = (uint64_t)ioctl(k->vcpu_fd, KVM_GET_TSC_KHZ, 0);
 	if ((int64_t)k->tsc_khz <= 0) {
 		pr_err("KVM_GET_TSC_KHZ: %s", strerror(errno));
 		goto fail;
 	}
 	host_tsc = __rdtsc();
-	if (get_msr(k, MSR_IA32_TSC, &guest_tsc)) {
+	if (msr_get(k->vcpu_fd, &(uint32_t){MSR_IA32_TSC}, &guest_tsc, 1)) {
 		pr_err("KVM_GET_MSRS(IA32_TSC) failed");
 		goto fail;
 	}
@@ -428,15 +396,12 @@ static bool user_bytes_are(struct emu_vcpu *v, uint64_t la, const uint8_t *want,
 
 static bool window_installed(struct kvm_user *k, uint64_t cr3)
 {
-	uint64_t *pml4 = gpa_to_hva(k->mem, cr3 & 0x000ffffffffff000ull, 4096), old = 0;
+	uint64_t old;
 
-	if (!pml4)
+	if (syscall_trap_fill_slot(k->mem, cr3, &old))
+		return true;
+	if (!old)
 		return false;
-	if (__atomic_compare_exchange_n(&pml4[SYSCALL_TRAP_PML4_INDEX], &old, WINDOW_PML4E, false,
-					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		return true;
-	if ((old & ~PTE_A) == WINDOW_PML4E)
-		return true;
 	pr_warn_once("PML4 slot %d is in use by the guest (0x%llx): its user code runs in the "
 		     "engine", SYSCALL_TRAP_PML4_INDEX, (unsigned long long)old);
 	return false;
@@ -487,14 +452,7 @@ static int sync_idt(struct kvm_user *k, const struct emu_vcpu *v)
 
 static void put_regs(struct kvm_user *k, const struct emu_vcpu *v)
 {
-	const uint64_t *g = v->cpu.gpr;
-
-	k->run->s.regs.regs = (struct kvm_regs){
-		.rax = g[0], .rcx = g[1], .rdx = g[2], .rbx = g[3], .rsp = g[4], .rbp = g[5],
-		.rsi = g[6], .rdi = g[7], .r8 = g[8], .r9 = g[9], .r10 = g[10], .r11 = g[11],
-		.r12 = g[12], .r13 = g[13], .r14 = g[14], .r15 = g[15], .rip = v->cpu.rip,
-		.rflags = emu_flags(v),
-	};
+	k->run->s.regs.regs = regs_to_kvm(v->cpu.gpr, v->cpu.rip, emu_flags(v));
 	k->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 }
 
@@ -571,22 +529,16 @@ static int put_tsc_aux(struct kvm_user *k, const struct emu_vcpu *v)
 
 	if (k->tsc_aux_valid && k->tsc_aux == v->cpu.tsc_aux)
 		return 0;
-	if (set_msrs(k, &idx, &v->cpu.tsc_aux, 1))
+	if (msr_set(k->vcpu_fd, &idx, &v->cpu.tsc_aux, 1)) {
+		pr_err("KVM_SET_MSRS(TSC_AUX) refused");
 		return -EIO;
+	}
 	k->tsc_aux = v->cpu.tsc_aux;
 	k->tsc_aux_valid = true;
 	return 0;
 }
 
 /* --- state back from KVM --- */
-
-static void get_gprs(struct emu_vcpu *v, const struct kvm_regs *r)
-{
-	uint64_t gpr[16] = {r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
-			    r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15};
-
-	memcpy(v->cpu.gpr, gpr, sizeof(gpr));
-}
 
 /* User RFLAGS from what KVM reports: the bits user code controls, the rest as the engine had
  * them (PVM drops IOPL at CPL3: KVM-HOST.md). */
@@ -648,7 +600,7 @@ static int exception_exit(struct kvm_user *k, struct emu_vcpu *v, unsigned int v
 		       (unsigned long long)f[1]);
 		return KVM_USER_ERROR;
 	}
-	get_gprs(v, r);
+	gprs_from_kvm(v->cpu.gpr, r);
 	v->cpu.gpr[EMU_RSP] = f[3];
 	v->cpu.rip = f[0];
 	v->cpu.seg[EMU_CS] = *user_cs;
@@ -688,7 +640,7 @@ static void user_exit(struct kvm_user *k, struct emu_vcpu *v, uint64_t before_fl
 	const struct kvm_regs *r = &k->run->s.regs.regs;
 	const struct kvm_sregs *s = &k->run->s.regs.sregs;
 
-	get_gprs(v, r);
+	gprs_from_kvm(v->cpu.gpr, r);
 	v->cpu.rip = r->rip;
 	seg_from_kvm(&v->cpu.seg[EMU_CS], &s->cs);
 	seg_from_kvm(&v->cpu.seg[EMU_SS], &s->ss);

@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/guest_mem.h"
+#include <stdint.h>
+
 struct vm;
 struct vcpu;
 
@@ -20,6 +23,15 @@ enum syscall_trap_mode { SYSCALL_TRAP_AUTO, SYSCALL_TRAP_ON, SYSCALL_TRAP_OFF };
 
 /* Reads MVM_SYSCALL_TRAP (auto, on, off); auto means on exactly when the backend is PVM. */
 enum syscall_trap_mode syscall_trap_mode_from_env(void);
+
+/* The window's tables (core/layout.h: the PDPT and PD behind PML4 slot 401, and the 2 MiB
+ * user page with no memory behind it), written into reserved guest RAM. False when (mem) does
+ * not cover them. */
+bool syscall_trap_tables(const struct guest_mem *mem);
+/* Fills PML4 slot 401 of the page tables at (cr3) with the window's entry if it is empty.
+ * True when the slot holds the window (now or before); false with the guest's own entry in
+ * (*old), or 0 when (cr3) is not RAM. */
+bool syscall_trap_fill_slot(const struct guest_mem *mem, uint64_t cr3, uint64_t *old);
 
 /* Arms the mechanism for (vm): user-space MSR exits and an MSR filter on LSTAR and CSTAR.
  * Returns 0 or -errno after logging. */
