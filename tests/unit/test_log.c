@@ -28,5 +28,33 @@ int main(void)
 	dup2(saved, 2);
 	close(full);
 	close(saved);
+
+	/* log_set_fd() moves every message to the file, LOG_OFF silences even errors, and the
+	 * thread's last error is kept whatever the level (the API reports it to clients). */
+	{
+		char path[] = "/tmp/mvm-test-log-XXXXXX", text[256];
+		int fd = mkstemp(path);
+		ssize_t n;
+
+		CHECK(fd >= 0);
+		unlink(path);
+		log_clear_last_error();
+		CHECK_EQ(log_last_error()[0], 0);
+		log_set_fd(fd);
+		pr_err("disk '%s' is locked", "a.img");
+		log_set_level(LOG_OFF);
+		pr_err("silenced %d", 2);
+		log_set_level(LOG_WARN);
+		pr_info("below the level");
+		log_set_fd(2);
+		n = pread(fd, text, sizeof(text) - 1, 0);
+		CHECK(n > 0);
+		text[n > 0 ? n : 0] = 0;
+		CHECK_STR(text, "mvm: error: disk 'a.img' is locked\n");
+		CHECK_STR(log_last_error(), "silenced 2");
+		log_clear_last_error();
+		CHECK_STR(log_last_error(), "");
+		close(fd);
+	}
 	return t_done();
 }

@@ -7,8 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static _Atomic int current_level = LOG_WARN;
+static _Atomic int log_fd = STDERR_FILENO;
+static _Thread_local char last_error[512];
+
+void log_set_fd(int fd)
+{
+	atomic_store_explicit(&log_fd, fd, memory_order_relaxed);
+}
+
+const char *log_last_error(void)
+{
+	return last_error;
+}
+
+void log_clear_last_error(void)
+{
+	last_error[0] = 0;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -39,6 +57,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_list ap;
 	int n, saved_errno = errno;
 
+	if (level == LOG_ERR) {
+		va_start(ap, fmt);
+		vsnprintf(last_error, sizeof(last_error), fmt, ap);
+		va_end(ap);
+	}
 	if (level > log_get_level())
 		return;
 	/* One write per message, so lines from vCPU threads do not interleave. */
@@ -51,7 +74,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		buf[n++] = '\n';
 		buf[n] = 0;
 	}
-	fputs(buf, stderr);
+	if (write(atomic_load_explicit(&log_fd, memory_order_relaxed), buf, n) < 0) {
+		/* Nowhere left to say it. */
+	}
 	/* Callers log, then return -errno: what they return must be their call's error. */
 	errno = saved_errno;
 }
