@@ -1,0 +1,27 @@
+/* machine.h: the composition root: one place turns a struct vm_config into a running VM, for
+ * every front end (the command line, the Firecracker API socket and config file). */
+#ifndef MVM_CLI_MACHINE_H
+#define MVM_CLI_MACHINE_H
+
+#include "options.h"
+
+struct machine;
+
+/* What a front end that stays up while the guest runs (the API server) hears of the machine.
+ * Both calls are made on the thread that called machine_run(). */
+struct machine_observer {
+	/* The VM is built and about to run its first instruction: from now until stopping()
+	 * returns, the front end may use the machine_* controls below from any thread. */
+	void (*running)(struct machine_observer *o, struct machine *m);
+	/* The guest stopped; nothing is torn down yet. After this returns (m) is gone. */
+	void (*stopping)(struct machine_observer *o, struct machine *m);
+};
+
+/* Builds the VM (cfg) describes and runs it until it stops; returns the process exit status
+ * (options.h). When building fails (a missing or malformed input file, a TAP that cannot be
+ * opened, a KVM failure) it returns MVM_EXIT_USAGE or MVM_EXIT_VMM before the guest ran,
+ * having released everything it took and without calling (obs); the reason is the calling
+ * thread's log_last_error(). (obs) may be NULL. */
+int machine_run(const struct vm_config *cfg, struct machine_observer *obs);
+
+#endif
