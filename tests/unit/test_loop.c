@@ -1,10 +1,14 @@
 /* test_loop.c: the io_uring loop: completions reach their op, stop from another thread; the
- * ring takes only the operations mvm uses. */
+ * ring takes only the operations mvm uses, registered files work, and a ring that requires
+ * fixed files refuses an SQE naming a raw fd (the loop's own stop read included). */
 #include "core/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -15,9 +19,19 @@ struct reader {
 	struct loop_op op;
 	struct loop *loop;
 	int fd;
+	bool fixed;	/* (fd) is a slot of the ring's file table */
 	char buf[16];
 	int total, calls;
 };
+
+static void arm(struct reader *r)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->loop, &r->op);
+
+	io_uring_prep_read(sqe, r->fd, r->buf, sizeof(r->buf), -1);
+	if (r->fixed)
+		loop_sqe_fixed(sqe);
+}
 
 static void read_done(struct loop_op *op, int res, unsigned int flags)
 {
@@ -31,7 +45,7 @@ static void read_done(struct loop_op *op, int res, unsigned int flags)
 		loop_stop(r->loop);
 		return;
 	}
-	io_uring_prep_read(loop_sqe(r->loop, &r->op), r->fd, r->buf, sizeof(r->buf), -1);
+	arm(r);
 }
 
 /* Kernels from 5.10 on can restrict a ring; on them the loop's must be. */
@@ -63,8 +77,14 @@ static void test_restrictions(void)
 	struct loop l;
 	struct io_uring_sqe *sqe;
 	struct io_uring_probe probe;
+	char buf[4];
+	int p[2], file;
 
+	CHECK_EQ(pipe(p), 0);
 	CHECK_EQ(loop_init(&l, 8), 0);
+	file = loop_file_add(&l, p[0]);
+	CHECK(file >= 0);
+	CHECK_EQ(loop_enable(&l), 0);
 	if (!l.restricted) {
 		CHECK(!kernel_restricts());
 		fprintf(stderr, "io_uring restrictions not checked: kernel before 5.10\n");
@@ -87,10 +107,112 @@ static void test_restrictions(void)
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
 	CHECK_EQ(complete_one(&l), -EACCES);
-	/* No io_uring_register() operation once the ring runs. */
+	/* A registered file through its slot; fixed files are allowed, not required, here. */
+	CHECK_EQ(write(p[1], "ab", 2), 2);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_read(sqe, file, buf, 1, -1);
+	loop_sqe_fixed(sqe);
+	CHECK_EQ(complete_one(&l), 1);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_read(sqe, p[0], buf + 1, 1, -1);
+	CHECK_EQ(complete_one(&l), 1);
+	CHECK(!memcmp(buf, "ab", 2));
+	/* No io_uring_register() operation once the ring runs: no new file either. */
 	memset(&probe, 0, sizeof(probe));
 	CHECK_EQ(io_uring_register(l.ring.ring_fd, IORING_REGISTER_PROBE, &probe, 0), -EACCES);
+	CHECK_EQ(loop_file_add(&l, p[1]), -EBUSY);
+	CHECK_EQ(io_uring_register_files_update(&l.ring, (unsigned int)file + 1, &p[1], 1),
+		 -EACCES);
 	loop_fini(&l);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* With loop_require_fixed_files(), every operation mvm uses works through a slot of the file
+ * table (or, with no file, marked anyway), and the same SQE naming the raw fd is refused
+ * before it touches the file. */
+static void test_require_fixed(void)
+{
+	struct loop l;
+	struct io_uring_sqe *sqe;
+	char buf[4] = {0};
+	int p[2], file, n;
+
+	CHECK_EQ(pipe(p), 0);
+	CHECK_EQ(loop_init(&l, 8), 0);
+	file = loop_file_add(&l, p[0]);
+	CHECK(file >= 0);
+	loop_require_fixed_files(&l);
+	CHECK_EQ(loop_enable(&l), 0);
+	if (!l.restricted) {
+		CHECK(!kernel_restricts());
+		loop_fini(&l);
+		return;
+	}
+	CHECK_EQ(write(p[1], "xy", 2), 2);
+	/* The raw fd: refused, and the bytes are still in the pipe. */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_read(sqe, p[0], buf, 1, -1);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_poll_add(sqe, p[0], POLLIN);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	CHECK(ioctl(p[0], FIONREAD, &n) == 0 && n == 2);
+	/* Its slot: served. */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_poll_add(sqe, file, POLLIN);
+	loop_sqe_fixed(sqe);
+	CHECK(complete_one(&l) & POLLIN);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_read(sqe, file, buf, 2, -1);
+	loop_sqe_fixed(sqe);
+	CHECK_EQ(complete_one(&l), 2);
+	CHECK(!memcmp(buf, "xy", 2));
+	/* Operations without a file need the flag too, and the kernel ignores it for them. */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_nop(sqe);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_nop(sqe);
+	loop_sqe_fixed(sqe);
+	CHECK_EQ(complete_one(&l), 0);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_cancel(sqe, &l, 0);
+	loop_sqe_fixed(sqe);
+	CHECK_EQ(complete_one(&l), -ENOENT);
+	loop_fini(&l);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* The reader of main() again, on a ring that requires fixed files: the loop's own stop read
+ * must be fixed too, or it completes with -EACCES at once and the loop stops before the
+ * reader got anything. */
+static void test_run_fixed(void)
+{
+	struct loop loop;
+	struct reader r = {0};
+	int p[2];
+
+	CHECK_EQ(pipe(p), 0);
+	CHECK_EQ(loop_init(&loop, 8), 0);
+	r.op.done = read_done;
+	r.loop = &loop;
+	r.fd = loop_file_add(&loop, p[0]);
+	r.fixed = true;
+	CHECK(r.fd >= 0);
+	loop_require_fixed_files(&loop);
+	arm(&r);
+	CHECK_EQ(loop_start(&loop), 0);
+	usleep(20000);
+	CHECK_EQ(write(p[1], "hello", 5), 5);
+	usleep(10000);
+	CHECK_EQ(write(p[1], "world", 5), 5);
+	loop_join(&loop);
+	CHECK_EQ(r.total, 10);
+	loop_fini(&loop);
+	close(p[0]);
+	close(p[1]);
 }
 
 int main(void)
@@ -105,7 +227,7 @@ int main(void)
 	r.op.done = read_done;
 	r.loop = &loop;
 	r.fd = p[0];
-	io_uring_prep_read(loop_sqe(&loop, &r.op), p[0], r.buf, sizeof(r.buf), -1);
+	arm(&r);
 	CHECK_EQ(loop_start(&loop), 0);
 	CHECK_EQ(write(p[1], "hello", 5), 5);
 	usleep(10000);
@@ -124,5 +246,7 @@ int main(void)
 	close(p[0]);
 	close(p[1]);
 	test_restrictions();
+	test_require_fixed();
+	test_run_fixed();
 	return t_done();
 }

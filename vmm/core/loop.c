@@ -26,16 +26,13 @@ static const uint8_t loop_opcodes[] = {
 	IORING_OP_ASYNC_CANCEL,	/* virtio-net and -console cancel their reads at reset */
 };
 
-/* Creates the ring disabled (IORING_SETUP_R_DISABLED), restricts it to loop_opcodes with no
- * SQE flags and no io_uring_register() operation after it is enabled
- * (IORING_REGISTER_RESTRICTIONS), then enables it. Kernels before 5.10 lack this: the ring is
- * then created unrestricted, said once. */
+/* Creates the ring disabled (IORING_SETUP_R_DISABLED), so that devices can fill its file
+ * table with io_uring_register() before loop_enable() restricts and enables it. Kernels before
+ * 5.10 lack disabled rings: the ring is then created enabled and unrestricted, said once. */
 static int ring_init(struct loop *l, unsigned int entries)
 {
-	struct io_uring_restriction res[ARRAY_SIZE(loop_opcodes) + 1];
 	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED};
 	static bool said;
-	unsigned int n = 0;
 	int ret;
 
 	ret = io_uring_queue_init_params(entries, &l->ring, &p);
@@ -43,34 +40,107 @@ static int ring_init(struct loop *l, unsigned int entries)
 		if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
 			pr_warn("this kernel cannot create a disabled io_uring (5.10+): the ring "
 				"is not restricted to the operations mvm uses");
-		return io_uring_queue_init(entries, &l->ring, 0);
-	}
-	if (ret < 0)
+		ret = io_uring_queue_init(entries, &l->ring, 0);
+		l->enabled = ret == 0;
 		return ret;
+	}
+	/* Without IORING_FEAT_EXT_ARG (before 5.11) liburing waits with a timeout by queueing
+	 * an IORING_OP_TIMEOUT itself (the devices drain at exit): loop_enable() allows it. */
+	l->ext_arg = p.features & IORING_FEAT_EXT_ARG;
+	return ret;
+}
+
+/* Restricts the ring to loop_opcodes, to IOSQE_FIXED_FILE as the only SQE flag (required
+ * after loop_require_fixed_files(), allowed otherwise) and to no io_uring_register()
+ * operation once enabled (IORING_REGISTER_RESTRICTIONS, io_uring_register(2)), then enables
+ * it (IORING_REGISTER_ENABLE_RINGS). */
+static int ring_restrict(struct loop *l)
+{
+	struct io_uring_restriction res[ARRAY_SIZE(loop_opcodes) + 2];
+	unsigned int n = 0;
+	int ret;
+
 	memset(res, 0, sizeof(res));
 	for (unsigned int i = 0; i < ARRAY_SIZE(loop_opcodes); i++) {
 		res[n].opcode = IORING_RESTRICTION_SQE_OP;
 		res[n++].sqe_op = loop_opcodes[i];
 	}
-	/* Without IORING_FEAT_EXT_ARG (before 5.11) liburing waits with a timeout by queueing
-	 * an IORING_OP_TIMEOUT itself (the device drains at exit). */
-	if (!(p.features & IORING_FEAT_EXT_ARG)) {
+	if (!l->ext_arg) {
 		res[n].opcode = IORING_RESTRICTION_SQE_OP;
 		res[n++].sqe_op = IORING_OP_TIMEOUT;
 	}
-	/* No IORING_RESTRICTION_SQE_FLAGS_ALLOWED: mvm sets no IOSQE_* flag, so none is allowed;
-	 * no IORING_RESTRICTION_REGISTER_OP: no io_uring_register() once enabled. The raw call
+	/* An SQE's flags must include every required flag and nothing beyond the allowed and
+	 * required ones (io_uring_register(2), IORING_RESTRICTION_SQE_FLAGS_*). NOTE: liburing's
+	 * own IORING_OP_TIMEOUT above carries no flag, so a kernel before 5.11 cannot require
+	 * fixed files; loop_enable() refuses that combination. */
+	res[n].opcode = l->require_fixed ? IORING_RESTRICTION_SQE_FLAGS_REQUIRED
+					 : IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	res[n++].sqe_flags = IOSQE_FIXED_FILE;
+	/* No IORING_RESTRICTION_REGISTER_OP: no io_uring_register() once enabled. The raw call
 	 * (it returns -errno): Debian's liburing 2.3 does not export
 	 * io_uring_register_restrictions() and io_uring_enable_rings(). */
 	ret = io_uring_register(l->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res, n);
 	if (!ret)
 		ret = io_uring_register(l->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-	if (ret < 0) {
-		io_uring_queue_exit(&l->ring);
+	if (ret < 0)
 		return ret;
-	}
 	l->restricted = true;
 	return 0;
+}
+
+int loop_enable(struct loop *l)
+{
+	int ret;
+
+	if (l->enabled)
+		return 0;
+	if (l->require_fixed && !l->ext_arg) {
+		pr_err("this kernel (before 5.11) cannot wait with a timeout without an SQE that "
+		       "names no registered file: fixed files cannot be required");
+		return -EOPNOTSUPP;
+	}
+	ret = ring_restrict(l);
+	if (ret < 0) {
+		pr_err("restricting the io_uring: %s", strerror(-ret));
+		return ret;
+	}
+	l->enabled = true;
+	return 0;
+}
+
+void loop_require_fixed_files(struct loop *l)
+{
+	l->require_fixed = true;
+}
+
+int loop_file_add(struct loop *l, int fd)
+{
+	int ret;
+
+	if (l->enabled && l->restricted)
+		return -EBUSY;
+	for (int i = 0; i < LOOP_FILES; i++) {
+		if (l->files[i] >= 0)
+			continue;
+		ret = io_uring_register_files_update(&l->ring, (unsigned int)i, &fd, 1);
+		if (ret < 0)
+			return ret;
+		l->files[i] = fd;
+		return i;
+	}
+	return -ENFILE;
+}
+
+void loop_file_remove(struct loop *l, int file)
+{
+	int none = -1;
+
+	if (file < 0 || file >= LOOP_FILES || l->files[file] < 0)
+		return;
+	if (l->enabled && l->restricted)
+		return; /* the ring keeps the file until loop_fini() */
+	if (io_uring_register_files_update(&l->ring, (unsigned int)file, &none, 1) == 1)
+		l->files[file] = -1;
 }
 
 static void stop_done(struct loop_op *op, int res, unsigned int flags)
@@ -85,10 +155,18 @@ int loop_init(struct loop *l, unsigned int entries)
 	int ret;
 
 	memset(l, 0, sizeof(*l));
+	for (unsigned int i = 0; i < LOOP_FILES; i++)
+		l->files[i] = -1;
 	ret = ring_init(l, entries);
 	if (ret < 0) {
 		pr_err("creating the io_uring: %s", strerror(-ret));
 		return ret;
+	}
+	/* An empty table (-1 is an empty slot, Linux 5.5+) that loop_file_add() fills. */
+	ret = io_uring_register_files(&l->ring, l->files, LOOP_FILES);
+	if (ret < 0) {
+		pr_err("registering the file table: %s", strerror(-ret));
+		goto exit_ring;
 	}
 	l->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (l->stop_fd < 0) {
@@ -96,11 +174,20 @@ int loop_init(struct loop *l, unsigned int entries)
 		pr_err("eventfd: %s", strerror(errno));
 		goto exit_ring;
 	}
+	l->stop_file = loop_file_add(l, l->stop_fd);
+	if (l->stop_file < 0) {
+		ret = l->stop_file;
+		pr_err("registering the stop eventfd: %s", strerror(-ret));
+		goto exit_stop;
+	}
 	l->stop_op.done = stop_done;
 	struct io_uring_sqe *sqe = loop_sqe(l, &l->stop_op);
 
-	io_uring_prep_read(sqe, l->stop_fd, &l->stop_buf, sizeof(l->stop_buf), 0);
+	io_uring_prep_read(sqe, l->stop_file, &l->stop_buf, sizeof(l->stop_buf), 0);
+	loop_sqe_fixed(sqe);
 	return 0;
+exit_stop:
+	close(l->stop_fd);
 exit_ring:
 	io_uring_queue_exit(&l->ring);
 	return ret;
@@ -110,13 +197,16 @@ void loop_fini(struct loop *l)
 {
 	io_uring_queue_exit(&l->ring);
 	close(l->stop_fd);
+	/* The table went with the ring: a device destroyed after this has no slot to empty. */
+	for (unsigned int i = 0; i < LOOP_FILES; i++)
+		l->files[i] = -1;
 }
 
 struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 
-	if (!sqe) {
+	if (!sqe && !loop_enable(l)) {
 		io_uring_submit(&l->ring);
 		sqe = io_uring_get_sqe(&l->ring);
 	}
@@ -127,13 +217,19 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
 
 int loop_submit(struct loop *l)
 {
-	int ret = io_uring_submit(&l->ring);
+	int ret = loop_enable(l);
+
+	if (ret < 0)
+		return ret;
+	ret = io_uring_submit(&l->ring);
 
 	return ret < 0 ? ret : 0;
 }
 
 void loop_run(struct loop *l)
 {
+	if (loop_enable(l) < 0)
+		return;
 	while (!l->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, seen = 0;
@@ -173,6 +269,10 @@ int loop_start(struct loop *l)
 {
 	int ret;
 
+	/* Here, before the thread exists: its seccomp filter allows no io_uring_register(). */
+	ret = loop_enable(l);
+	if (ret < 0)
+		return ret;
 	if (sem_init(&l->started, 0, 0))
 		return -errno;
 	ret = pthread_create(&l->thread, NULL, loop_thread, l);

@@ -14,30 +14,70 @@ struct loop_op {
 	void (*done)(struct loop_op *op, int res, unsigned int cqe_flags);
 };
 
+/* Slots in the ring's registered-file table (io_uring_register_files(3)): every fd a device
+ * reads or writes through the ring is one (disk images, TAPs, eventfds, console fds). */
+#define LOOP_FILES 256
+
 struct loop {
 	struct io_uring ring;
+	int files[LOOP_FILES];	/* the fd behind each slot, -1 when free */
+	bool enabled;		/* loop_enable() ran: the file table is fixed from here on */
+	bool require_fixed;	/* loop_require_fixed_files() was called */
 	int stop_fd;		/* eventfd; a write stops the loop */
+	int stop_file;		/* its slot in the file table */
 	uint64_t stop_buf;
 	struct loop_op stop_op;
 	bool stopping;
 	bool thread_started;
 	bool restricted;	/* the ring accepts only the opcodes mvm uses (loop.c) */
+	bool ext_arg;		/* IORING_FEAT_EXT_ARG: waits with a timeout need no SQE */
 	pthread_t thread;
 	sem_t started;		/* loop_start(): the thread has taken THREAD_IO */
 	int start_ret;		/* and what thread_role_enter() said */
 };
 
-/* Creates the ring with (entries) SQEs, restricted to the io_uring operations mvm uses where
- * the kernel can (5.10+; (l->restricted) says so). Returns 0 or -errno (with a message). */
+/* Creates the ring with (entries) SQEs, disabled, with an empty table of LOOP_FILES registered
+ * files. Returns 0 or -errno (with a message). */
 int loop_init(struct loop *l, unsigned int entries);
+/* Destroys the ring; the registered files lose the ring's reference only here. */
 void loop_fini(struct loop *l);
+
+/* Puts (fd) in a free slot of the ring's file table and returns the slot (>= 0): SQEs name it
+ * with the slot and IOSQE_FIXED_FILE (loop_sqe_fixed()), so the kernel need not look the fd up
+ * per request, and a ring that requires fixed files cannot reach any other file. The ring holds
+ * its own reference to the file until loop_file_remove() or loop_fini(). Only before
+ * loop_enable() (no io_uring_register() is allowed on the enabled ring): -EBUSY after it,
+ * -ENFILE when the table is full, or io_uring_register(2)'s -errno. */
+int loop_file_add(struct loop *l, int fd);
+/* Empties slot (file) (a negative one is ignored). Before loop_enable(); after it the slot
+ * keeps its file until loop_fini() (the ring accepts no io_uring_register() then). */
+void loop_file_remove(struct loop *l, int file);
+
+/* Marks (sqe), already prepared with a slot of loop_file_add() in place of an fd, as naming a
+ * registered file. Operations with no file (NOP, ASYNC_CANCEL by user_data) are marked too: a
+ * ring that requires fixed files refuses any SQE without the flag. */
+static inline void loop_sqe_fixed(struct io_uring_sqe *sqe)
+{
+	sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+/* Makes loop_enable() restrict the ring to SQEs that carry IOSQE_FIXED_FILE: any SQE naming a
+ * raw fd completes with -EACCES. Before loop_enable(); every SQE on the ring must then be
+ * marked with loop_sqe_fixed(). */
+void loop_require_fixed_files(struct loop *l);
+
+/* Restricts the ring to the operations mvm uses where the kernel can (5.10+; (l->restricted)
+ * says so) and enables it; from here on the ring takes submissions and no io_uring_register().
+ * loop_start(), loop_run() and loop_submit() call it; a second call does nothing.
+ * Returns 0 or -errno (with a message). Before loop_start() or on the I/O thread. */
+int loop_enable(struct loop *l);
 
 /* An SQE to fill, with user_data set to (op). Submitted at the end of the current iteration
  * (or by loop_submit()). NULL only if the ring is full even after a submit. I/O thread only
  * (or before loop_start()). */
 struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
 
-/* Submits what is queued. I/O thread only (or before loop_start()). */
+/* Submits what is queued (enabling the ring first). I/O thread only (or before loop_start()). */
 int loop_submit(struct loop *l);
 
 /* Runs the loop on a new thread until loop_stop(). The thread first takes THREAD_IO
