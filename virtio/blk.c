@@ -169,10 +169,11 @@ static void submit(struct virtio_blk_req *r)
 		return;
 	}
 	if (r->type == VIRTIO_BLK_T_IN)
-		io_uring_prep_readv(sqe, b->fd, r->data, r->nr_data, r->offset);
+		io_uring_prep_readv(sqe, b->file, r->data, r->nr_data, r->offset);
 	else
-		io_uring_prep_writev2(sqe, b->fd, r->data, r->nr_data, r->offset,
+		io_uring_prep_writev2(sqe, b->file, r->data, r->nr_data, r->offset,
 				      b->sync_writes ? RWF_DSYNC : 0);
+	loop_sqe_fixed(sqe);
 }
 
 /* A read or write of (len) bytes at (sector) into/from (iov, n). */
@@ -231,7 +232,8 @@ static int submit_datasync(struct virtio_blk_req *r)
 	if (!sqe)
 		return -EBUSY;
 	r->op.done = other_done;
-	io_uring_prep_fsync(sqe, r->blk->fd, IORING_FSYNC_DATASYNC);
+	io_uring_prep_fsync(sqe, r->blk->file, IORING_FSYNC_DATASYNC);
+	loop_sqe_fixed(sqe);
 	return 0;
 }
 
@@ -305,8 +307,9 @@ static void start_discard(struct virtio_blk_req *r, const struct iovec *iov, uns
 	 * are committed with an fdatasync before the request completes, as a write is with
 	 * RWF_DSYNC. */
 	r->sync_after = b->sync_writes;
-	io_uring_prep_fallocate(sqe, b->fd, mode, sector * VIRTIO_BLK_SECTOR,
+	io_uring_prep_fallocate(sqe, b->file, mode, sector * VIRTIO_BLK_SECTOR,
 				(uint64_t)num * VIRTIO_BLK_SECTOR);
+	loop_sqe_fixed(sqe);
 }
 
 /* Starts the validated chain in (r). Every failure from here on completes the request with
@@ -464,8 +467,16 @@ struct virtio_blk *virtio_blk_create(const char *name, const struct blk_image *i
 		features |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
 	else
 		features |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+	b->file = loop_file_add(loop, b->fd);
+	if (b->file < 0) {
+		pr_err("%s: registering the image with the io_uring: %s", name,
+		       strerror(-b->file));
+		free(b);
+		return NULL;
+	}
 	if (virtio_mmio_init(&b->mmio, b->name, &blk_ops, VIRTIO_ID_BLOCK, features, 1,
 			     VIRTIO_BLK_QUEUE_SIZE, c, sizeof(*c), mem, loop)) {
+		loop_file_remove(loop, b->file);
 		free(b);
 		return NULL;
 	}
@@ -500,6 +511,7 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
+	loop_file_remove(b->mmio.loop, b->file);
 	virtio_mmio_fini(&b->mmio);
 	free(b);
 }

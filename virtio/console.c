@@ -33,9 +33,10 @@ static void arm_input(struct virtio_console *c)
 	/* A non-blocking fd answers -EAGAIN instead of waiting: wait for POLLIN first.
 	 * Offset -1: the file position, for a pipe or terminal as for a file. */
 	if (c->read_poll)
-		io_uring_prep_poll_add(sqe, c->in_fd, POLLIN);
+		io_uring_prep_poll_add(sqe, c->in_file, POLLIN);
 	else
-		io_uring_prep_read(sqe, c->in_fd, c->raw, sizeof(c->raw), (uint64_t)-1);
+		io_uring_prep_read(sqe, c->in_file, c->raw, sizeof(c->raw), (uint64_t)-1);
+	loop_sqe_fixed(sqe);
 	c->read_armed = true;
 }
 
@@ -117,9 +118,10 @@ static void tx_submit(struct virtio_console *c)
 		return;
 	}
 	if (c->tx_poll)
-		io_uring_prep_poll_add(sqe, c->out_fd, POLLOUT);
+		io_uring_prep_poll_add(sqe, c->out_file, POLLOUT);
 	else
-		io_uring_prep_writev(sqe, c->out_fd, c->tx.iov, c->tx_nr, (uint64_t)-1);
+		io_uring_prep_writev(sqe, c->out_file, c->tx.iov, c->tx_nr, (uint64_t)-1);
+	loop_sqe_fixed(sqe);
 }
 
 static void tx_finish(struct virtio_console *c)
@@ -225,8 +227,10 @@ static bool con_reset(struct virtio_mmio *t)
 	if (!c->tx_busy)
 		return true;
 	sqe = loop_sqe(t->loop, &c->cancel_op);
-	if (sqe)
+	if (sqe) {
 		io_uring_prep_cancel(sqe, &c->tx_op, 0);
+		loop_sqe_fixed(sqe); /* no file: for a ring that requires the flag (core/loop.h) */
+	}
 	return false;
 }
 
@@ -250,16 +254,29 @@ int virtio_console_init(struct virtio_console *c, const char *name, int in_fd, i
 	c->tx_op.done = tx_done;
 	c->cancel_op.done = cancel_done;
 	c->config.max_nr_ports = htole32(1);
+	c->in_file = c->out_file = -1;
+	if (in_fd >= 0 && (ret = c->in_file = loop_file_add(loop, in_fd)) < 0)
+		goto fail_file;
+	if (out_fd >= 0 && (ret = c->out_file = loop_file_add(loop, out_fd)) < 0)
+		goto fail_file;
 	ret = virtio_mmio_init(&c->mmio, name, &con_ops, VIRTIO_ID_CONSOLE,
 			       VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX), 2,
 			       VIRTIO_CONSOLE_QUEUE_SIZE, &c->config, sizeof(c->config), mem, loop);
 	if (ret)
-		return ret;
+		goto fail_mmio;
 	arm_input(c);
 	return 0;
+fail_file:
+	pr_err("%s: registering a console fd with the io_uring: %s", name, strerror(-ret));
+fail_mmio:
+	loop_file_remove(loop, c->in_file);
+	loop_file_remove(loop, c->out_file);
+	return ret;
 }
 
 void virtio_console_fini(struct virtio_console *c)
 {
+	loop_file_remove(c->mmio.loop, c->in_file);
+	loop_file_remove(c->mmio.loop, c->out_file);
 	virtio_mmio_fini(&c->mmio);
 }

@@ -18,7 +18,8 @@
  * a backend that does not complete in-flight I/O takes this long. */
 #define CTL_TIMEOUT_S 30
 
-static void arm_read(struct virtio_mmio *t, struct loop_op *op, int fd, uint64_t *buf)
+/* A read of the eventfd in slot (file) of the loop's file table. */
+static void arm_read(struct virtio_mmio *t, struct loop_op *op, int file, uint64_t *buf)
 {
 	struct io_uring_sqe *sqe = loop_sqe(t->loop, op);
 
@@ -26,7 +27,8 @@ static void arm_read(struct virtio_mmio *t, struct loop_op *op, int fd, uint64_t
 		pr_err("%s: the io_uring submission queue is full; the device stalls", t->name);
 		return;
 	}
-	io_uring_prep_read(sqe, fd, buf, sizeof(*buf), 0);
+	io_uring_prep_read(sqe, file, buf, sizeof(*buf), 0);
+	loop_sqe_fixed(sqe);
 }
 
 static void raise_irq(struct virtio_mmio *t, uint32_t isr_bits)
@@ -77,7 +79,7 @@ static void ctl_done(struct loop_op *op, int res, unsigned int flags)
 		pr_err("%s: control eventfd read: %s", t->name, strerror(-res));
 		return;
 	}
-	arm_read(t, &t->ctl_op, t->ctl_fd, &t->ctl_buf);
+	arm_read(t, &t->ctl_op, t->ctl_file, &t->ctl_buf);
 	pthread_mutex_lock(&t->ctl_lock);
 	req = t->ctl_req;
 	seq = t->ctl_seq;
@@ -131,7 +133,7 @@ static void kick_done(struct loop_op *op, int res, unsigned int flags)
 		pr_err("%s: queue %u kick eventfd read: %s", t->name, q->index, strerror(-res));
 		return;
 	}
-	arm_read(t, &q->kick_op, q->kick_fd, &q->kick_buf);
+	arm_read(t, &q->kick_op, q->kick_file, &q->kick_buf);
 	if (virtio_mmio_queue_live(t, q->index))
 		t->ops->notify(t, q->index);
 }
@@ -183,6 +185,7 @@ static void schedule_resume(struct virtio_mmio *t, struct virtio_mmio_queue *q)
 		return;
 	}
 	io_uring_prep_nop(sqe);
+	loop_sqe_fixed(sqe); /* no file: only for a ring that requires the flag (core/loop.h) */
 	q->resume_pending = true;
 }
 
@@ -218,6 +221,7 @@ void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned int q)
 		return;
 	}
 	io_uring_prep_nop(sqe);
+	loop_sqe_fixed(sqe); /* no file: only for a ring that requires the flag (core/loop.h) */
 	mq->notify_pending = true;
 }
 
@@ -605,9 +609,9 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct virti
 	int ret;
 
 	memset(t, 0, sizeof(*t));
-	t->irq_fd = t->ctl_fd = -1;
+	t->irq_fd = t->ctl_fd = t->ctl_file = -1;
 	for (i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
-		t->q[i].kick_fd = -1;
+		t->q[i].kick_fd = t->q[i].kick_file = -1;
 	if (nqueues == 0 || nqueues > VIRTIO_MMIO_MAX_QUEUES || queue_max == 0 ||
 	    (queue_max & (queue_max - 1)) || !ops || !ops->notify)
 		return -EINVAL;
@@ -645,26 +649,41 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct virti
 		q->kick_fd = eventfd(0, EFD_CLOEXEC);
 		if (q->kick_fd < 0)
 			goto fail_errno;
+		ret = q->kick_file = loop_file_add(loop, q->kick_fd);
+		if (ret < 0)
+			goto fail_file;
 	}
+	ret = t->ctl_file = loop_file_add(loop, t->ctl_fd);
+	if (ret < 0)
+		goto fail_file;
 	t->ctl_op.done = ctl_done;
-	arm_read(t, &t->ctl_op, t->ctl_fd, &t->ctl_buf);
+	arm_read(t, &t->ctl_op, t->ctl_file, &t->ctl_buf);
 	for (i = 0; i < nqueues; i++)
-		arm_read(t, &t->q[i].kick_op, t->q[i].kick_fd, &t->q[i].kick_buf);
+		arm_read(t, &t->q[i].kick_op, t->q[i].kick_file, &t->q[i].kick_buf);
 	return 0;
 fail_errno:
 	ret = -errno;
 	pr_err("%s: eventfd: %s", name, strerror(errno));
 	virtio_mmio_fini(t);
 	return ret;
+fail_file:
+	pr_err("%s: registering an eventfd with the io_uring: %s", name, strerror(-ret));
+	virtio_mmio_fini(t);
+	return ret;
 }
 
 void virtio_mmio_fini(struct virtio_mmio *t)
 {
+	/* Before the ring is enabled the slots are emptied; after it the ring keeps its own
+	 * reference to each eventfd until loop_fini(). */
 	for (unsigned int i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+		loop_file_remove(t->loop, t->q[i].kick_file);
 		if (t->q[i].kick_fd >= 0)
 			close(t->q[i].kick_fd);
-		t->q[i].kick_fd = -1;
+		t->q[i].kick_fd = t->q[i].kick_file = -1;
 	}
+	loop_file_remove(t->loop, t->ctl_file);
+	t->ctl_file = -1;
 	if (t->irq_fd >= 0)
 		close(t->irq_fd);
 	if (t->ctl_fd >= 0)

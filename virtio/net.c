@@ -165,9 +165,10 @@ static void rx_submit(struct virtio_net *n)
 		return;
 	}
 	if (n->rx_poll)
-		io_uring_prep_poll_add(sqe, n->fd, POLLIN);
+		io_uring_prep_poll_add(sqe, n->file, POLLIN);
 	else
-		io_uring_prep_readv(sqe, n->fd, n->rx_iov, n->rx_nr_iov, (uint64_t)-1);
+		io_uring_prep_readv(sqe, n->file, n->rx_iov, n->rx_nr_iov, (uint64_t)-1);
+	loop_sqe_fixed(sqe);
 	n->rx_busy = true;
 }
 
@@ -291,9 +292,10 @@ static void tx_submit(struct virtio_net *n, struct virtio_net_tx_slot *s)
 	if (!sqe)
 		return; /* caller handles: busy stays false */
 	if (s->poll)
-		io_uring_prep_poll_add(sqe, n->fd, POLLOUT);
+		io_uring_prep_poll_add(sqe, n->file, POLLOUT);
 	else
-		io_uring_prep_writev(sqe, n->fd, s->iov, s->nr_iov, (uint64_t)-1);
+		io_uring_prep_writev(sqe, n->file, s->iov, s->nr_iov, (uint64_t)-1);
+	loop_sqe_fixed(sqe);
 	s->busy = true;
 	n->tx_nr_busy++;
 }
@@ -500,8 +502,10 @@ static void cancel(struct virtio_net *n, struct loop_op *target)
 {
 	struct io_uring_sqe *sqe = loop_sqe(n->mmio.loop, &n->cancel_op);
 
-	if (sqe)
-		io_uring_prep_cancel(sqe, target, 0);
+	if (!sqe)
+		return;
+	io_uring_prep_cancel(sqe, target, 0);
+	loop_sqe_fixed(sqe); /* no file: only for a ring that requires the flag (core/loop.h) */
 }
 
 static void cancel_all(struct virtio_net *n)
@@ -566,8 +570,15 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
 		   VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |
 		   VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		   VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+	n->file = loop_file_add(loop, fd);
+	if (n->file < 0) {
+		pr_err("%s: registering the TAP with the io_uring: %s", name, strerror(-n->file));
+		free(n);
+		return NULL;
+	}
 	if (virtio_mmio_init(&n->mmio, n->name, &net_ops, VIRTIO_ID_NET, features, 2,
 			     VIRTIO_NET_QUEUE_SIZE, &n->config, sizeof(n->config), mem, loop)) {
+		loop_file_remove(loop, n->file);
 		free(n);
 		return NULL;
 	}

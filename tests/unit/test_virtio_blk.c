@@ -206,6 +206,8 @@ static void check_durable(struct disk *d, uint32_t type, uint32_t flags)
 static void start_loop(void)
 {
 	CHECK_EQ(loop_init(&loop, 256), 0);
+	/* Every SQE the device submits names a registered file (or none, flagged anyway). */
+	loop_require_fixed_files(&loop);
 }
 
 static void run_loop(void)

@@ -52,7 +52,10 @@ static bool fake_reset(struct virtio_mmio *t)
 		d->resets++;
 		return true;
 	}
-	io_uring_prep_nop(loop_sqe(t->loop, &d->drain_op));
+	struct io_uring_sqe *sqe = loop_sqe(t->loop, &d->drain_op);
+
+	io_uring_prep_nop(sqe);
+	loop_sqe_fixed(sqe);
 	return false;
 }
 
@@ -126,6 +129,8 @@ int main(void)
 
 	if (loop_init(&loop, 64))
 		return t_skip("io_uring unavailable");
+	/* Every SQE the device submits names a registered file (or none, flagged anyway). */
+	loop_require_fixed_files(&loop);
 	CHECK_EQ(fake_ram_init(&f), 0);
 	for (unsigned int i = 0; i < sizeof(d->config); i++)
 		d->config[i] = (uint8_t)(0x10 + i);

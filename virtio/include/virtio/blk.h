@@ -136,6 +136,7 @@ struct virtio_blk {
 	char name[48];
 	char id[VIRTIO_BLK_ID_BYTES];
 	int fd;				/* borrowed from the blk_image */
+	int file;			/* fd's slot in the loop's file table: every SQE uses it */
 	bool ro;
 	uint64_t capacity;		/* sectors */
 	unsigned int inflight;		/* I/O thread */

@@ -35,6 +35,7 @@ struct virtio_console {
 	struct virtio_mmio mmio;	/* first: the bus device */
 	struct virtio_console_config config;
 	int in_fd, out_fd;		/* borrowed; -1 for none */
+	int in_file, out_file;		/* their slots in the loop's file table; -1 for none */
 	virtio_console_filter_fn filter;
 	void *filter_ctx;
 

@@ -66,8 +66,10 @@ struct virtio_mmio_queue {
 	/* I/O thread while the device is live (filled by the vCPU before the activation
 	 * hand-off, cleared after the reset hand-off; size 0 = queue not in use). */
 	struct vq vq;
-	/* Kicks: an eventfd read that is always armed. */
+	/* Kicks: an eventfd read that is always armed, through its slot in the loop's file
+	 * table (loop_file_add()). */
 	int kick_fd;
+	int kick_file;
 	uint64_t kick_buf;
 	struct loop_op kick_op;
 	/* Deferred interrupt decision, once per loop iteration (see virtio_mmio_signal_used). */
@@ -110,6 +112,7 @@ struct virtio_mmio {
 
 	/* The vCPU -> I/O thread hand-off. */
 	int ctl_fd;
+	int ctl_file;			/* its slot in the loop's file table */
 	uint64_t ctl_buf;
 	struct loop_op ctl_op;
 	pthread_mutex_t ctl_lock;

@@ -117,6 +117,7 @@ struct virtio_net {
 	struct virtio_net_config config;
 	char name[48];
 	int fd;				/* borrowed: the TAP (or, in tests, a SOCK_SEQPACKET) */
+	int file;			/* fd's slot in the loop's file table: every SQE uses it */
 	bool tap;			/* fd is a TAP: offloads go to TUNSETOFFLOAD */
 	unsigned int offloads;		/* TUN_F_* set on the TAP */
 
