@@ -483,28 +483,17 @@ struct virtio_blk *virtio_blk_create(const char *name, const struct blk_image *i
 	return b;
 }
 
+static bool blk_idle(void *arg)
+{
+	const struct virtio_blk *b = arg;
+
+	return b->inflight == 0;
+}
+
 void virtio_blk_drain(struct virtio_blk *b)
 {
-	struct io_uring *ring = &b->mmio.loop->ring;
-
-	while (b->inflight) {
-		struct __kernel_timespec ts = {.tv_sec = 5};
-		struct io_uring_cqe *cqe;
-		struct loop_op *op;
-
-		io_uring_submit(ring);
-		if (io_uring_wait_cqe_timeout(ring, &cqe, &ts)) {
-			pr_warn("%s: %u request(s) still in flight at exit", b->name, b->inflight);
-			return;
-		}
-		op = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
-		unsigned int flags = cqe->flags;
-
-		io_uring_cqe_seen(ring, cqe);
-		if (op)
-			op->done(op, res, flags);
-	}
+	if (loop_drain(b->mmio.loop, blk_idle, b, 5000))
+		pr_warn("%s: %u request(s) still in flight at exit", b->name, b->inflight);
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)

@@ -585,32 +585,20 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
 	return n;
 }
 
+static bool net_idle(void *arg)
+{
+	const struct virtio_net *n = arg;
+
+	return !n->rx_busy && !n->tx_nr_busy;
+}
+
 void virtio_net_drain(struct virtio_net *n)
 {
-	struct io_uring *ring = &n->mmio.loop->ring;
-
 	/* Every completion from here on is final. */
 	n->draining = true;
 	cancel_all(n);
-	while (n->rx_busy || n->tx_nr_busy) {
-		struct __kernel_timespec ts = {.tv_sec = 5};
-		struct io_uring_cqe *cqe;
-		struct loop_op *op;
-		unsigned int flags;
-		int res;
-
-		io_uring_submit(ring);
-		if (io_uring_wait_cqe_timeout(ring, &cqe, &ts)) {
-			pr_warn("%s: an operation is still in flight at exit", n->name);
-			return;
-		}
-		op = io_uring_cqe_get_data(cqe);
-		res = cqe->res;
-		flags = cqe->flags;
-		io_uring_cqe_seen(ring, cqe);
-		if (op)
-			op->done(op, res, flags);
-	}
+	if (loop_drain(n->mmio.loop, net_idle, n, 5000))
+		pr_warn("%s: an operation is still in flight at exit", n->name);
 }
 
 void virtio_net_destroy(struct virtio_net *n)

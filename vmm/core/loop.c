@@ -252,6 +252,40 @@ void loop_run(struct loop *l)
 	}
 }
 
+int loop_drain(struct loop *l, loop_cond_fn cond, void *arg, unsigned int timeout_ms)
+{
+	int ret = loop_enable(l);
+
+	while (!ret && !cond(arg)) {
+		struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+					       .tv_nsec = (timeout_ms % 1000) * 1000000ll};
+		struct io_uring_cqe *cqe;
+		struct loop_op *op;
+		unsigned int flags;
+		int res;
+
+		/* One completion at a time: a done() may queue SQEs (a short transfer's rest, a
+		 * flush after a write-zeroes) that the next io_uring_submit_and_wait_timeout()
+		 * sends. */
+		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+		if (ret == -EINTR) {
+			ret = 0;
+			continue;
+		}
+		if (ret < 0)
+			break;
+		ret = 0;
+		op = io_uring_cqe_get_data(cqe);
+		res = cqe->res;
+		flags = cqe->flags;
+		/* Seen before done(): done() may reap or queue more. */
+		io_uring_cqe_seen(&l->ring, cqe);
+		if (op)
+			op->done(op, res, flags);
+	}
+	return ret;
+}
+
 static void *loop_thread(void *arg)
 {
 	struct loop *l = arg;

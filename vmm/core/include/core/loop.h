@@ -68,7 +68,7 @@ void loop_require_fixed_files(struct loop *l);
 
 /* Restricts the ring to the operations mvm uses where the kernel can (5.10+; (l->restricted)
  * says so) and enables it; from here on the ring takes submissions and no io_uring_register().
- * loop_start(), loop_run() and loop_submit() call it; a second call does nothing.
+ * loop_start(), loop_run(), loop_submit() and loop_drain() call it; a second call does nothing.
  * Returns 0 or -errno (with a message). Before loop_start() or on the I/O thread. */
 int loop_enable(struct loop *l);
 
@@ -79,6 +79,16 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
 
 /* Submits what is queued (enabling the ring first). I/O thread only (or before loop_start()). */
 int loop_submit(struct loop *l);
+
+/* True once what the caller waits for has happened; (arg) is loop_drain()'s. */
+typedef bool (*loop_cond_fn)(void *arg);
+
+/* Submits what is queued, then reaps completions on the calling thread, each through its op's
+ * done(), until (cond)(arg) holds; gives up when (timeout_ms) pass without a completion. For a
+ * device's last completions at exit: after loop_join(), or before loop_start(), never while
+ * the loop's thread runs. Returns 0 once (cond) holds, -ETIME on the timeout, or
+ * io_uring_enter's -errno. */
+int loop_drain(struct loop *l, loop_cond_fn cond, void *arg, unsigned int timeout_ms);
 
 /* Runs the loop on a new thread until loop_stop(). The thread first takes THREAD_IO
  * (core/thread_role.h); this returns once it has. Returns 0 or -errno (the hook's, or
