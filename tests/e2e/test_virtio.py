@@ -4,6 +4,7 @@ options and image locking, and durability across a SIGKILL. One case per CTest t
 
 Usage: test_virtio.py MVM GUEST_DIR CASE
 """
+import ctypes
 import fcntl
 import hashlib
 import os
@@ -53,6 +54,22 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def page_cache(path, off=0, length=0):
+    """(cached, dirty or under writeback) pages of [off, off + length) of the file (length 0:
+    to its end) in the host page cache, from cachestat(2) (Linux 6.5), or None when the
+    kernel cannot say."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    rng = (ctypes.c_uint64 * 2)(off, length)
+    cs = (ctypes.c_uint64 * 5)()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syscall(451, fd, rng, cs, 0) < 0:  # __NR_cachestat on x86-64
+            return None
+    finally:
+        os.close(fd)
+    return cs[0], cs[1] + cs[2]
+
+
 def case_blk(c):
     """One writable disk: the guest's checks and hostile chains, then the data on the host."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +97,12 @@ def case_blk_direct(c):
         if "does not support O_DIRECT" in r.err:
             mvmtest.skip(f"{base} has no O_DIRECT")
         mvmtest.guest_passed(c, r, "virtio_blk on an O_DIRECT disk")
+        # Before the host reads it: the pattern's write (one 4 KiB block) and its reads never
+        # went through the host page cache. (Not the whole image: ext4 zeroes the partial
+        # blocks of the guest's 2 KiB discard and write-zeroes in the page cache.)
+        pc = page_cache(img, 8 * SECTOR, 8 * SECTOR)
+        c.check(pc is not None and pc[0] == 0,
+                f"the written block is not in the host page cache (cachestat: {pc})")
         want = b"".join(pattern(1, s) for s in range(8, 16))
         c.check(read_sectors(img, 8, 8) == want, "the pattern reached the image")
 
@@ -192,6 +215,12 @@ def case_blk_durable(c):
                 seen = b"DURABLE-FLUSHED" in out
         p.send_signal(signal.SIGKILL)
         p.wait()
+        # Surviving SIGKILL alone only needs the host page cache; the FLUSH is durable only
+        # if its fdatasync wrote the pages back: none may be dirty (the kernel's own
+        # writeback leaves them for 30 s).
+        pc = page_cache(img)
+        c.check(pc is not None and pc[0] > 0 and pc[1] == 0,
+                f"the flushed pages are clean in the host page cache (cachestat: {pc})")
         err = p.stderr.read().decode(errors="replace")
         text = out.decode(errors="replace")
         c.check(seen, "the guest reported its flush", f"{text}\n{err}")

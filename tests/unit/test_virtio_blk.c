@@ -2,6 +2,8 @@
  * the register file like a guest: image opening and locking, config space, read/write in odd
  * segmentations and through indirect tables, flush, GET_ID, discard and write-zeroes, request
  * errors (past the end, partial sectors, short headers, unknown types), read-only disks,
+ * a write left in the host page cache until a FLUSH cleans it, a FLUSH that fails with its
+ * fdatasync, a ,direct disk whose writes never enter the page cache,
  * writes, discards and write-zeroes made durable without FLUSH negotiated, many requests in
  * flight, a missing status byte (NEEDS_RESET), a head made available twice while in flight, a
  * reset that drains a request still in flight, one that cannot finish in time (it stays
@@ -162,20 +164,59 @@ static bool file_zero(const struct disk *d, uint64_t off, uint32_t len)
 	return ok;
 }
 
-/* Dirty or under-writeback pages of the image in the host page cache (cachestat(2), Linux
- * 6.5), or -1 when the kernel cannot say. */
-static long image_unsynced(const struct disk *d)
+/* Pages of the image in the host page cache: all of them, and those not yet on the disk. */
+struct page_cache {
+	uint64_t cached, unsynced;
+};
+
+/* What the host page cache holds of [off, off + len) of (fd) (len 0: to the end of the file),
+ * through cachestat(2) (Linux 6.5); false when the kernel cannot say. */
+static bool page_cache(int fd, uint64_t off, uint64_t len, struct page_cache *pc)
 {
 	struct {
 		uint64_t off, len;
-	} range = {0, 0}; /* len 0: to the end of the file */
+	} range = {off, len};
 	struct {
 		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
 	} cs;
 
-	if (syscall(451 /* __NR_cachestat */, d->img.fd, &range, &cs, 0) < 0)
-		return -1;
-	return (long)(cs.nr_dirty + cs.nr_writeback);
+	if (syscall(451 /* __NR_cachestat */, fd, &range, &cs, 0) < 0)
+		return false;
+	pc->cached = cs.nr_cache;
+	pc->unsynced = cs.nr_dirty + cs.nr_writeback;
+	return true;
+}
+
+/* Dirty or under-writeback pages of the whole image, or -1 when the kernel cannot say. */
+static long image_unsynced(const struct disk *d)
+{
+	struct page_cache pc;
+
+	return page_cache(d->img.fd, 0, 0, &pc) ? (long)pc.unsynced : -1;
+}
+
+/* With FLUSH negotiated a write is acknowledged once it is in the host page cache; a FLUSH
+ * is acknowledged only after its fdatasync of the image wrote every completed write back
+ * (section 5.2.6.2; README: FLUSH is an fdatasync). The test sees both in the image's page
+ * cache: the written range dirty after the write, clean when the FLUSH's used entry appears.
+ * If the kernel's writeback happens to clean the range first, the write is tried again. */
+static void check_flush(struct disk *d)
+{
+	struct seg w = {DATA + 0x80000, 4096, false};
+	struct page_cache pc = {0};
+	bool dirty = false;
+
+	for (unsigned int i = 0; i < 5 && !dirty; i++) {
+		fill(DATA + 0x80000, 4096, (uint8_t)(40 + i));
+		CHECK_EQ(req(d, VIRTIO_BLK_T_OUT, 512, &w, 1), VIRTIO_BLK_S_OK);
+		CHECK(page_cache(d->img.fd, 512 * 512, 4096, &pc));
+		dirty = pc.unsynced > 0;
+	}
+	CHECK(dirty);
+	CHECK_EQ(req(d, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
+	CHECK(page_cache(d->img.fd, 512 * 512, 4096, &pc));
+	CHECK_EQ(pc.unsynced, 0);
+	CHECK(file_matches(d, 512 * 512, DATA + 0x80000, 4096));
 }
 
 /* Without FLUSH negotiated, discard and write-zeroes are durable before they are acknowledged,
@@ -287,6 +328,8 @@ static void test_rw(void)
 	CHECK_EQ(req(&d, VIRTIO_BLK_T_OUT, 3, w, 2), VIRTIO_BLK_S_OK);
 	CHECK(file_matches(&d, 3 * 512, DATA, 4096));
 	CHECK_EQ(req(&d, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
+	CHECK(!d.b->sync_writes);
+	check_flush(&d);
 	/* Read back in three other segments; used length counts data and status. */
 	memset(gpa(&f, DATA + 0x10000), 0, 4096);
 	CHECK_EQ(req_ex(&d, VIRTIO_BLK_T_IN, 3, r3, 3, false, &used_len), VIRTIO_BLK_S_OK);
@@ -412,6 +455,14 @@ static void test_rw(void)
 	fill(DATA, 4096, 21);
 	CHECK_EQ(req(&d, VIRTIO_BLK_T_OUT, 100, w, 2), VIRTIO_BLK_S_OK);
 	CHECK(file_matches(&d, 100 * 512, DATA, 4096));
+	/* Nothing of it waits in the host page cache once acknowledged (check_flush() shows the
+	 * same write does, with FLUSH). */
+	{
+		struct page_cache pc = {.unsynced = 1};
+
+		CHECK(page_cache(d.img.fd, 100 * 512, 4096, &pc));
+		CHECK_EQ(pc.unsynced, 0);
+	}
 	/* And so are discard and write-zeroes. */
 	check_durable(&d, VIRTIO_BLK_T_DISCARD, 0);
 	check_durable(&d, VIRTIO_BLK_T_WRITE_ZEROES, 0);
@@ -438,6 +489,75 @@ static void test_rw(void)
 	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
 	CHECK_EQ(d.b->inflight, 0);
 	stop_loop(); /* the device goes after the ring that points into it */
+	virtio_blk_destroy(d.b);
+	blk_image_close(&d.img);
+}
+
+/* A FLUSH is acknowledged with the fdatasync's outcome, so only after it completed: on an
+ * image whose fdatasync fails (/dev/null has none: -EINVAL) the FLUSH fails, with or without a
+ * write before it. */
+static void test_flush_fails(void)
+{
+	struct disk d = {0};
+	struct seg w = {DATA, 512, false};
+
+	d.img = (struct blk_image){.fd = open("/dev/null", O_RDWR | O_CLOEXEC), .size = 1 << 20};
+	CHECK(d.img.fd >= 0);
+	CHECK(fdatasync(d.img.fd) < 0 && errno == EINVAL);
+	start_loop();
+	d.b = virtio_blk_create("unit-null", &d.img, NULL, &f.mem, &loop);
+	CHECK(d.b != NULL);
+	run_loop();
+	start(&d, all_features());
+	*(uint8_t *)gpa(&f, STATUS) = 0xff;
+	CHECK_EQ(req(&d, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(req(&d, VIRTIO_BLK_T_OUT, 0, &w, 1), VIRTIO_BLK_S_OK);
+	CHECK_EQ(req(&d, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_IOERR);
+	reg_wr(&d.b->mmio, VIRTIO_MMIO_STATUS, 0);
+	stop_loop();
+	virtio_blk_destroy(d.b);
+	close(d.img.fd);
+}
+
+/* ,direct (cli/options.c: "O_DIRECT, bypassing the host page cache"): the image is open
+ * O_DIRECT, and a write acknowledged without any FLUSH (FLUSH negotiated, so no RWF_DSYNC
+ * either) never entered the host page cache and reads back from the disk through another
+ * O_DIRECT descriptor. */
+static void test_direct(void)
+{
+	struct disk d = {0};
+	struct seg w = {DATA, 8192, false};
+	struct page_cache pc = {.cached = 1};
+	void *buf = NULL;
+	int fd, ret;
+
+	make_file("direct.img", DISK_SECTORS * 512);
+	ret = blk_image_open(&d.img, path_of("direct.img"), false, true);
+	if (ret == -EINVAL) {
+		fprintf(stderr, "%s cannot do O_DIRECT: the direct case did not run\n", dir);
+		return;
+	}
+	CHECK_EQ(ret, 0);
+	CHECK(fcntl(d.img.fd, F_GETFL) & O_DIRECT);
+	start_loop();
+	d.b = virtio_blk_create("unit-direct", &d.img, NULL, &f.mem, &loop);
+	CHECK(d.b != NULL);
+	run_loop();
+	start(&d, all_features());
+	CHECK(!d.b->sync_writes);
+	fill(DATA, 8192, 77);
+	CHECK_EQ(req(&d, VIRTIO_BLK_T_OUT, 64, &w, 1), VIRTIO_BLK_S_OK);
+	CHECK(page_cache(d.img.fd, 64 * 512, 8192, &pc));
+	CHECK_EQ(pc.cached, 0);
+	fd = open(path_of("direct.img"), O_RDONLY | O_DIRECT | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_EQ(posix_memalign(&buf, 4096, 8192), 0);
+	CHECK_EQ(pread(fd, buf, 8192, 64 * 512), 8192);
+	CHECK(!memcmp(buf, gpa(&f, DATA), 8192));
+	free(buf);
+	close(fd);
+	reg_wr(&d.b->mmio, VIRTIO_MMIO_STATUS, 0);
+	stop_loop();
 	virtio_blk_destroy(d.b);
 	blk_image_close(&d.img);
 }
@@ -608,6 +728,8 @@ int main(void)
 
 	test_image_open();
 	test_rw();
+	test_flush_fails();
+	test_direct();
 	test_ro();
 	test_in_flight();
 
@@ -616,6 +738,7 @@ int main(void)
 	unlink(path_of("ro.img"));
 	unlink(path_of("tiny.img"));
 	unlink(path_of("odd.img"));
+	unlink(path_of("direct.img"));
 	rmdir(dir);
 	return t_done();
 }

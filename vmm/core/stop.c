@@ -1,6 +1,7 @@
 /* stop.c: first-wins stop requests shared by vCPU threads, devices and the I/O loop. */
 #include "core/stop.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 
 void stop_request(struct stop_ctl *s, enum stop_reason reason, int status)
@@ -15,6 +16,49 @@ void stop_request(struct stop_ctl *s, enum stop_reason reason, int status)
 	atomic_store_explicit(&s->reason, reason, memory_order_release);
 	if (s->kick)
 		s->kick(s->kick_ctx);
+	/* Parked threads wait on the condition, not on the kick. */
+	pthread_mutex_lock(&s->pause_lock);
+	pthread_cond_broadcast(&s->pause_cond);
+	pthread_mutex_unlock(&s->pause_lock);
+}
+
+int stop_pause(struct stop_ctl *s, unsigned int runners)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&s->pause_lock);
+	atomic_store(&s->pause_wanted, true);
+	pthread_mutex_unlock(&s->pause_lock);
+	/* A kick is sticky (KVM's immediate_exit, the engine's attention flag), so a thread
+	 * between its check and guest code still comes back. */
+	if (s->kick)
+		s->kick(s->kick_ctx);
+	pthread_mutex_lock(&s->pause_lock);
+	while (s->parked < runners && stop_reason(s) == STOP_NONE)
+		pthread_cond_wait(&s->pause_cond, &s->pause_lock);
+	if (stop_reason(s) != STOP_NONE)
+		ret = -ESHUTDOWN;
+	pthread_mutex_unlock(&s->pause_lock);
+	return ret;
+}
+
+void stop_resume(struct stop_ctl *s)
+{
+	pthread_mutex_lock(&s->pause_lock);
+	atomic_store(&s->pause_wanted, false);
+	pthread_cond_broadcast(&s->pause_cond);
+	pthread_mutex_unlock(&s->pause_lock);
+}
+
+void stop_park(struct stop_ctl *s)
+{
+	pthread_mutex_lock(&s->pause_lock);
+	s->parked++;
+	pthread_cond_broadcast(&s->pause_cond);
+	while (atomic_load(&s->pause_wanted) && stop_reason(s) == STOP_NONE)
+		pthread_cond_wait(&s->pause_cond, &s->pause_lock);
+	s->parked--;
+	pthread_mutex_unlock(&s->pause_lock);
 }
 
 enum stop_reason stop_reason(const struct stop_ctl *s)

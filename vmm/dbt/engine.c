@@ -770,6 +770,12 @@ void dbt_run(struct dbt *d)
 	while (stop_reason(d->stop) == STOP_NONE) {
 		bool any = false;
 
+		/* A pause (the API's PATCH /vm) parks the engine between two slices, which end
+		 * at an instruction boundary once the pause's kick raised attention. */
+		if (stop_pause_wanted(d->stop)) {
+			stop_park(d->stop);
+			continue;
+		}
 		if (atomic_load(&d->attention))
 			service_requests(d);
 		for (unsigned int i = 0; i < d->ncpus; i++) {

@@ -313,6 +313,10 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	while (stop_reason(&vm->stop) == STOP_NONE) {
+		if (stop_pause_wanted(&vm->stop)) {
+			stop_park(&vm->stop);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* A kick: clear it, then the loop condition sees the stop request,
