@@ -184,9 +184,11 @@ def case_unhandled(c):
 
 
 def case_debugtrap(c):
-    """Single-step (#DB with DR6.BS right after the instruction following POPF) and the STI
-    shadow (a pending interrupt taken right after the one instruction it covers) around an
-    instruction mvm completes on KVM-PVM (LSL), the engine runs, or KVM runs."""
+    """Single-step (#DB with DR6.BS right after the instruction following POPF), the STI
+    shadow (a pending interrupt taken right after the one instruction it covers), data
+    breakpoints (DR0 on a POPCNT read, DR1 on a FISTP store: a #DB trap after the instruction
+    with DR6.B0/B1) and an instruction breakpoint (a #DB fault before it, RF) around
+    instructions mvm completes on KVM-PVM, the engine runs, or KVM runs."""
     r = mvmtest.run(MVM, ["run", "-k", guest("debugtrap")])
     mvmtest.guest_passed(c, r, "debugtrap")
 

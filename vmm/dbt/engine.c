@@ -528,21 +528,32 @@ static void service_requests(struct dbt *d)
 }
 
 #define DBT_RF_TF (1ull << 8)
+#define DBT_RF_RF (1ull << 16)
 #define DR6_BS	  (1ull << 14)
 
 /* Runs one instruction of (c) by itself: the one in an STI/MOV SS interrupt shadow (so that a
- * pending interrupt is taken right after it, SDM Vol. 3A 6.8.3, not at the end of a block), and
- * every instruction while RFLAGS.TF is set, each followed by the single-step #DB trap with
- * DR6.BS (17.3.1.4) unless it cleared TF (an interrupt it delivered does). Returns false when
- * the machine stops. */
+ * pending interrupt is taken right after it, SDM Vol. 3A 6.8.3, not at the end of a block),
+ * every instruction while RFLAGS.TF is set, and every instruction while DR7 arms a breakpoint
+ * (blocks check none). emu_vcpu_step() checks them: an instruction breakpoint is a #DB fault
+ * before it (17.3.1.1), a data breakpoint it met or the single step a #DB trap after it, DR6
+ * set (17.3.1.2, 17.3.1.4). Returns false when the machine stops. */
 static bool step_one(struct dbt *d, struct dbt_cpu *c)
 {
 	struct emu_vcpu *v = &c->v;
-	bool tf = v->cpu.rflags & DBT_RF_TF;
 	int ret = emu_vcpu_step(v);
 
 	switch (ret) {
 	case EXIT_FAULT:
+		/* 17.3.1.1: every fault but an instruction breakpoint's #DB pushes RF set, so
+		 * the instruction it restarts does not meet its breakpoint again. Only with
+		 * breakpoints armed: RF means nothing to blocks, and a guest that never arms
+		 * one never sees it. */
+		if (v->dbg_armed && v->fault.vector != 1)
+			v->cpu.rflags |= DBT_RF_RF;
+		return raise_fault(d, c);
+	case EXIT_TRAP:
+		c->insns++;
+		v->halted = false;
 		return raise_fault(d, c);
 	case EXIT_STOP:
 		if (stop_reason(d->stop) != STOP_NONE)
@@ -555,12 +566,6 @@ static bool step_one(struct dbt *d, struct dbt_cpu *c)
 		break;
 	}
 	c->insns++;
-	if (tf && (v->cpu.rflags & DBT_RF_TF)) {
-		v->dr[6] = (v->dr[6] & ~0xfull) | DR6_BS;
-		v->fault = (struct emu_fault){.vector = 1};
-		v->halted = false;
-		return raise_fault(d, c);
-	}
 	return true;
 }
 
@@ -604,9 +609,10 @@ static int run_native(struct dbt *d, struct dbt_cpu *c)
 	case DBT_NATIVE_INTERRUPTED:
 		return 1;
 	case DBT_NATIVE_TRAP:
-		/* #DB from user mode: a single step (the engine offers no breakpoints). */
+		/* #DB from user mode: a single step (breakpoints keep user mode in the engine:
+		 * run_slice() steps while DR7 arms one). */
 		if (vector == 1)
-			v->dr[6] = (v->dr[6] & ~0xfull) | DR6_BS;
+			v->cpu.dr[6] = (v->cpu.dr[6] & ~0xfull) | DR6_BS;
 		v->fault = (struct emu_fault){.vector = vector};
 		return raise_fault(d, c) ? 1 : -1;
 	case DBT_NATIVE_UNSUPPORTED:
@@ -651,6 +657,17 @@ static bool run_slice(struct dbt *d, struct dbt_cpu *c)
 			if (stop_reason(d->stop) != STOP_NONE)
 				return false;
 			prev = NULL;
+		}
+		/* Breakpoints armed: one instruction at a time, after the interrupts (an
+		 * instruction breakpoint ranks below them, SDM Vol. 3A 6.9). The one flag
+		 * that translated code pays for them, set when DR7 is written. */
+		if (__builtin_expect(v->dbg_armed, 0)) {
+			prev = NULL;
+			if (!step_one(d, c))
+				return false;
+			if (v->halted)
+				return true;
+			continue;
 		}
 		/* --accel hybrid: user mode runs natively; when it comes back for an instruction
 		 * the engine must run, that block runs here (translated for once). */

@@ -356,6 +356,7 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 		tv.cpu.rflags = emu_flags(&tv) & ~RF_RF;
 		tv.cpu.dirty = EMU_DIRTY_GPRS;
 		memcpy(cpu, &tv.cpu, sizeof(*cpu));
+		res->db_hits = tv.dbg_hits;
 		res->status = EMU_DONE;
 		return true;
 	case EXIT_FAULT:
@@ -537,6 +538,8 @@ out:
 		/* EMU_RETRY: done with nothing changed, so the guest runs it again. */
 		if (ret == EMU_OK)
 			memcpy(cpu_in, &work, cpu_copy_size(env));
+		else
+			res->db_hits = 0;
 		res->status = EMU_DONE;
 		break;
 	case EMU_EXC:

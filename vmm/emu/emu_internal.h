@@ -49,6 +49,7 @@
 
 /* Exception vectors. */
 #define EXC_DE 0
+#define EXC_DB 1
 #define EXC_BP 3
 #define EXC_OF 4
 #define EXC_UD 6

@@ -109,9 +109,21 @@ static void mmio_access(struct emu_ctx *ctx, uint64_t gpa, uint8_t *buf, uint32_
 	}
 }
 
+/* Data breakpoints the access meets (SDM Vol. 3A 17.3.1.2), kept for the caller's trap: any
+ * data access, explicit or not (descriptor tables, the stack of an interrupt), but no
+ * instruction fetch. */
+static void check_breakpoints(struct emu_ctx *ctx, uint64_t la, uint32_t len, bool write)
+{
+	if (ctx->cpu->dr[7] & EMU_DR7_ENABLES)
+		ctx->res->db_hits |= emu_dbg_data_hits(ctx->cpu, la, len, write);
+}
+
 int emu_read_linear(struct emu_ctx *ctx, uint64_t la, void *dst, uint32_t len, unsigned int acc)
 {
 	uint8_t *out = dst;
+
+	if (!(acc & EMU_ACC_FETCH))
+		check_breakpoints(ctx, la, len, false);
 
 	while (len) {
 		uint32_t chunk = 4096 - (la & 4095);
@@ -141,6 +153,7 @@ int emu_write_linear(struct emu_ctx *ctx, uint64_t la, const void *src, uint32_t
 {
 	const uint8_t *in = src;
 
+	check_breakpoints(ctx, la, len, true);
 	while (len) {
 		uint32_t chunk = 4096 - (la & 4095);
 		struct emu_wlog *w;
@@ -182,6 +195,7 @@ void *emu_ram_pointer(struct emu_ctx *ctx, uint64_t la, uint32_t len, bool write
 	*status = translate(ctx, la, write ? EMU_ACC_WRITE : 0, &gpa);
 	if (*status)
 		return NULL;
+	check_breakpoints(ctx, la, len, write);
 	hva = gpa_to_hva(ctx->env->mem, gpa, len);
 	if (!hva)
 		*status = emu_unsupported(ctx, "locked access to MMIO at 0x%llx",

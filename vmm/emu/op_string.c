@@ -53,7 +53,10 @@ static inline void rep_begin(struct emu_vcpu *v, const struct emu_uop *u, struct
 	r->rep = u->flags & (UOP_F_REP | UOP_F_REPNE);
 	r->count = r->rep ? idx_get(v, EMU_RCX, r->asz) : 1;
 	r->done = 0;
-	r->limit = limit;
+	/* While a data breakpoint is armed, one element per execution: its #DB trap follows
+	 * the iteration that met it, with RSI/RDI/RCX as of the next one (SDM Vol. 3A
+	 * 17.3.1.2). */
+	r->limit = unlikely(v->dbg_data) ? 1 : limit;
 	r->step = v->cpu.rflags & RF_DF ? -(int64_t)r->osz : (int64_t)r->osz;
 }
 
@@ -80,9 +83,14 @@ static int rep_end(struct emu_vcpu *v, const struct emu_uop *u, const struct rep
 	if (ret)
 		return ret;
 	if (r->done < r->count) {
+		/* Not the last iteration: an interrupt or trap taken now pushes RF set, so an
+		 * instruction breakpoint on the string instruction does not fire again when
+		 * it resumes (SDM Vol. 3A 17.3.1.1); the resumption runs with it. */
+		v->cpu.rflags |= RF_RF;
 		v->cpu.rip = uop_rip(u);
 		return EXIT_BRANCH;
 	}
+	v->cpu.rflags &= ~RF_RF;
 	return EXIT_NEXT;
 }
 

@@ -352,12 +352,20 @@ UOP_DEF(mov_dr)
 	}
 	if (n > 7)
 		return raise_ud(v);
-	if (u->cond)
-		v->dr[n] = reg_get(v, u->rm, osz);
-	else
-		reg_set(v, u->rm, osz, n == 6 ? v->dr[6] | 0xffff0ff0ull
-					 : n == 7 ? v->dr[7] | 0x400 : v->dr[n]);
-	return EXIT_NEXT;
+	if (!u->cond) {
+		reg_set(v, u->rm, osz, n == 6 ? v->cpu.dr[6] | EMU_DR6_FIXED
+					 : n == 7 ? v->cpu.dr[7] | EMU_DR7_FIXED : v->cpu.dr[n]);
+		return EXIT_NEXT;
+	}
+	v->cpu.dr[n] = reg_get(v, u->rm, osz);
+	if (n == 6)
+		return EXIT_NEXT;
+	/* A breakpoint armed, moved or disarmed applies from the next instruction on (SDM Vol.
+	 * 3A 17.2.4): leave the block, so the engine looks at the breakpoints before running
+	 * another one. The instruction completed: RF is clear (17.3.1.1). */
+	emu_vcpu_debug_changed(v);
+	v->cpu.rflags &= ~RF_RF;
+	return exit_after(v, u, EXIT_MODE);
 }
 
 UOP_DEF(clts)
@@ -633,6 +641,7 @@ UOP_DEF(generic)
 	emu_step_classes(&v->cpu, &v->env, bytes, u->len, &res);
 	switch (res.status) {
 	case EMU_DONE:
+		v->dbg_hits |= res.db_hits;
 		if (v->cpu.dirty & (EMU_DIRTY_SREGS | EMU_DIRTY_TLB))
 			emu_vcpu_mode_changed(v, (v->cpu.dirty & EMU_DIRTY_TLB) != 0);
 		v->cpu.dirty = 0;

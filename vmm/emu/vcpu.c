@@ -41,6 +41,27 @@ void emu_tlb_drop_writes(struct emu_vcpu *v)
 			v->tlb_all.e[p][TLB_WRITE][i].tag = EMU_TLB_EMPTY;
 }
 
+/* The breakpoint fields of (v) from DR7. Returns whether a data breakpoint is or was armed. */
+static bool debug_flags(struct emu_vcpu *v)
+{
+	bool was = v->dbg_data;
+
+	v->dbg_armed = (v->cpu.dr[7] & EMU_DR7_ENABLES) != 0;
+	v->dbg_data = v->dbg_armed && emu_dbg_data_armed(&v->cpu);
+	return was || v->dbg_data;
+}
+
+void emu_vcpu_debug_changed(struct emu_vcpu *v)
+{
+	/* Entries filled before may cover a page a breakpoint now watches (or watched through
+	 * another DRn): the data entries go; fetches are never checked against them. */
+	if (debug_flags(v))
+		for (unsigned int p = 0; p < 2; p++)
+			for (unsigned int i = 0; i < EMU_TLB_SIZE; i++)
+				v->tlb_all.e[p][TLB_READ][i].tag = v->tlb_all.e[p][TLB_WRITE][i].tag =
+					EMU_TLB_EMPTY;
+}
+
 void emu_vcpu_mode_changed(struct emu_vcpu *v, bool flush)
 {
 	struct emu_cpu *c = &v->cpu;
@@ -60,6 +81,11 @@ void emu_vcpu_mode_changed(struct emu_vcpu *v, bool flush)
 	v->tlb = v->tlb_all.e[v->cpl == 3];
 	if (flush)
 		emu_tlb_flush(v);
+	/* The state may come with armed breakpoints (a copy of a CPU, a reset). */
+	if (flush)
+		debug_flags(v);
+	else
+		emu_vcpu_debug_changed(v);
 }
 
 void emu_vcpu_init(struct emu_vcpu *v, unsigned int index, const struct emu_env *env,
@@ -84,6 +110,8 @@ void emu_vcpu_init(struct emu_vcpu *v, unsigned int index, const struct emu_env 
 	c->ldt = (struct emu_seg){.limit = 0xffff, .type = 2, .present = 1};
 	c->tr = (struct emu_seg){.limit = 0xffff, .type = 0xb, .present = 1};
 	c->idt_limit = c->gdt_limit = 0xffff;
+	c->dr[6] = EMU_DR6_FIXED;
+	c->dr[7] = EMU_DR7_FIXED;
 	c->xcr0 = 1;
 	memcpy(c->xsave + XSAVE_FCW, &fcw, 2);
 	memcpy(c->xsave + XSAVE_MXCSR, &mxcsr, 4);
@@ -181,9 +209,20 @@ static uint8_t *ram_page(struct emu_vcpu *v, uint64_t gpa)
 	return gpa_to_hva(v->env.mem, gpa & ~0xfffull, 4096);
 }
 
+/* Whether an armed data breakpoint watches a byte of the linear page of (la). */
+static bool page_watched(const struct emu_vcpu *v, uint64_t la)
+{
+	return emu_dbg_data_hits(&v->cpu, la & ~0xfffull, 4096, true) != 0;
+}
+
 static void tlb_fill(struct emu_vcpu *v, enum emu_tlb_kind kind, uint64_t la, uint8_t *page)
 {
 	struct emu_tlb_entry *e = &v->tlb[kind][(la >> 12) & (EMU_TLB_SIZE - 1)];
+
+	/* The fast path checks no breakpoint: a page one watches stays out of the data TLB, so
+	 * each access to it comes here (emu_read_slow(), emu_write_slow()). */
+	if (unlikely(v->dbg_data) && kind != TLB_FETCH && page_watched(v, la))
+		return;
 
 	e->tag = la & ~0xfffull;
 	e->addend = (uintptr_t)page - (la & ~0xfffull);
@@ -269,6 +308,10 @@ int emu_read_slow(struct emu_vcpu *v, uint64_t la, unsigned int len, void *dst,
 
 	if (ret)
 		return ret;
+	/* The read half of a read-modify-write (TLB_WRITE) is a read: its write comes through
+	 * emu_write_slow() too, the page being kept out of the TLB. */
+	if (unlikely(v->dbg_data))
+		v->dbg_hits |= emu_dbg_data_hits(&v->cpu, la, len, false);
 	for (unsigned int i = 0; i < 2 && part[i]; i++) {
 		uint8_t *page = ram_page(v, gpa[i]);
 
@@ -295,6 +338,8 @@ int emu_write_slow(struct emu_vcpu *v, uint64_t la, unsigned int len, const void
 
 	if (ret)
 		return ret;
+	if (unlikely(v->dbg_data))
+		v->dbg_hits |= emu_dbg_data_hits(&v->cpu, la, len, true);
 	for (unsigned int i = 0; i < 2 && part[i]; i++) {
 		uint8_t *page = ram_page(v, gpa[i]);
 
@@ -445,6 +490,22 @@ int uop_single_end(struct emu_vcpu *v, const struct emu_uop *u)
 	return EXIT_NEXT;
 }
 
+/* The #DB the instruction just completed raises, if any (SDM Vol. 3A 17.3.1.2, 17.3.1.4):
+ * data breakpoints it met and the single step of TF set before and after it (an interrupt it
+ * delivered clears TF: no step then). One #DB reports both in DR6; B0-B3 are replaced, the
+ * other bits kept. */
+static int debug_trap(struct emu_vcpu *v, bool tf)
+{
+	uint64_t hits = v->dbg_hits & (v->cpu.dr[7] & EMU_DR7_ENABLES ? EMU_DR6_HITS : 0);
+	bool step = tf && (v->cpu.rflags & RF_TF);
+
+	if (!hits && !step)
+		return 0;
+	v->cpu.dr[6] = (v->cpu.dr[6] & ~EMU_DR6_HITS) | hits | (step ? EMU_DR6_BS : 0);
+	v->fault = (struct emu_fault){.vector = EXC_DB};
+	return EXIT_TRAP;
+}
+
 int emu_vcpu_step(struct emu_vcpu *v)
 {
 	uint8_t bytes[24] = {0};
@@ -452,11 +513,26 @@ int emu_vcpu_step(struct emu_vcpu *v)
 	struct emu_uop uops[2];
 	unsigned int n = 15;
 	uint64_t rip = v->cpu.rip, la;
+	bool tf = v->cpu.rflags & RF_TF;
+	uint64_t rf = v->cpu.rflags & RF_RF;
 	int ret;
 
 	ret = uop_linear(v, EMU_CS, rip, 1, false, &la);
 	if (ret)
 		return ret;
+	/* 17.3.1.1: an instruction breakpoint is a fault, before the instruction, unless RF is
+	 * set (the handler of the last one returned with RF, or an interrupted string
+	 * instruction resumes). RF is cleared when the instruction starts, after this check;
+	 * an IRET loads it again, an unfinished string instruction sets it (op_string.c). */
+	if (unlikely(v->dbg_armed) && !(v->cpu.rflags & RF_RF)) {
+		unsigned int hits = emu_dbg_code_hits(&v->cpu, la);
+
+		if (hits) {
+			v->cpu.dr[6] = (v->cpu.dr[6] & ~EMU_DR6_HITS) | hits;
+			v->fault = (struct emu_fault){.vector = EXC_DB};
+			return EXIT_FAULT;
+		}
+	}
 	/* Fetch up to 15 bytes, stopping at a page that faults once some bytes are in. */
 	ret = emu_fetch(v, la, bytes, n, NULL);
 	if (ret) {
@@ -472,10 +548,26 @@ int emu_vcpu_step(struct emu_vcpu *v)
 		return emu_fetch(v, la, bytes, 15, NULL);
 	}
 	uops[1] = (struct emu_uop){.fn = uop_single_end};
+	v->cpu.rflags &= ~RF_RF;
+	v->dbg_hits = 0;
 	ret = uops[0].fn(v, &uops[0]);
 	if (ret == EXIT_NEXT)
 		v->cpu.rip = uops[0].next_rip;
-	return ret;
+	switch (ret) {
+	case EXIT_NEXT:
+	case EXIT_BRANCH:
+	case EXIT_JUMP_TAKEN:
+	case EXIT_JUMP_NOT:
+	case EXIT_MODE:
+	case EXIT_HALT:
+		return debug_trap(v, tf) ? EXIT_TRAP : ret;
+	case EXIT_FAULT:
+		/* State as of before the instruction, RF included. */
+		v->cpu.rflags |= rf;
+		return ret;
+	default:
+		return ret;
+	}
 }
 
 int emu_code_linear(struct emu_vcpu *v, uint64_t rip, uint64_t *la)

@@ -223,6 +223,7 @@ struct kvm_state {
 	struct kvm_sregs sregs;
 	struct kvm_xsave xsave;
 	struct kvm_xcrs xcrs;
+	struct kvm_debugregs dbg;
 };
 
 static int get_state(struct vcpu *v, struct kvm_state *k, struct emu_cpu *c)
@@ -233,7 +234,8 @@ static int get_state(struct vcpu *v, struct kvm_state *k, struct emu_cpu *c)
 	} msrs = {.hdr.nmsrs = 2, .e = {{.index = MSR_IA32_TSC}, {.index = MSR_IA32_TSC_AUX}}};
 
 	if (ioctl(v->fd, KVM_GET_REGS, &k->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &k->sregs) < 0 ||
-	    ioctl(v->fd, KVM_GET_XSAVE, &k->xsave) < 0 || ioctl(v->fd, KVM_GET_XCRS, &k->xcrs) < 0) {
+	    ioctl(v->fd, KVM_GET_XSAVE, &k->xsave) < 0 || ioctl(v->fd, KVM_GET_XCRS, &k->xcrs) < 0 ||
+	    ioctl(v->fd, KVM_GET_DEBUGREGS, &k->dbg) < 0) {
 		pr_err("vCPU %u: reading state: %s", v->index, strerror(errno));
 		return -errno;
 	}
@@ -267,6 +269,12 @@ static int get_state(struct vcpu *v, struct kvm_state *k, struct emu_cpu *c)
 			c->xcr0 = k->xcrs.xcrs[i].value;
 	c->tsc = msrs.e[0].data;
 	c->tsc_aux = msrs.e[1].data;
+	/* The guest's breakpoints: the core checks the instruction's data accesses against them
+	 * (KVM checked its instruction breakpoints before handing it over). */
+	for (unsigned int i = 0; i < 4; i++)
+		c->dr[i] = k->dbg.db[i];
+	c->dr[6] = k->dbg.dr6;
+	c->dr[7] = k->dbg.dr7;
 	_Static_assert(sizeof(k->xsave.region) == EMU_XSAVE_SIZE, "KVM XSAVE image size");
 	memcpy(c->xsave, k->xsave.region, EMU_XSAVE_SIZE);
 	c->dirty = 0;
@@ -322,31 +330,32 @@ static bool delivers_interrupt(const char *mnemonic)
 /* What the CPU does at the end of an instruction that mvm completed (SDM Vol. 3A):
  * - the STI / MOV SS interrupt shadow covered this instruction only (6.8.3): KVM must not keep
  *   it for the next one (a HLT there would halt with an interrupt pending);
- * - with TF set when the instruction began, a single-step #DB trap follows it, DR6.BS set and
- *   B0-B3 clear (17.3.1.4), unless it delivered an interrupt itself.
+ * - a #DB trap follows it when it met data breakpoints of DR0-DR3 (17.3.1.2; (db_hits), as
+ *   the core found them with the guest's debug registers of get_state()) or, with TF set
+ *   when it began, for the single step (17.3.1.4) unless it delivered an interrupt itself:
+ *   one #DB, DR6.B0-B3 the breakpoints met and BS the step.
  * The shadow comes with every exit (kvm_run's synced events, vcpu.c); the ioctls are made only
  * when something is to change. */
-static int finish_instruction(struct vcpu *v, uint64_t rflags_before, const char *mnemonic)
+static int finish_instruction(struct vcpu *v, struct kvm_state *k, uint64_t rflags_before,
+			      const struct emu_result *res)
 {
 	bool synced = v->run->kvm_valid_regs & KVM_SYNC_X86_EVENTS;
-	bool step = (rflags_before & RFLAGS_TF) && !delivers_interrupt(mnemonic);
+	bool step = (rflags_before & RFLAGS_TF) && !delivers_interrupt(res->mnemonic);
+	uint64_t hits = res->db_hits & EMU_DR6_HITS;
 	struct kvm_vcpu_events ev;
 
-	if (!step && synced && !v->run->s.regs.events.interrupt.shadow)
+	if (!step && !hits && synced && !v->run->s.regs.events.interrupt.shadow)
 		return 0;
 	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return -errno;
-	if (!step && !ev.interrupt.shadow)
+	if (!step && !hits && !ev.interrupt.shadow)
 		return 0;
 	ev.flags = KVM_VCPUEVENT_VALID_SHADOW;
 	ev.interrupt.shadow = 0;
-	if (step) {
-		struct kvm_debugregs dr;
-
-		if (ioctl(v->fd, KVM_GET_DEBUGREGS, &dr) < 0)
-			return -errno;
-		dr.dr6 = (dr.dr6 & ~0xfull) | DR6_BS;
-		if (ioctl(v->fd, KVM_SET_DEBUGREGS, &dr) < 0)
+	if (step || hits) {
+		k->dbg.dr6 = (k->dbg.dr6 & ~EMU_DR6_HITS) | hits | (step ? DR6_BS : 0);
+		k->dbg.flags = 0;
+		if (ioctl(v->fd, KVM_SET_DEBUGREGS, &k->dbg) < 0)
 			return -errno;
 		ev.exception.injected = 1;
 		ev.exception.nr = 1;
@@ -437,7 +446,7 @@ bool emulate_on_exit(struct vcpu *v)
 			 (unsigned long long)cpu.rip);
 		ret = put_state(v, &k, &cpu);
 		if (!ret)
-			ret = finish_instruction(v, rflags_before, res.mnemonic);
+			ret = finish_instruction(v, &k, rflags_before, &res);
 		if (ret)
 			pr_err("vCPU %u: completing %s: %s", v->index, res.mnemonic, strerror(-ret));
 		return ret == 0;

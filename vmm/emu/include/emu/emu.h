@@ -46,6 +46,10 @@ struct emu_cpu {
 	uint64_t cr0, cr2, cr3, cr4, cr8, efer;
 	uint64_t xcr0;
 	uint64_t tsc, tsc_aux;
+	/* Debug registers DR0-DR7 (DR4 and DR5 unused: they alias DR6 and DR7). The core checks
+	 * the breakpoints of DR0-DR3 that DR7 enables (emu_dbg_data_hits()); it never writes them
+	 * in emu_step(), which reports the hits in emu_result.db_hits instead. */
+	uint64_t dr[8];
 	uint32_t dirty;
 	_Alignas(64) uint8_t xsave[EMU_XSAVE_SIZE];
 };
@@ -96,6 +100,10 @@ struct emu_result {
 	char why[160];			/* EMU_UNSUPPORTED: a one-line reason */
 	uint8_t insn[15];
 	unsigned int insn_len;
+	/* EMU_DONE: DR6.B0-B3 of the data breakpoints the instruction's accesses met (SDM Vol.
+	 * 3A 17.3.1.2). The #DB they raise is a trap, after the instruction: the caller sets DR6
+	 * and raises it. */
+	uint8_t db_hits;
 };
 
 /* Emulates the instruction at cpu->rip. (bytes, len) are its first bytes when the caller has
@@ -119,6 +127,27 @@ void emu_step_classes(struct emu_cpu *cpu, const struct emu_env *env, const uint
 /* Formats the instruction in (res) as Intel syntax into (buf) ("??" if it does not decode). */
 void emu_disassemble(const struct emu_cpu *cpu, const struct emu_result *res, char *buf,
 		     size_t size);
+
+/* --- debug registers (SDM Vol. 3A 17.2, 17.3.1; debug.c) --- */
+#define EMU_DR6_BS	 (1ull << 14)	/* single step */
+#define EMU_DR6_HITS	 0xfull		/* B0-B3 */
+#define EMU_DR6_FIXED	 0xffff0ff0ull	/* reserved bits that read as 1 */
+#define EMU_DR7_ENABLES	 0xffull	/* L0, G0 ... L3, G3 */
+#define EMU_DR7_FIXED	 0x400ull	/* bit 10 reads as 1 */
+
+/* B0-B3 of the data breakpoints DR7 enables in (c) that an access of (len) bytes at linear
+ * address (la) meets: any of its bytes inside the breakpoint's range, whose start is DRn
+ * with the low bits LEN ignores cleared (17.2.5); writes-only breakpoints only for (write).
+ * I/O breakpoints (R/W 10, CR4.DE) are not offered and never met. */
+unsigned int emu_dbg_data_hits(const struct emu_cpu *c, uint64_t la, unsigned int len,
+			       bool write);
+
+/* B0-B3 of the instruction breakpoints (R/W 00) DR7 enables in (c) at linear address (la),
+ * the first byte of an instruction (17.3.1.1). RFLAGS.RF is the caller's business. */
+unsigned int emu_dbg_code_hits(const struct emu_cpu *c, uint64_t la);
+
+/* Whether DR7 of (c) enables a data breakpoint. */
+bool emu_dbg_data_armed(const struct emu_cpu *c);
 
 /* CPU mode helpers. */
 static inline bool emu_long_mode(const struct emu_cpu *c)

@@ -37,6 +37,8 @@ enum emu_exit {
 	EXIT_MODE,		/* mode, paging or code changed: look the next block up afresh */
 	EXIT_HALT,		/* HLT: wait for an interrupt */
 	EXIT_STOP,		/* the machine must stop (stop_request made) or unsupported */
+	EXIT_TRAP,		/* emu_vcpu_step(): the instruction completed and a #DB trap
+				 * follows it, in (fault) */
 };
 
 typedef int (*emu_uop_fn)(struct emu_vcpu *v, const struct emu_uop *u);
@@ -144,7 +146,14 @@ struct emu_vcpu {
 	uint64_t seg_base[EMU_NSREG];	/* 64-bit mode: 0 except FS/GS */
 	struct emu_tlb_entry (*tlb)[EMU_TLB_SIZE]; /* tlb.e[cpl == 3] */
 
-	uint64_t dr[8];			/* debug registers: kept, breakpoints not offered */
+	/* Breakpoints (SDM Vol. 3A 17.2; the registers are cpu.dr): DR7 enables one of DR0-DR3
+	 * (the engine then runs one instruction at a time through emu_vcpu_step(), which checks
+	 * them), a data breakpoint among them (the TLB then holds no page a data breakpoint
+	 * watches, so every access to one takes the slow path, which checks it), and the B0-B3
+	 * the accesses of the current instruction met. Derived from cpu.dr[7]: see
+	 * emu_vcpu_debug_changed(). */
+	bool dbg_armed, dbg_data;
+	uint8_t dbg_hits;
 	/* Interrupt shadow: the instruction after STI / MOV SS / POP SS takes no interrupt. */
 	bool int_shadow;
 	/* The uop that left the block (any result but EXIT_NEXT). */
@@ -190,6 +199,10 @@ void emu_vcpu_init(struct emu_vcpu *v, unsigned int index, const struct emu_env 
  * the TLB when (flush). */
 void emu_vcpu_mode_changed(struct emu_vcpu *v, bool flush);
 void emu_tlb_flush(struct emu_vcpu *v);
+/* Recomputes the breakpoint fields after a write to DR0-DR3 or DR7 and drops the TLB's data
+ * entries when a data breakpoint is or was armed (the pages it watches must go the slow
+ * way). emu_vcpu_mode_changed() recomputes them too. */
+void emu_vcpu_debug_changed(struct emu_vcpu *v);
 /* Drops every write entry (a page became code: its stores must take the slow path). */
 void emu_tlb_drop_writes(struct emu_vcpu *v);
 
@@ -249,7 +262,12 @@ static inline const uint8_t *emu_fetch_host_cached(const struct emu_vcpu *v, uin
 int emu_fetch_gpa(struct emu_vcpu *v, uint64_t la, uint64_t *gpa);
 
 /* Runs one instruction at cpu.rip (decode + execute). Returns enum emu_exit; EXIT_FAULT leaves
- * the fault in (v->fault) with the state as of before the instruction. */
+ * the fault in (v->fault) with the state as of before the instruction. As the CPU does
+ * around each instruction (SDM Vol. 3A 17.3.1): an instruction breakpoint at cpu.rip with
+ * RFLAGS.RF clear is a #DB fault (EXIT_FAULT, DR6.Bn set, nothing run); RF is cleared once
+ * the instruction starts; when it completes having met a data breakpoint, or with TF set
+ * before and after it, EXIT_TRAP: #DB in (v->fault), DR6.B0-B3 the data breakpoints met and
+ * BS for the single step. The interrupt shadow is the caller's business. */
 int emu_vcpu_step(struct emu_vcpu *v);
 
 /* Delivers exception/interrupt (vector) through the guest IDT (real mode IVT, 64-bit IDT).
