@@ -4,11 +4,14 @@
  * order, until buffers come), num_buffers, mergeable receive buffers (MRG_RXBUF) published a
  * whole frame at once, refused offloads, a transmit header rewritten by the guest after it was
  * checked, malformed chains, a reset while a receive waits. Then, as root in a private network
- * namespace, tap_open() on real TAPs and a UFO datagram through one to a host UDP socket. */
+ * namespace, tap_open() on real TAPs, a UFO datagram through one to a host UDP socket, and
+ * TSO6 and TSO6+ECN frames that reach the TAP with their vnet header only when negotiated. */
 #include "virtio/net.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -436,6 +439,168 @@ static void ufo_test(struct virtio_net *tn)
 	close(u);
 }
 
+/* TSO6 and ECN on a real TAP. The host side is a packet socket on the TAP's interface with
+ * PACKET_VNET_HDR: it reads each frame the tun driver took from mvm's write together with the
+ * vnet header rebuilt from the socket buffer tun made of it (packet(7)), so what it shows is
+ * what reached the host's network stack. */
+/* What a PACKET_VNET_HDR socket puts before each frame: the 10-byte header of virtio 1.2
+ * section 5.1.6 without num_buffers, in host byte order. */
+struct pkt_vnet_hdr {
+	uint8_t flags, gso_type;
+	uint16_t hdr_len, gso_size, csum_start, csum_offset;
+};
+
+struct gso_probe {
+	int ps;				/* the packet socket */
+	uint8_t tap_mac[6];
+	uint16_t sport;			/* a new TCP source port per frame */
+};
+
+#define GSO_PAYLOAD 3000
+#define GSO_HDRS    (14 + 40 + 20)
+
+/* Sends one TCP/IPv6 frame of GSO_PAYLOAD bytes as segmentation offload (gso_type), checksum
+ * left to the host; returns its source port once the device completed the chain. */
+static uint16_t gso_send(struct virtio_net *tn, struct gso_probe *p, uint8_t gso_type)
+{
+	static uint8_t frame[HDR + GSO_HDRS + GSO_PAYLOAD];
+	struct virtio_net_hdr_v1 h = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = gso_type, .hdr_len = GSO_HDRS,
+		.gso_size = 1400, .csum_start = 14 + 40, .csum_offset = 16,
+	};
+	uint8_t *e = frame + HDR, *ip6 = e + 14, *tcp = ip6 + 40;
+	uint16_t port = ++p->sport;
+	uint32_t id = 0, len = 0;
+
+	memset(frame, 0, sizeof(frame));
+	memcpy(frame, &h, HDR);
+	memcpy(e, p->tap_mac, 6);
+	memcpy(e + 6, mac, 6);
+	e[12] = 0x86, e[13] = 0xdd;
+	ip6[0] = 0x60;
+	ip6[4] = (20 + GSO_PAYLOAD) >> 8, ip6[5] = (20 + GSO_PAYLOAD) & 0xff;
+	ip6[6] = 6; /* TCP */
+	ip6[7] = 64;
+	ip6[8] = 0xfd, ip6[23] = 2;	/* fd00::2 -> fd00::1 */
+	ip6[24] = 0xfd, ip6[39] = 1;
+	tcp[0] = (uint8_t)(port >> 8), tcp[1] = (uint8_t)port;
+	tcp[2] = 0x1f, tcp[3] = 0x90;	/* port 8080 */
+	tcp[12] = 5 << 4;		/* no options */
+	/* ACK|PSH, and CWR where the frame carries ECN (the bit SKB_GSO_TCP_ECN keeps on the
+	 * first segment only). */
+	tcp[13] = 0x18 | (gso_type & VIRTIO_NET_HDR_GSO_ECN ? 0x80 : 0);
+	for (int i = 0; i < GSO_PAYLOAD; i++)
+		tcp[20 + i] = (uint8_t)(i * 7 + port);
+	memcpy(gpa(&f, TX_BUF), frame, sizeof(frame));
+	fring_desc(&tx, 0, TX_BUF, sizeof(frame), 0, 0);
+	fring_publish(&tx, 0);
+	kick(&tn->mmio, 1);
+	CHECK(fring_wait_used(&tx, &id, &len, 3000));
+	return port;
+}
+
+/* The frame from source port (port) as the host stack received it on the TAP: true with its
+ * vnet header in (vh) if it came within (ms). */
+static bool gso_recv(struct gso_probe *p, uint16_t port, unsigned int ms,
+		     struct pkt_vnet_hdr *vh, size_t *frame_len)
+{
+	static uint8_t buf[sizeof(*vh) + 65536];
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(p->ps, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+				     &fl);
+		uint8_t *e = buf + sizeof(*vh);
+
+		if (n < 0) {
+			usleep(5000);
+			continue;
+		}
+		/* The host's own traffic out of the TAP (neighbour discovery) is not ours. */
+		if (from.sll_pkttype == PACKET_OUTGOING || (size_t)n < sizeof(*vh) + GSO_HDRS ||
+		    e[12] != 0x86 || e[13] != 0xdd || e[14 + 6] != 6 ||
+		    e[14 + 40] != (uint8_t)(port >> 8) || e[14 + 40 + 1] != (uint8_t)port)
+			continue;
+		memcpy(vh, buf, sizeof(*vh));
+		*frame_len = (size_t)n - sizeof(*vh);
+		return true;
+	}
+	return false;
+}
+
+static void gso_setup(struct virtio_net *tn, uint64_t features)
+{
+	struct virtio_mmio *t = &tn->mmio;
+
+	CHECK(drv_features(t, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
+				      features) & VIRTIO_STATUS_FEATURES_OK);
+	fring_init(&rx, &f, RX_RING, QSIZE);
+	fring_init(&tx, &f, TX_RING, QSIZE);
+	drv_queue(t, 0, QSIZE, rx.desc_gpa, rx.avail_gpa, rx.used_gpa);
+	drv_queue(t, 1, QSIZE, tx.desc_gpa, tx.avail_gpa, tx.used_gpa);
+	drv_ok(t);
+}
+
+static void tso6_ecn_test(struct virtio_net *tn)
+{
+	struct gso_probe p = {.sport = 40000};
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL)};
+	struct pkt_vnet_hdr vh;
+	struct ifreq ifr = {0};
+	uint64_t dropped;
+	size_t flen = 0;
+	uint16_t port;
+	int one = 1;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "mvmunit0");
+	p.ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	CHECK(p.ps >= 0);
+	CHECK_EQ(ioctl(p.ps, SIOCGIFHWADDR, &ifr), 0);
+	memcpy(p.tap_mac, ifr.ifr_hwaddr.sa_data, 6);
+	CHECK_EQ(setsockopt(p.ps, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)), 0);
+	sll.sll_ifindex = (int)if_nametoindex("mvmunit0");
+	CHECK(sll.sll_ifindex > 0);
+	CHECK_EQ(bind(p.ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
+
+	/* Negotiated: both reach the host stack as one frame, still to be segmented, with the
+	 * guest's segmentation in the vnet header (virtio 1.2 section 5.1.6.2). */
+	gso_setup(tn, VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN));
+	port = gso_send(tn, &p, VIRTIO_NET_HDR_GSO_TCPV6);
+	CHECK(gso_recv(&p, port, 3000, &vh, &flen));
+	CHECK_EQ(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV6);
+	CHECK_EQ(vh.gso_size, 1400);
+	CHECK(vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	CHECK_EQ(flen, GSO_HDRS + GSO_PAYLOAD);
+	port = gso_send(tn, &p, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN);
+	CHECK(gso_recv(&p, port, 3000, &vh, &flen));
+	CHECK_EQ(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN);
+	CHECK_EQ(vh.gso_size, 1400);
+	CHECK_EQ(flen, GSO_HDRS + GSO_PAYLOAD);
+	CHECK_EQ(tn->tx_dropped, 0);
+
+	/* TSO6 without HOST_ECN: plain TSO6 passes, the ECN frame is dropped before the TAP. */
+	gso_setup(tn, VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6));
+	dropped = tn->tx_dropped;
+	port = gso_send(tn, &p, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN);
+	CHECK_EQ(tn->tx_dropped, dropped + 1);
+	CHECK(!gso_recv(&p, port, 300, &vh, &flen));
+	port = gso_send(tn, &p, VIRTIO_NET_HDR_GSO_TCPV6);
+	CHECK(gso_recv(&p, port, 3000, &vh, &flen));
+	CHECK_EQ(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV6);
+
+	/* Neither (TSO4 only): TSO6 is dropped, with or without ECN. */
+	gso_setup(tn, VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4));
+	dropped = tn->tx_dropped;
+	port = gso_send(tn, &p, VIRTIO_NET_HDR_GSO_TCPV6);
+	CHECK(!gso_recv(&p, port, 300, &vh, &flen));
+	port = gso_send(tn, &p, VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN);
+	CHECK(!gso_recv(&p, port, 300, &vh, &flen));
+	CHECK_EQ(tn->tx_dropped, dropped + 2);
+	close(p.ps);
+}
+
 /* Why tap_tests() did not run, or NULL: main() then exits 77 (t_skip()) if all else passed. */
 static const char *tap_skipped;
 
@@ -484,6 +649,7 @@ static void tap_tests(void)
 		drv_ok(t);
 		CHECK_EQ(tn->offloads, TUN_F_CSUM | TUN_F_TSO4);
 		ufo_test(tn);
+		tso6_ecn_test(tn);
 		reg_wr(t, VIRTIO_MMIO_STATUS, 0);
 		loop_join(&loop);
 		virtio_net_drain(tn);
