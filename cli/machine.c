@@ -4,7 +4,9 @@
 #define pr_fmt(fmt) fmt
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,8 @@ struct device_ops {
 	void (*drain)(void *dev);
 	void (*destroy)(void *dev);
 	void (*stats)(void *dev, FILE *f);
+	/* Its counters as members of (obj), for the API's metrics (machine_metrics). */
+	void (*metrics)(void *dev, json_t *obj);
 };
 
 struct device {
@@ -73,6 +77,7 @@ struct device {
 struct machine {
 	struct mapped_file kernel, initrd; /* open_inputs() until the guest is loaded */
 	enum accel_kind accel;
+	unsigned int ncpus;
 	struct vm vm;			/* --accel kvm */
 	struct dbt_machine dm;		/* --accel dbt */
 	/* What devices attach to, owned by whichever of the two runs the guest. */
@@ -261,6 +266,20 @@ static void net_stats(void *dev, FILE *f)
 	virtio_net_print_stats(dev, f);
 }
 
+/* Read while the I/O thread updates them: each counter is one aligned 64-bit word, so a reader
+ * sees a recent value, which is all a metrics line promises. */
+static void net_metrics(void *dev, json_t *obj)
+{
+	const struct virtio_net *n = dev;
+
+	json_object_set_new(obj, "rx_packets", json_integer((json_int_t)n->rx_packets));
+	json_object_set_new(obj, "rx_bytes", json_integer((json_int_t)n->rx_bytes));
+	json_object_set_new(obj, "rx_dropped", json_integer((json_int_t)n->rx_dropped));
+	json_object_set_new(obj, "tx_packets", json_integer((json_int_t)n->tx_packets));
+	json_object_set_new(obj, "tx_bytes", json_integer((json_int_t)n->tx_bytes));
+	json_object_set_new(obj, "tx_dropped", json_integer((json_int_t)n->tx_dropped));
+}
+
 static void console_destroy(void *dev)
 {
 	virtio_console_fini(dev);
@@ -273,7 +292,7 @@ static void rng_destroy(void *dev)
 
 static const struct device_ops blk_device = {.drain = blk_drain, .destroy = blk_destroy};
 static const struct device_ops net_device = {.drain = net_drain, .destroy = net_destroy,
-					     .stats = net_stats};
+					     .stats = net_stats, .metrics = net_metrics};
 static const struct device_ops console_device = {.destroy = console_destroy};
 static const struct device_ops rng_device = {.destroy = rng_destroy};
 
@@ -439,7 +458,10 @@ static int attach_devices(struct machine *m, const struct vm_config *cfg)
 		break;
 	}
 	uart8250_init(&m->uart, serial_irq, cfg->console == CONSOLE_NONE ? NULL : &m->out.sink);
-	m->i8042.stop = m->stop;
+	/* IRQ 12 (the AUX port's) is a virtio slot's here, and nothing sits on the AUX port:
+	 * the keyboard's IRQ 1 only. */
+	i8042_init(&m->i8042, m->stop, (struct irq_line){.chip = m->irqchip, .gsi = 1},
+		   (struct irq_line){.chip = NULL});
 	m->debug_exit.stop = m->stop;
 	cmos_init(&m->cmos);
 
@@ -575,6 +597,7 @@ static enum accel_kind pick_accel(void)
 static int create_machine(struct machine *m, const struct vm_config *cfg)
 {
 	m->accel = cfg->accel == ACCEL_AUTO ? pick_accel() : cfg->accel;
+	m->ncpus = cfg->cpus;
 	if (m->accel != ACCEL_KVM) {
 		if (dbt_machine_init(&m->dm, cfg->mem, cfg->cpus, m->accel == ACCEL_HYBRID))
 			return -1;
@@ -696,6 +719,7 @@ out_console:
 		console_input_fini(&m->in);
 out_devices:
 	uart8250_fini(&m->uart);
+	i8042_fini(&m->i8042);
 	if (m->console_fd >= 0)
 		close(m->console_fd);
 out_loop:
@@ -717,4 +741,63 @@ out_free:
 	free(m);
 	term_restore();
 	return status;
+}
+
+int machine_send_ctrl_alt_del(struct machine *m)
+{
+	int ret = i8042_send_ctrl_alt_del(&m->i8042);
+
+	if (ret == -EAGAIN)
+		pr_err("SendCtrlAltDel: the guest has its keyboard disabled");
+	else if (ret)
+		pr_err("SendCtrlAltDel: the keyboard's buffer is full (the guest reads no keys)");
+	return ret;
+}
+
+int machine_pause(struct machine *m, bool pause)
+{
+	/* Under KVM each vCPU has its thread; the engine runs them all on one. */
+	unsigned int runners = m->accel == ACCEL_KVM ? m->ncpus : 1;
+
+	if (!pause) {
+		stop_resume(m->stop);
+		return 0;
+	}
+	if (stop_pause(m->stop, runners)) {
+		stop_resume(m->stop);
+		pr_err("the guest stopped while it was being paused");
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+void machine_metrics(struct machine *m, json_t *root)
+{
+	json_t *devices = json_object(), *bus;
+
+	bus = json_pack("{s:I, s:I, s:I, s:I}", "pio_unclaimed_reads",
+			(json_int_t)m->pio->unclaimed_reads, "pio_unclaimed_writes",
+			(json_int_t)m->pio->unclaimed_writes, "mmio_unclaimed_reads",
+			(json_int_t)m->mmio->unclaimed_reads, "mmio_unclaimed_writes",
+			(json_int_t)m->mmio->unclaimed_writes);
+	if (bus)
+		json_object_set_new(root, "bus", bus);
+	if (m->accel == ACCEL_KVM) {
+		uint64_t n = 0;
+
+		for (unsigned int i = 0; i < EMU_MNEMONICS; i++)
+			n += atomic_load_explicit(&m->vm.emulated[i], memory_order_relaxed);
+		json_object_set_new(root, "emulated_instructions", json_integer((json_int_t)n));
+	}
+	for (unsigned int i = 0; devices && i < m->ndevices; i++) {
+		const struct device *d = &m->devices[i];
+		json_t *obj;
+
+		if (!d->ops->metrics || !(obj = json_object()))
+			continue;
+		d->ops->metrics(d->dev, obj);
+		json_object_set_new(devices, d->name, obj);
+	}
+	if (devices)
+		json_object_set_new(root, "devices", devices);
 }

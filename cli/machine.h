@@ -3,6 +3,9 @@
 #ifndef MVM_CLI_MACHINE_H
 #define MVM_CLI_MACHINE_H
 
+#include <jansson.h>
+#include <stdbool.h>
+
 #include "options.h"
 
 struct machine;
@@ -23,5 +26,18 @@ struct machine_observer {
  * having released everything it took and without calling (obs); the reason is the calling
  * thread's log_last_error(). (obs) may be NULL. */
 int machine_run(const struct vm_config *cfg, struct machine_observer *obs);
+
+/* The controls a front end may use between its observer's running() and stopping(), from any
+ * thread (one at a time). */
+/* Presses Ctrl+Alt+Del on the guest's i8042 keyboard (Linux reboots; with reboot=k that stops
+ * the machine as a reset). Returns 0, or -EAGAIN / -ENOSPC (logged) when the keyboard is
+ * disabled or full. */
+int machine_send_ctrl_alt_del(struct machine *m);
+/* Parks every vCPU at an instruction boundary (pause) or lets them go on. Devices keep
+ * serving what the guest already queued. Returns 0, or -ESHUTDOWN if the guest stopped. */
+int machine_pause(struct machine *m, bool pause);
+/* Adds the machine's counters to (root): unclaimed bus accesses, emulated instructions
+ * (KVM), each device's counters under "devices". */
+void machine_metrics(struct machine *m, json_t *root);
 
 #endif

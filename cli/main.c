@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "fc_api.h"
+#include "fc_config.h"
 #include "machine.h"
 #include "options.h"
 #include "sandbox/jail.h"
@@ -24,8 +26,10 @@ int main(int argc, char **argv)
 		fputs(options_usage, stdout);
 		return MVM_EXIT_OK;
 	case CMD_VERSION:
-		printf("mvm %s\n", MVM_VERSION);
+		printf("mvm %s (Firecracker API %s)\n", MVM_VERSION, FC_API_VERSION);
 		return MVM_EXIT_OK;
+	case CMD_FIRECRACKER:
+		return fc_main(&cfg);
 	case CMD_RUN:
 		break;
 	}

@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/layout.h"
+#include "util/log.h"
 #include "util/size.h"
 
 const char options_usage[] =
 	"Usage: mvm run -k KERNEL [options]\n"
+	"       mvm --api-sock PATH [--config-file FILE] [Firecracker options]\n"
+	"       mvm --no-api --config-file FILE [Firecracker options]\n"
 	"       mvm --help | --version\n"
 	"\n"
 	"Run a virtual machine until the guest exits, resets or powers off.\n"
@@ -63,6 +67,21 @@ const char options_usage[] =
 	"      --jail-nofile N   RLIMIT_NOFILE in the jail (default 2048)\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         mvm's version\n"
+	"\n"
+	"Firecracker's command line and API (docs/firecracker-api.md): the VM is configured over\n"
+	"HTTP on a Unix socket or from a JSON file, with Firecracker's calls and bodies:\n"
+	"      --api-sock PATH   serve Firecracker's API on this Unix socket (must not exist)\n"
+	"      --config-file FILE\n"
+	"                        configure from Firecracker's JSON and start at once\n"
+	"      --no-api          no socket (needs --config-file)\n"
+	"      --id ID           the instance id GET / reports (default " FC_DEFAULT_ID ")\n"
+	"      --log-path PATH   the log goes to this file or FIFO instead of stderr\n"
+	"      --level LEVEL     Error, Warning (default), Info, Debug, Trace or Off\n"
+	"      --metrics-path PATH\n"
+	"                        JSON lines of counters, every 60 s and on FlushMetrics\n"
+	"      --http-api-max-payload-size BYTES\n"
+	"                        the largest request body (default 51200)\n"
+	"      --no-seccomp      as --seccomp off; --accel, --seccomp and --stats as above\n"
 	"\n"
 	"With --console stdio on a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"\n"
@@ -279,6 +298,34 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 	return 0;
 }
 
+static int parse_accel(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	if (!strcmp(arg, "kvm"))
+		cfg->accel = ACCEL_KVM;
+	else if (!strcmp(arg, "dbt"))
+		cfg->accel = ACCEL_DBT;
+	else if (!strcmp(arg, "hybrid"))
+		cfg->accel = ACCEL_HYBRID;
+	else if (!strcmp(arg, "auto"))
+		cfg->accel = ACCEL_AUTO;
+	else
+		return fail(err, errlen, "--accel: '%s' is not kvm, dbt, hybrid or auto", arg);
+	return 0;
+}
+
+static int parse_seccomp(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	if (!strcmp(arg, "on"))
+		cfg->seccomp = SANDBOX_SECCOMP_ON;
+	else if (!strcmp(arg, "log"))
+		cfg->seccomp = SANDBOX_SECCOMP_LOG;
+	else if (!strcmp(arg, "off"))
+		cfg->seccomp = SANDBOX_SECCOMP_OFF;
+	else
+		return fail(err, errlen, "--seccomp: '%s' is not on, log or off", arg);
+	return 0;
+}
+
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
@@ -362,28 +409,14 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			cfg->stats = true;
 			break;
 		case OPT_ACCEL:
-			if (!strcmp(optarg, "kvm"))
-				cfg->accel = ACCEL_KVM;
-			else if (!strcmp(optarg, "dbt"))
-				cfg->accel = ACCEL_DBT;
-			else if (!strcmp(optarg, "hybrid"))
-				cfg->accel = ACCEL_HYBRID;
-			else if (!strcmp(optarg, "auto"))
-				cfg->accel = ACCEL_AUTO;
-			else
-				return fail(err, errlen, "--accel: '%s' is not kvm, dbt, hybrid or auto",
-					    optarg);
+			ret = parse_accel(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
 			break;
 		case OPT_SECCOMP:
-			if (!strcmp(optarg, "on"))
-				cfg->seccomp = SANDBOX_SECCOMP_ON;
-			else if (!strcmp(optarg, "log"))
-				cfg->seccomp = SANDBOX_SECCOMP_LOG;
-			else if (!strcmp(optarg, "off"))
-				cfg->seccomp = SANDBOX_SECCOMP_OFF;
-			else
-				return fail(err, errlen, "--seccomp: '%s' is not on, log or off",
-					    optarg);
+			ret = parse_seccomp(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
 			break;
 		case OPT_JAIL:
 			if (jail_parse_ids(&cfg->jail, optarg))
@@ -451,6 +484,128 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 	return 0;
 }
 
+/* Firecracker's command line: `mvm --api-sock PATH [--config-file FILE] ...`, with its option
+ * names and meanings, plus mvm's --accel and --seccomp. */
+static int parse_firecracker(int argc, char **argv, struct vm_config *cfg, char *err,
+			     unsigned int errlen)
+{
+	enum { OPT_API_SOCK = 256, OPT_ID, OPT_CONFIG_FILE, OPT_NO_API, OPT_LOG_PATH, OPT_LEVEL,
+	       OPT_METRICS_PATH, OPT_MAX_PAYLOAD, OPT_NO_SECCOMP, OPT_ACCEL, OPT_SECCOMP,
+	       OPT_STATS };
+	static const struct option longopts[] = {
+		{"api-sock", required_argument, NULL, OPT_API_SOCK},
+		{"id", required_argument, NULL, OPT_ID},
+		{"config-file", required_argument, NULL, OPT_CONFIG_FILE},
+		{"no-api", no_argument, NULL, OPT_NO_API},
+		{"log-path", required_argument, NULL, OPT_LOG_PATH},
+		{"level", required_argument, NULL, OPT_LEVEL},
+		{"metrics-path", required_argument, NULL, OPT_METRICS_PATH},
+		{"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
+		{"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+		{"accel", required_argument, NULL, OPT_ACCEL},
+		{"seccomp", required_argument, NULL, OPT_SECCOMP},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{0},
+	};
+	static const char *const levels[] = {"error", "warning", "info", "debug"};
+	struct fc_options *fc = &cfg->fc;
+	int c, ret;
+
+	cfg->command = CMD_FIRECRACKER;
+	fc->id = FC_DEFAULT_ID;
+	fc->max_payload = FC_DEFAULT_MAX_PAYLOAD;
+	fc->level = LOG_WARN;
+	/* Firecracker's guests run on its defaults: no entropy device unless configured. */
+	cfg->rng = false;
+	cfg->accel = ACCEL_AUTO;
+	while ((c = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_API_SOCK:
+			fc->api_sock = optarg;
+			break;
+		case OPT_ID: {
+			size_t n = strlen(optarg);
+
+			/* Firecracker: 1-64 of letters, digits and '-'. */
+			if (!n || n > 64 || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+						   "KLMNOPQRSTUVWXYZ0123456789-") != n)
+				return fail(err, errlen, "--id: '%s' is not 1 to 64 letters, digits "
+					    "and '-'", optarg);
+			fc->id = optarg;
+			break;
+		}
+		case OPT_CONFIG_FILE:
+			fc->config_file = optarg;
+			break;
+		case OPT_NO_API:
+			fc->no_api = true;
+			break;
+		case OPT_LOG_PATH:
+			fc->log_path = optarg;
+			break;
+		case OPT_LEVEL: {
+			unsigned int i;
+
+			for (i = 0; i < 4 && strcasecmp(optarg, levels[i]); i++)
+				;
+			if (i < 4)
+				fc->level = (int)i;
+			else if (!strcasecmp(optarg, "trace"))
+				fc->level = LOG_DEBUG;
+			else if (!strcasecmp(optarg, "off"))
+				fc->level = LOG_OFF;
+			else
+				return fail(err, errlen, "--level: '%s' is not Error, Warning, Info, "
+					    "Debug, Trace or Off", optarg);
+			fc->level_given = true;
+			break;
+		}
+		case OPT_METRICS_PATH:
+			fc->metrics_path = optarg;
+			break;
+		case OPT_MAX_PAYLOAD: {
+			uint64_t v;
+
+			if (parse_uint(optarg, 16 << 20, &v) || v < 1024)
+				return fail(err, errlen, "--http-api-max-payload-size: '%s' is outside "
+					    "1024 to %u bytes", optarg, 16u << 20);
+			fc->max_payload = v;
+			break;
+		}
+		case OPT_NO_SECCOMP:
+			cfg->seccomp = SANDBOX_SECCOMP_OFF;
+			break;
+		case OPT_ACCEL:
+			ret = parse_accel(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
+		case OPT_SECCOMP:
+			ret = parse_seccomp(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
+		case OPT_STATS:
+			cfg->stats = true;
+			break;
+		case ':':
+			return fail(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+	if (fc->no_api && !fc->config_file)
+		return fail(err, errlen, "--no-api needs --config-file (nothing could start the VM)");
+	if (fc->no_api && fc->api_sock)
+		return fail(err, errlen, "--no-api and --api-sock exclude each other");
+	if (!fc->no_api && !fc->api_sock)
+		return fail(err, errlen, "--api-sock PATH is needed (or --no-api with "
+			    "--config-file)");
+	return 0;
+}
+
 int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	*cfg = (struct vm_config){
@@ -476,6 +631,9 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, char *err, unsig
 		cfg->command = CMD_VERSION;
 		return 0;
 	}
+	/* Firecracker's command line has no subcommand: it starts with an option. */
+	if (!strncmp(argv[1], "--", 2))
+		return parse_firecracker(argc, argv, cfg, err, errlen);
 	if (strcmp(argv[1], "run"))
 		return fail(err, errlen, "unknown command '%s' (try 'mvm --help')", argv[1]);
 	return parse_run(argc - 1, argv + 1, cfg, err, errlen);

@@ -54,7 +54,24 @@ struct net_config {
 	bool has_mac;		/* false: mvm generates a locally administered one */
 };
 
-enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION };
+/* CMD_FIRECRACKER: Firecracker's command line (--api-sock, --config-file): api/fc_api.h. */
+enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION, CMD_FIRECRACKER };
+
+/* Firecracker's process options, with its meanings (firecracker --help). */
+struct fc_options {
+	const char *api_sock;	/* NULL with --no-api */
+	const char *id;		/* --id: the instance id GET / reports */
+	const char *config_file;
+	bool no_api;
+	const char *log_path;
+	int level;		/* --level, as enum log_level; LOG_WARN unless given */
+	bool level_given;
+	const char *metrics_path;
+	unsigned long max_payload; /* --http-api-max-payload-size, bytes */
+};
+
+#define FC_DEFAULT_ID		"anonymous-instance"
+#define FC_DEFAULT_MAX_PAYLOAD	51200	/* Firecracker's default */
 
 /* Who runs the guest's instructions: KVM, mvm's own engine (vmm/dbt), or whichever of the two
  * runs guests faster on this host (auto). */
@@ -80,6 +97,7 @@ struct vm_config {
 	bool stats;		/* print exit and emulation counters when the VM stops */
 	enum sandbox_seccomp seccomp;	/* --seccomp: per-thread allow-lists (default on) */
 	struct jail_config jail;	/* --jail and --jail-*: sandbox/jail.h */
+	struct fc_options fc;		/* CMD_FIRECRACKER */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

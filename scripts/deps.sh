@@ -2,17 +2,20 @@
 # deps.sh: install the Debian 12 packages mvm needs, or say exactly what to run.
 #
 # Usage: scripts/deps.sh [build|kernel|test]...   (default: all of them)
-#   build   compiling mvm and its test guests (gcc, and clang for the second build in test.sh)
+#   build   compiling mvm and its test guests (gcc, and clang for the second build in test.sh;
+#           jansson and libmicrohttpd for the Firecracker API)
 #   kernel  building the guest Linux kernel and initramfs from Debian sources
 #   test    the test suite's extra tools (QEMU for the TCG cross-check, iproute2 for
-#           network namespaces, e2fsprogs for the ext4 disk test, util-linux for setpriv)
+#           network namespaces, e2fsprogs for the ext4 disk test, util-linux for setpriv,
+#           curl as the Firecracker API client)
 # Already-installed packages cost nothing: apt is only called for what is missing.
 set -euo pipefail
 
-build_pkgs=(build-essential clang cmake pkg-config liburing-dev libseccomp-dev libzydis-dev python3)
+build_pkgs=(build-essential clang cmake pkg-config liburing-dev libseccomp-dev libzydis-dev python3
+	libjansson-dev libmicrohttpd-dev)
 kernel_pkgs=(linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 perl
 	busybox-static)
-test_pkgs=(qemu-system-x86 iproute2 e2fsprogs util-linux)
+test_pkgs=(qemu-system-x86 iproute2 e2fsprogs util-linux curl)
 
 want=()
 [[ $# -eq 0 ]] && set -- build kernel test

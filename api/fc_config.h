@@ -1,0 +1,103 @@
+/* fc_config.h: Firecracker's VM description (the bodies of its API calls and the sections of its
+ * --config-file), checked and kept as one struct fc_vm, then turned into mvm's struct vm_config.
+ * Pure: JSON in, state and error text out, no I/O, so every rule is unit-tested and fuzzed.
+ *
+ * The reference is Firecracker's OpenAPI description (src/firecracker/swagger/firecracker.yaml)
+ * and docs/api_requests/; docs/firecracker-api.md lists what mvm takes and what differs. */
+#ifndef MVM_API_FC_CONFIG_H
+#define MVM_API_FC_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "options.h"
+
+/* Firecracker's limits: ids are 1-64 of [A-Za-z0-9_]; 1-32 vCPUs. */
+#define FC_ID_MAX	 64
+#define FC_MAX_VCPUS	 32
+#define FC_DEFAULT_MEM_MIB 128
+/* The API version whose calls this implements (firecracker.yaml, info.version). */
+#define FC_API_VERSION	 "1.17.0"
+
+struct fc_drive {
+	char id[FC_ID_MAX + 1];
+	char *path;		/* path_on_host */
+	char *partuuid;		/* NULL: root=/dev/vda */
+	bool root, ro;
+};
+
+struct fc_net {
+	char id[FC_ID_MAX + 1];
+	char tap[MVM_TAP_NAME_MAX + 1];
+	uint8_t mac[6];
+	bool has_mac;
+};
+
+struct fc_vm {
+	/* machine-config */
+	unsigned int vcpus;
+	unsigned int mem_mib;
+	bool thp;		/* huge_pages "Transparent"; "None" (the default) is 4K pages */
+	/* boot-source */
+	char *kernel, *initrd, *boot_args;
+	/* drives in the order they were first put; the root drive is the guest's vda */
+	struct fc_drive drives[MVM_MAX_DISKS];
+	unsigned int ndrives;
+	struct fc_net nets[MVM_MAX_NETS];
+	unsigned int nnets;
+	bool entropy;		/* PUT /entropy: a virtio-rng device */
+	/* logger, metrics: applied by the caller (they open files) */
+	char *log_path;
+	enum log_level_fc { FC_LOG_OFF, FC_LOG_ERROR, FC_LOG_WARNING, FC_LOG_INFO, FC_LOG_DEBUG }
+		log_level;
+	bool has_logger;
+	char *metrics_path;
+	/* mmds: kept and returned; mvm has no guest-facing MMDS yet */
+	json_t *mmds;		/* NULL until PUT /mmds */
+	json_t *mmds_config;	/* NULL until PUT /mmds/config */
+	/* what fc_vm_to_config() built, owned here */
+	char *cmdline;
+};
+
+void fc_vm_init(struct fc_vm *vm);
+void fc_vm_fini(struct fc_vm *vm);
+
+/* Each applies one API body (a JSON value of any type: the checks are here) to (vm). Returns 0,
+ * or -EINVAL with (vm) unchanged and a message for the client in (err): a malformed or
+ * unknown field, a value out of range, a feature mvm does not have. (id) is the {id} of the
+ * path, which must equal the body's own id. */
+int fc_put_machine_config(struct fc_vm *vm, json_t *body, bool patch, char *err, size_t errlen);
+int fc_put_boot_source(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_put_drive(struct fc_vm *vm, const char *id, json_t *body, char *err, size_t errlen);
+int fc_put_net(struct fc_vm *vm, const char *id, json_t *body, char *err, size_t errlen);
+int fc_put_logger(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_put_metrics(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_put_entropy(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_put_mmds_config(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+/* PUT replaces the data store, PATCH merges into it (RFC 7396 JSON merge patch). Both refuse
+ * a store that would serialize to more than (limit) bytes. */
+int fc_put_mmds(struct fc_vm *vm, json_t *body, bool patch, size_t limit, char *err,
+		size_t errlen);
+/* The post-boot PATCH /drives/{id}: only checks the body and returns the new path (borrowed
+ * from body) in (*path). */
+int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const char **path,
+		   char *err, size_t errlen);
+/* Refuses the bodies of devices mvm does not have yet (vsock, balloon, cpu-config), naming it. */
+int fc_unsupported(const char *what, char *err, size_t errlen);
+
+/* GET /machine-config. New reference. */
+json_t *fc_machine_config_json(const struct fc_vm *vm);
+
+/* Applies a whole --config-file document (Firecracker's FullVmConfiguration) in the order
+ * Firecracker does. Returns 0 or -EINVAL with (err) naming the section. */
+int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, size_t errlen);
+
+/* Turns (vm) into (cfg), starting from (base) (the command line's accelerator, seccomp and
+ * console choices). Strings in (cfg) point into (vm). Returns 0 or -EINVAL with (err)
+ * (InstanceStart without a boot source). */
+int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_config *cfg,
+		    char *err, size_t errlen);
+
+#endif

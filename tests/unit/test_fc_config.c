@@ -1,0 +1,281 @@
+/* test_fc_config.c: Firecracker's configuration bodies (api/fc_config.h): what each accepts,
+ * what each refuses (and that a refused body leaves the configuration as it was), the config
+ * file, and the struct vm_config that comes out (root drive first, root= appended). */
+#include <string.h>
+
+#include "fc_config.h"
+#include "test.h"
+
+static json_t *J(const char *text)
+{
+	json_error_t e;
+	json_t *j = json_loads(text, JSON_ALLOW_NUL, &e);
+
+	if (!j)
+		fprintf(stderr, "bad test JSON: %s: %s\n", text, e.text);
+	return j;
+}
+
+static char err[512];
+
+/* Applies (text) with (fn) and says whether it was accepted; the JSON is released. */
+#define PUT(fn, vm, text) put_((fn), (vm), NULL, (text))
+#define PUT_ID(fn, vm, id, text) put_((fn), (vm), (id), (text))
+
+typedef int (*put_fn)(struct fc_vm *, json_t *, char *, size_t);
+typedef int (*put_id_fn)(struct fc_vm *, const char *, json_t *, char *, size_t);
+
+static int put_any(void *fn, struct fc_vm *vm, const char *id, const char *text)
+{
+	json_t *j = J(text);
+	int ret;
+
+	err[0] = 0;
+	ret = id ? ((put_id_fn)fn)(vm, id, j, err, sizeof(err)) : ((put_fn)fn)(vm, j, err,
+									  sizeof(err));
+	json_decref(j);
+	return ret;
+}
+#define put_(fn, vm, id, text) put_any((void *)(fn), (vm), (id), (text))
+
+static int machine(struct fc_vm *vm, const char *text, bool patch)
+{
+	json_t *j = J(text);
+	int ret = fc_put_machine_config(vm, j, patch, err, sizeof(err));
+
+	json_decref(j);
+	return ret;
+}
+
+static bool err_has(const char *s)
+{
+	bool ok = strstr(err, s) != NULL;
+
+	if (!ok)
+		fprintf(stderr, "error text '%s' lacks '%s'\n", err, s);
+	return ok;
+}
+
+static void test_machine_config(void)
+{
+	struct fc_vm vm;
+	json_t *g;
+
+	fc_vm_init(&vm);
+	g = fc_machine_config_json(&vm);
+	CHECK_EQ(json_integer_value(json_object_get(g, "vcpu_count")), 1);
+	CHECK_EQ(json_integer_value(json_object_get(g, "mem_size_mib")), 128);
+	CHECK_STR(json_string_value(json_object_get(g, "huge_pages")), "None");
+	json_decref(g);
+
+	CHECK_EQ(machine(&vm, "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"smt\": false}", false),
+		 0);
+	CHECK_EQ(vm.vcpus, 2);
+	CHECK_EQ(vm.mem_mib, 256);
+	/* PUT needs both; PATCH changes what it names. */
+	CHECK(machine(&vm, "{\"vcpu_count\": 4}", false) < 0 && err_has("mem_size_mib"));
+	CHECK_EQ(machine(&vm, "{\"vcpu_count\": 4}", true), 0);
+	CHECK_EQ(vm.vcpus, 4);
+	CHECK_EQ(vm.mem_mib, 256);
+	/* Refused bodies change nothing. */
+	CHECK(machine(&vm, "{\"vcpu_count\": 0, \"mem_size_mib\": 64}", false) < 0);
+	CHECK(machine(&vm, "{\"vcpu_count\": 33, \"mem_size_mib\": 64}", false) < 0);
+	CHECK(machine(&vm, "{\"vcpu_count\": -1, \"mem_size_mib\": 64}", false) < 0);
+	CHECK(machine(&vm, "{\"vcpu_count\": \"2\", \"mem_size_mib\": 64}", false) < 0 &&
+	      err_has("'vcpu_count' must be a non-negative integer"));
+	CHECK(machine(&vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 1}", false) < 0);
+	CHECK(machine(&vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 64, \"bogus\": 1}", false) < 0 &&
+	      err_has("unknown field 'bogus'"));
+	CHECK(machine(&vm, "{\"vcpu_count\": 2, \"mem_size_mib\": 64, \"smt\": true}", false) < 0);
+	CHECK(machine(&vm, "{\"vcpu_count\": 2, \"mem_size_mib\": 64, \"huge_pages\": \"2M\"}",
+		      false) < 0);
+	CHECK(machine(&vm, "[1, 2]", false) < 0 && err_has("JSON object"));
+	CHECK_EQ(vm.vcpus, 4);
+	CHECK_EQ(vm.mem_mib, 256);
+	CHECK_EQ(machine(&vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 64, \"huge_pages\": "
+			 "\"Transparent\", \"cpu_template\": \"None\", \"track_dirty_pages\": false}",
+			 false), 0);
+	CHECK(vm.thp);
+	/* A null optional field is an absent one (serde's Option). */
+	CHECK_EQ(machine(&vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 64, \"smt\": null}", false), 0);
+	CHECK(!vm.thp); /* PUT resets what it does not name to the defaults */
+	fc_vm_fini(&vm);
+}
+
+static void test_devices(void)
+{
+	struct fc_vm vm;
+
+	fc_vm_init(&vm);
+	CHECK(PUT(fc_put_boot_source, &vm, "{\"boot_args\": \"quiet\"}") < 0 &&
+	      err_has("kernel_image_path"));
+	CHECK(PUT(fc_put_boot_source, &vm, "{\"kernel_image_path\": \"\"}") < 0);
+	CHECK(PUT(fc_put_boot_source, &vm, "{\"kernel_image_path\": \"a\\u0000b\"}") < 0 &&
+	      err_has("NUL"));
+	CHECK(vm.kernel == NULL);
+	CHECK_EQ(PUT(fc_put_boot_source, &vm, "{\"kernel_image_path\": \"/k\", \"boot_args\": "
+		     "\"console=ttyS0\"}"), 0);
+	CHECK_STR(vm.kernel, "/k");
+
+	CHECK(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"other\", \"is_root_device\": "
+		     "true, \"path_on_host\": \"/a\"}") < 0 && err_has("differs"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "ro ot", "{\"drive_id\": \"ro ot\", \"is_root_device\": "
+		     "true, \"path_on_host\": \"/a\"}") < 0);
+	CHECK(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"root\", \"path_on_host\": "
+		     "\"/a\"}") < 0 && err_has("is_root_device"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"root\", \"is_root_device\": true, "
+		     "\"path_on_host\": \"/a\", \"rate_limiter\": {\"ops\": {\"size\": 1, "
+		     "\"refill_time\": 1}}}") < 0 && err_has("rate limiters"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"root\", \"is_root_device\": true, "
+		     "\"path_on_host\": \"/a\", \"cache_type\": \"Fast\"}") < 0);
+	CHECK_EQ(vm.ndrives, 0);
+	CHECK_EQ(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+			"false, \"path_on_host\": \"/d\", \"is_read_only\": true}"), 0);
+	CHECK_EQ(PUT_ID(fc_put_drive, &vm, "rootfs", "{\"drive_id\": \"rootfs\", \"is_root_device\": "
+			"true, \"path_on_host\": \"/r\", \"cache_type\": \"Writeback\", "
+			"\"io_engine\": \"Async\", \"rate_limiter\": null}"), 0);
+	/* One root device; a second one is refused, replacing the same id is an update. */
+	CHECK(PUT_ID(fc_put_drive, &vm, "other", "{\"drive_id\": \"other\", \"is_root_device\": "
+		     "true, \"path_on_host\": \"/o\"}") < 0 && err_has("already the root"));
+	CHECK_EQ(PUT_ID(fc_put_drive, &vm, "rootfs", "{\"drive_id\": \"rootfs\", \"is_root_device\": "
+			"true, \"path_on_host\": \"/r2\", \"is_read_only\": true}"), 0);
+	CHECK_EQ(vm.ndrives, 2);
+	CHECK_STR(vm.drives[1].path, "/r2");
+
+	CHECK(PUT_ID(fc_put_net, &vm, "eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": "
+		     "\"tap-with-a-name-too-long\"}") < 0);
+	CHECK(PUT_ID(fc_put_net, &vm, "eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": "
+		     "\"tap0\", \"guest_mac\": \"01:00:00:00:00:01\"}") < 0 && err_has("multicast"));
+	CHECK(PUT_ID(fc_put_net, &vm, "eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": "
+		     "\"tap0\", \"guest_mac\": \"06:00:00:00:00\"}") < 0);
+	CHECK_EQ(PUT_ID(fc_put_net, &vm, "eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": "
+			"\"tap0\", \"guest_mac\": \"06:00:AC:10:00:02\"}"), 0);
+	CHECK(vm.nets[0].has_mac && vm.nets[0].mac[2] == 0xac);
+	CHECK(PUT_ID(fc_put_net, &vm, "eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": "
+		     "\"tap0\"}") < 0 && err_has("already used"));
+	CHECK_EQ(vm.nnets, 1);
+
+	CHECK(PUT(fc_put_logger, &vm, "{\"level\": \"Loud\"}") < 0);
+	CHECK_EQ(PUT(fc_put_logger, &vm, "{\"level\": \"warning\", \"show_level\": true}"), 0);
+	CHECK_EQ(vm.log_level, FC_LOG_WARNING);
+	CHECK_EQ(PUT(fc_put_logger, &vm, "{\"level\": \"Trace\"}"), 0);
+	CHECK_EQ(vm.log_level, FC_LOG_DEBUG);
+	CHECK(PUT(fc_put_metrics, &vm, "{}") < 0);
+	CHECK_EQ(PUT(fc_put_metrics, &vm, "{\"metrics_path\": \"/m\"}"), 0);
+	CHECK(PUT(fc_put_metrics, &vm, "{\"metrics_path\": \"/m2\"}") < 0 && err_has("already"));
+	CHECK(PUT(fc_put_entropy, &vm, "{\"rate_limiter\": {}}") < 0);
+	CHECK_EQ(PUT(fc_put_entropy, &vm, "{}"), 0);
+	CHECK(vm.entropy);
+
+	CHECK(PUT(fc_put_mmds_config, &vm, "{\"network_interfaces\": [\"eth9\"]}") < 0 &&
+	      err_has("eth9"));
+	CHECK(PUT(fc_put_mmds_config, &vm, "{\"network_interfaces\": [\"eth0\"], "
+		  "\"ipv4_address\": \"10.0.0.1\"}") < 0);
+	CHECK_EQ(PUT(fc_put_mmds_config, &vm, "{\"network_interfaces\": [\"eth0\"], \"version\": "
+		     "\"V2\", \"ipv4_address\": \"169.254.170.2\"}"), 0);
+	fc_vm_fini(&vm);
+}
+
+/* RFC 7396 appendix A's example, and the size limit. */
+static void test_mmds(void)
+{
+	struct fc_vm vm;
+	json_t *put = J("{\"title\": \"Goodbye!\", \"author\": {\"givenName\": \"John\", "
+			"\"familyName\": \"Doe\"}, \"tags\": [\"example\", \"sample\"], "
+			"\"content\": \"This will be unchanged\"}"),
+	       *patch = J("{\"title\": \"Hello!\", \"phoneNumber\": \"+01-123-456-7890\", "
+			  "\"author\": {\"familyName\": null}, \"tags\": [\"example\"]}"),
+	       *want = J("{\"title\": \"Hello!\", \"author\": {\"givenName\": \"John\"}, "
+			 "\"tags\": [\"example\"], \"content\": \"This will be unchanged\", "
+			 "\"phoneNumber\": \"+01-123-456-7890\"}"),
+	       *big = J("{\"k\": \"0123456789012345678901234567890123456789\"}");
+
+	fc_vm_init(&vm);
+	CHECK_EQ(fc_put_mmds(&vm, put, false, 4096, err, sizeof(err)), 0);
+	CHECK_EQ(fc_put_mmds(&vm, patch, true, 4096, err, sizeof(err)), 0);
+	CHECK(json_equal(vm.mmds, want));
+	CHECK(fc_put_mmds(&vm, big, false, 32, err, sizeof(err)) < 0 && err_has("limit"));
+	CHECK(json_equal(vm.mmds, want));
+	json_decref(put);
+	json_decref(patch);
+	json_decref(want);
+	json_decref(big);
+	fc_vm_fini(&vm);
+}
+
+static const char config_file[] =
+	"{\"boot-source\": {\"kernel_image_path\": \"/vmlinux\", \"boot_args\": \"console=ttyS0\"},"
+	" \"drives\": [{\"drive_id\": \"scratch\", \"path_on_host\": \"/s.img\", "
+	"\"is_root_device\": false, \"is_read_only\": false},"
+	" {\"drive_id\": \"rootfs\", \"path_on_host\": \"/r.img\", \"is_root_device\": true, "
+	"\"is_read_only\": true, \"partuuid\": \"0eaa91a0-01\"}],"
+	" \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 512},"
+	" \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap7\"}],"
+	" \"entropy\": {}, \"logger\": {\"level\": \"Error\"}}";
+
+static void test_config_file(void)
+{
+	struct vm_config base = {.console = CONSOLE_STDIO, .accel = ACCEL_DBT}, cfg;
+	struct fc_vm vm;
+
+	fc_vm_init(&vm);
+	CHECK(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)) < 0 && err_has("boot source"));
+	CHECK_EQ(fc_load_config(&vm, config_file, strlen(config_file), err, sizeof(err)), 0);
+	CHECK_EQ(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)), 0);
+	CHECK_EQ(cfg.command, CMD_RUN);
+	CHECK_EQ(cfg.accel, ACCEL_DBT);
+	CHECK_STR(cfg.kernel, "/vmlinux");
+	CHECK_EQ(cfg.cpus, 2);
+	CHECK_EQ(cfg.mem, 512ULL << 20);
+	/* The root drive is vda whatever the order it was given in. */
+	CHECK_EQ(cfg.ndisks, 2);
+	CHECK_STR(cfg.disks[0].path, "/r.img");
+	CHECK(cfg.disks[0].ro);
+	CHECK_STR(cfg.disks[0].id, "rootfs");
+	CHECK_STR(cfg.disks[1].path, "/s.img");
+	CHECK_STR(cfg.cmdline, "console=ttyS0 root=PARTUUID=0eaa91a0-01 ro");
+	CHECK_EQ(cfg.nnets, 1);
+	CHECK_STR(cfg.nets[0].tap, "tap7");
+	CHECK(!cfg.nets[0].has_mac);
+	CHECK(cfg.rng);
+	CHECK_EQ(vm.log_level, FC_LOG_ERROR);
+	fc_vm_fini(&vm);
+
+	/* Each bad document is refused with its section named. */
+	{
+		static const struct {
+			const char *doc, *says;
+		} bad[] = {
+			{"{\"boot-source\": ", "line 1"},
+			{"[]", "JSON object"},
+			{"{\"gpu\": {}}", "unknown section 'gpu'"},
+			{"{\"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/v\"}}", "vsock"},
+			{"{\"balloon\": {}}", "balloon"},
+			{"{\"drives\": {}}", "array"},
+			{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/a\"}]}",
+			 "drives[0]"},
+			{"{\"network-interfaces\": [{\"iface_id\": \"e\", \"host_dev_name\": \"t\", "
+			 "\"x\": 1}]}", "network-interfaces[0]"},
+			{"{\"machine-config\": {\"vcpu_count\": 1}}", "mem_size_mib"},
+			{"{\"logger\": {\"level\": 3}}", "level"},
+			{"{\"a\": 1, \"a\": 2}", "duplicate"},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			fc_vm_init(&vm);
+			CHECK(fc_load_config(&vm, bad[i].doc, strlen(bad[i].doc), err,
+					     sizeof(err)) < 0);
+			CHECK(err_has(bad[i].says));
+			fc_vm_fini(&vm);
+		}
+	}
+}
+
+int main(void)
+{
+	test_machine_config();
+	test_devices();
+	test_mmds();
+	test_config_file();
+	return t_done();
+}
