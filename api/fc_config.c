@@ -761,6 +761,7 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 		return fail(err, errlen, "InstanceStart: no boot source: PUT /boot-source first");
 	*cfg = *base;
 	cfg->command = CMD_RUN;
+	cfg->fc_thread_names = true;
 	cfg->kernel = vm->kernel;
 	cfg->initrd = vm->initrd;
 	cfg->mem = (uint64_t)vm->mem_mib << 20;

@@ -617,6 +617,7 @@ static int create_machine(struct machine *m, const struct vm_config *cfg)
 			       "own execution engine");
 		return -1;
 	}
+	m->vm.fc_thread_names = cfg->fc_thread_names;
 	m->mem = &m->vm.mem;
 	m->pio = &m->vm.pio;
 	m->mmio = &m->vm.mmio;

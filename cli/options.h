@@ -98,6 +98,8 @@ struct vm_config {
 	enum sandbox_seccomp seccomp;	/* --seccomp: per-thread allow-lists (default on) */
 	struct jail_config jail;	/* --jail and --jail-*: sandbox/jail.h */
 	struct fc_options fc;		/* CMD_FIRECRACKER */
+	bool fc_thread_names;		/* a VM the Firecracker API built: vCPU threads are
+					 * "fc_vcpu N" (KVM) */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

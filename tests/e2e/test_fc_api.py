@@ -139,6 +139,10 @@ def case_control(c, tmp):
         c.check(r[0] == 204 and r[2] == "", f"PUT {path}: 204 with an empty body: {r}", vm)
     c.check(vm.wait_out("ECHO-READY", 60), "the guest runs", vm)
     c.check(state(sock) == "Running", "GET / says Running")
+    if ACCEL == "kvm":
+        names = [open(f"/proc/{vm.p.pid}/task/{t}/comm").read().strip()
+                 for t in os.listdir(f"/proc/{vm.p.pid}/task")]
+        c.check("fc_vcpu 0" in names, f"the vCPU thread is named as Firecracker's: {names}")
     c.check(fault_says(curl(sock, "PUT", "/machine-config", {"vcpu_count": 2,
                                                             "mem_size_mib": 64}),
                        "after starting"), "PUT /machine-config after InstanceStart is refused")

@@ -346,7 +346,8 @@ int vcpu_start(struct vcpu *v)
 		pr_err("pthread_create for vCPU %u: %s", v->index, strerror(ret));
 		return -ret;
 	}
-	snprintf(name, sizeof(name), "mvm-vcpu%u", v->index);
+	snprintf(name, sizeof(name), v->vm->fc_thread_names ? "fc_vcpu %u" : "mvm-vcpu%u",
+		 v->index);
 	pthread_setname_np(v->thread, name);
 	v->thread_started = true;
 	return 0;

@@ -37,6 +37,9 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;	/* the policy applied to every vCPU (apic ids aside) */
 	unsigned int ncpus;
 	struct vcpu *vcpus;		/* ncpus entries */
+	/* vCPU thread names "fc_vcpu N", as Firecracker's, which tools that pin vCPU threads
+	 * look for; "mvm-vcpuN" otherwise. Set before vm_run(). */
+	bool fc_thread_names;
 	bool tsc_deadline;
 	struct emu_features emu_features; /* what the instruction emulator may use (CPUID) */
 	bool syscall_trap;		/* SYSCALL from user mode completed by mvm (PVM) */
