@@ -243,3 +243,40 @@ put("fuzz_virtio_mmio", "blk_burst", bytes([0, 0]) + setup(size_log2=8) +
     burst(0, 128, 2, 16, struct.pack("<IIQ", 4, 0, 0)) + W + W)
 put("fuzz_virtio_mmio", "console_burst", bytes([1, 0]) + setup(size_log2=6) +
     burst(1, 64, 0, 8, b"burst!\n") + W + W)
+
+
+# ---- fuzz_fc_config ----
+def fc_call(op, ident, body):
+    body = body.encode()
+    return bytes([op, ident]) + struct.pack("<H", len(body)) + body
+
+
+FC_SDK = [
+    (5, 0, '{"log_path": "/tmp/fc.log", "level": "Info", "show_level": true}'),
+    (6, 0, '{"metrics_path": "/tmp/fc.metrics"}'),
+    (0, 0, '{"vcpu_count": 2, "mem_size_mib": 256, "smt": false, "track_dirty_pages": false}'),
+    (2, 0, '{"kernel_image_path": "/vmlinux", "initrd_path": "/initrd", '
+           '"boot_args": "console=ttyS0 reboot=k"}'),
+    (3, 0, '{"drive_id": "rootfs", "path_on_host": "/r.img", "is_root_device": true, '
+           '"is_read_only": false}'),
+    (3, 1, '{"drive_id": "data", "path_on_host": "/d.img", "is_root_device": false, '
+           '"is_read_only": true, "cache_type": "Writeback", "partuuid": "x"}'),
+    (4, 2, '{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}'),
+    (7, 0, '{}'),
+    (10, 0, '{"network_interfaces": ["eth0"], "version": "V2"}'),
+    (8, 0, '{"latest": {"meta-data": {"ami-id": "ami-1"}}}'),
+    (9, 0, '{"latest": {"meta-data": null}, "x": [1, 2]}'),
+    (1, 0, '{"vcpu_count": 1}'),
+    (11, 0, '{"drive_id": "rootfs", "path_on_host": "/r2.img"}'),
+]
+put("fuzz_fc_config", "sdk_sequence", b"".join(fc_call(*c) for c in FC_SDK))
+put("fuzz_fc_config", "config_file", fc_call(12, 0, json_doc := (
+    '{"boot-source": {"kernel_image_path": "/k"}, "drives": [{"drive_id": "a_1", '
+    '"path_on_host": "/a", "is_root_device": true}], "machine-config": {"vcpu_count": 1, '
+    '"mem_size_mib": 64}, "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "t"}], '
+    '"entropy": {}, "logger": {"level": "Off"}}')))
+put("fuzz_fc_config", "bad", b"".join(fc_call(*c) for c in [
+    (0, 0, '{"vcpu_count": 0, "mem_size_mib": 1, "x": 1}'), (3, 0, '[1, 2]'),
+    (4, 3, '{"iface_id": "a_1", "host_dev_name": "tap-name-far-too-long-for-ifnamsiz"}'),
+    (12, 0, '{"drives": {}, "vsock": {}}'), (2, 0, '{"kernel_image_path": ""}'),
+    (8, 0, '"not an object"'), (3, 0, '{"drive_id": "rootfs"')]))

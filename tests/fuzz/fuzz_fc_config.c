@@ -1,0 +1,125 @@
+/* fuzz_fc_config.c: libFuzzer target for Firecracker's configuration bodies and config file
+ * (api/fc_config.c, compiled into this target: it is pure). The input is a sequence of records
+ * [op][id][len lo][len hi][len bytes of body] applied in turn to one struct fc_vm, as a client
+ * would send API calls (op 12 loads the body as a whole config file instead). Whatever the
+ * bodies, each call returns 0 or -EINVAL with a message, the configuration keeps Firecracker's
+ * and mvm's limits (one root drive, at most 8 drives and 4 NICs, ids and TAP names terminated,
+ * vCPUs 1-32, memory within mvm's range, no two NICs on one TAP), and the struct vm_config
+ * built from it stays within what options.h promises; the target aborts otherwise. */
+#include <errno.h>
+#include <sanitizer/common_interface_defs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/layout.h"
+#include "fc_config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fail(const char *why)
+{
+	fprintf(stderr, "fuzz_fc_config: invariant broken: %s\n", why);
+	__sanitizer_report_error_summary(why);
+	abort();
+}
+
+static void check_vm(const struct fc_vm *vm)
+{
+	unsigned int roots = 0;
+
+	if (vm->vcpus < 1 || vm->vcpus > FC_MAX_VCPUS)
+		fail("vcpus out of range");
+	if ((uint64_t)vm->mem_mib << 20 < LAYOUT_RAM_MIN ||
+	    (uint64_t)vm->mem_mib << 20 > LAYOUT_RAM_MAX)
+		fail("memory out of range");
+	if (vm->ndrives > MVM_MAX_DISKS || vm->nnets > MVM_MAX_NETS)
+		fail("too many drives or NICs");
+	for (unsigned int i = 0; i < vm->ndrives; i++) {
+		roots += vm->drives[i].root;
+		if (!memchr(vm->drives[i].id, 0, sizeof(vm->drives[i].id)) || !vm->drives[i].path ||
+		    !vm->drives[i].path[0])
+			fail("a drive without a terminated id or a path");
+	}
+	if (roots > 1)
+		fail("two root drives");
+	for (unsigned int i = 0; i < vm->nnets; i++) {
+		if (!memchr(vm->nets[i].tap, 0, sizeof(vm->nets[i].tap)) || !vm->nets[i].tap[0])
+			fail("a TAP name empty or not terminated");
+		for (unsigned int j = 0; j < i; j++)
+			if (!strcmp(vm->nets[i].tap, vm->nets[j].tap))
+				fail("two NICs on one TAP");
+	}
+}
+
+static void check_config(const struct vm_config *cfg)
+{
+	if (!cfg->kernel || !cfg->cmdline || strlen(cfg->cmdline) > 2048)
+		fail("no kernel, or no or an overlong command line");
+	if (cfg->cpus < 1 || cfg->cpus > FC_MAX_VCPUS)
+		fail("cpus out of range");
+	if (cfg->ndisks + cfg->nnets + cfg->rng > MVM_MAX_VIRTIO)
+		fail("more virtio devices than slots");
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (!memchr(cfg->disks[i].path, 0, sizeof(cfg->disks[i].path)) ||
+		    !memchr(cfg->disks[i].id, 0, sizeof(cfg->disks[i].id)))
+			fail("disk path or id not terminated");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const ids[] = {"rootfs", "data", "eth0", "a_1"};
+	struct vm_config base = {.console = CONSOLE_STDIO}, cfg;
+	struct fc_vm vm;
+	char err[512];
+	size_t at = 0;
+
+	fc_vm_init(&vm);
+	while (at + 4 <= size) {
+		unsigned int op = data[at] % 13, len = data[at + 2] | data[at + 3] << 8;
+		const char *id = ids[data[at + 1] % 4], *path;
+		json_error_t jerr;
+		json_t *body;
+		int ret = 0;
+
+		at += 4;
+		if (len > size - at)
+			len = (unsigned int)(size - at);
+		err[0] = 0;
+		if (op == 12) {
+			ret = fc_load_config(&vm, (const char *)data + at, len, err, sizeof(err));
+			at += len;
+			goto checked;
+		}
+		/* As the API thread parses bodies. */
+		body = json_loadb((const char *)data + at, len,
+				  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+		at += len;
+		if (!body)
+			continue;
+		switch (op) {
+		case 0: ret = fc_put_machine_config(&vm, body, false, err, sizeof(err)); break;
+		case 1: ret = fc_put_machine_config(&vm, body, true, err, sizeof(err)); break;
+		case 2: ret = fc_put_boot_source(&vm, body, err, sizeof(err)); break;
+		case 3: ret = fc_put_drive(&vm, id, body, err, sizeof(err)); break;
+		case 4: ret = fc_put_net(&vm, id, body, err, sizeof(err)); break;
+		case 5: ret = fc_put_logger(&vm, body, err, sizeof(err)); break;
+		case 6: ret = fc_put_metrics(&vm, body, err, sizeof(err)); break;
+		case 7: ret = fc_put_entropy(&vm, body, err, sizeof(err)); break;
+		case 8: ret = fc_put_mmds(&vm, body, false, 4096, err, sizeof(err)); break;
+		case 9: ret = fc_put_mmds(&vm, body, true, 4096, err, sizeof(err)); break;
+		case 10: ret = fc_put_mmds_config(&vm, body, err, sizeof(err)); break;
+		case 11: ret = fc_patch_drive(&vm, id, body, &path, err, sizeof(err)); break;
+		}
+		json_decref(body);
+checked:
+		if (ret && (ret != -EINVAL || !err[0] || !memchr(err, 0, sizeof(err))))
+			fail("an error without -EINVAL and a message");
+		check_vm(&vm);
+	}
+	if (!fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)))
+		check_config(&cfg);
+	fc_vm_fini(&vm);
+	return 0;
+}
