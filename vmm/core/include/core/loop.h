@@ -31,6 +31,7 @@ struct loop {
 	bool thread_started;
 	bool restricted;	/* the ring accepts only the opcodes mvm uses (loop.c) */
 	bool ext_arg;		/* IORING_FEAT_EXT_ARG: waits with a timeout need no SQE */
+	bool close_direct;	/* IORING_OP_CLOSE takes a file-table slot (5.15+) */
 	pthread_t thread;
 	sem_t started;		/* loop_start(): the thread has taken THREAD_IO */
 	int start_ret;		/* and what thread_role_enter() said */
@@ -39,7 +40,10 @@ struct loop {
 /* Creates the ring with (entries) SQEs, disabled, with an empty table of LOOP_FILES registered
  * files. Returns 0 or -errno (with a message). */
 int loop_init(struct loop *l, unsigned int entries);
-/* Destroys the ring; the registered files lose the ring's reference only here. */
+/* Empties the file table (each file is released by the ring now, not when the kernel frees
+ * the ring later), then destroys the ring. After loop_join() and the devices' drains.
+ * NOTE: a ring that requires fixed files cannot close them (loop_require_fixed_files()): its
+ * files go when the kernel has freed the ring, a few milliseconds after this returns. */
 void loop_fini(struct loop *l);
 
 /* Puts (fd) in a free slot of the ring's file table and returns the slot (>= 0): SQEs name it
@@ -63,7 +67,12 @@ static inline void loop_sqe_fixed(struct io_uring_sqe *sqe)
 
 /* Makes loop_enable() restrict the ring to SQEs that carry IOSQE_FIXED_FILE: any SQE naming a
  * raw fd completes with -EACCES. Before loop_enable(); every SQE on the ring must then be
- * marked with loop_sqe_fixed(). */
+ * marked with loop_sqe_fixed(). Needs IORING_FEAT_EXT_ARG (5.11): loop_enable() fails without.
+ * NOTE: mvm itself does not call it yet: the virtio devices and the loop use registered files
+ * only, but the signalfd read (cli/main.c), the console input and its space eventfd
+ * (cli/console.c), the interrupt relay eventfd (cli/machine_dbt.c) and the engine's timerfds
+ * (vmm/dev/intc.c) still name raw fds; the unit tests of the devices do call it. Before
+ * mvm does, loop_fini() needs another way to let go of the files at once (see there). */
 void loop_require_fixed_files(struct loop *l);
 
 /* Restricts the ring to the operations mvm uses where the kernel can (5.10+; (l->restricted)
