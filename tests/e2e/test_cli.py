@@ -9,12 +9,19 @@ Usage: test_cli.py MVM GUEST_DIR CASE
                   (the TAP lives in a network namespace the test makes and deletes)
   nopv            on KVM-PVM with more than one vCPU, 'nopv' joins the kernel command line (the
                   guest reads it); with one vCPU it does not
+  vmm-failure     mvm that cannot get what a VM needs (file descriptors, address space for
+                  guest RAM) exits 70 with a message naming what failed, before the guest runs
+  debug-dump      a VM stopped by SIGTERM under MVM_LOG=debug prints every vCPU's registers
+                  and exits 128+15; without debug it prints none
 """
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mvmtest  # noqa: E402
@@ -98,8 +105,94 @@ def case_nopv(c):
     c.check(not re.search(r"\bnopv\b", r1.out), "one vCPU: no nopv", r1)
 
 
+MVM_EXIT_VMM = 70
+
+
+def run_limited(args, limit, value):
+    """mvm run with (args) under resource limit (limit) = (value), soft and hard."""
+    def set_limit():
+        resource.setrlimit(limit, (value, value))
+    try:
+        p = subprocess.run(mvmtest.command(MVM, args), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=60, preexec_fn=set_limit)
+    except subprocess.TimeoutExpired as e:
+        return mvmtest.Result(None, (e.stdout or b"").decode(errors="replace"),
+                              (e.stderr or b"").decode(errors="replace"), timed_out=True)
+    return mvmtest.Result(p.returncode, p.stdout.decode(errors="replace"),
+                          p.stderr.decode(errors="replace"))
+
+
+def asan_build():
+    """ASan reserves terabytes of address space for its shadow: no RLIMIT_AS case there."""
+    with open(MVM, "rb") as f:
+        return b"AddressSanitizer" in f.read()
+
+
+def case_vmm_failure(c):
+    hello = guest("hello")
+    # 16 file descriptors: enough to read the kernel image (a usage error would say so), too
+    # few for /dev/kvm, the VM, its vCPUs, the io_uring and its file table, whichever comes
+    # first on this accelerator.
+    r = run_limited(["run", "-k", hello], resource.RLIMIT_NOFILE, 16)
+    c.check(r.status == MVM_EXIT_VMM, f"RLIMIT_NOFILE 16: status {MVM_EXIT_VMM} "
+            f"(got {r.status})", r)
+    c.check("Too many open files" in r.err, "the message names the failed resource", r)
+    c.check("Hello from the mvm test guest" not in r.out, "the guest never ran", r)
+    c.check("AddressSanitizer" not in r.err and "runtime error" not in r.err,
+            "no sanitizer report", r)
+    if asan_build():
+        return
+    # 512 MiB of address space for a 1 GiB guest: its RAM cannot be mapped.
+    r = run_limited(["run", "-k", hello, "-m", "1G"], resource.RLIMIT_AS, 512 << 20)
+    c.check(r.status == MVM_EXIT_VMM, f"RLIMIT_AS 512M, -m 1G: status {MVM_EXIT_VMM} "
+            f"(got {r.status})", r)
+    c.check("cannot map 1024 MiB of guest RAM" in r.err, "the message names guest RAM", r)
+    c.check("Hello from the mvm test guest" not in r.out, "the guest never ran", r)
+
+
+def stop_with_sigterm(args, env):
+    """Runs mvm on the echo guest (it waits for a line that never comes), sends SIGTERM once
+    the guest is up, and returns the Result."""
+    p = subprocess.Popen(mvmtest.command(MVM, args), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = []
+    deadline = time.monotonic() + 60
+    for raw in p.stdout:
+        out.append(raw.decode(errors="replace"))
+        if "ECHO-READY" in out[-1] or time.monotonic() > deadline:
+            break
+    p.send_signal(signal.SIGTERM)
+    try:
+        rest, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rest, err = p.communicate()
+        return mvmtest.Result(None, "".join(out), err.decode(errors="replace"), True)
+    return mvmtest.Result(p.returncode, "".join(out) + rest.decode(errors="replace"),
+                          err.decode(errors="replace"))
+
+
+def case_debug_dump(c):
+    args = ["run", "-k", guest("echo"), "-c", "2"]
+    r = stop_with_sigterm(args, dict(os.environ, MVM_LOG="debug"))
+    c.check("ECHO-READY" in r.out, "the guest was running when the signal came", r)
+    c.check(r.status == 128 + signal.SIGTERM, f"status {128 + signal.SIGTERM} (got {r.status})",
+            r)
+    for i in (0, 1):
+        m = re.search(rf"^mvm: vCPU {i}: stopped by a signal\n  mode: .*\n(  .*\n)*?"
+                      r"  rip=[0-9a-f]{16} rflags=[0-9a-f]{16}\n(  .*\n)*?  cr0=[0-9a-f]{16}",
+                      r.err, re.M)
+        c.check(m, f"vCPU {i}'s registers are printed", r)
+    r = stop_with_sigterm(args, dict(os.environ, MVM_LOG="info"))
+    c.check(r.status == 128 + signal.SIGTERM, f"MVM_LOG=info: status {128 + signal.SIGTERM} "
+            f"(got {r.status})", r)
+    c.check("stopped by a signal" not in r.err and "rip=" not in r.err,
+            "MVM_LOG=info: no register dump", r)
+
+
 CASES = {"console-none": case_console_none, "console-file": case_console_file,
-         "stats": case_stats, "random-mac": case_random_mac, "nopv": case_nopv}
+         "stats": case_stats, "random-mac": case_random_mac, "nopv": case_nopv,
+         "vmm-failure": case_vmm_failure, "debug-dump": case_debug_dump}
 
 if __name__ == "__main__":
     MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]

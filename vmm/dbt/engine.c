@@ -830,6 +830,11 @@ void dbt_run(struct dbt *d)
 		}
 	}
 	d->ns_run = now_ns() - t0 - d->ns_idle;
+	/* As KVM's vCPU threads do (vcpu.c): where was each vCPU when a signal stopped the
+	 * machine? Answers "why does my guest hang". */
+	if (stop_reason(d->stop) == STOP_SIGNAL && log_get_level() >= LOG_DEBUG)
+		for (unsigned int i = 0; i < d->ncpus; i++)
+			dump_cpu(&d->cpus[i], "stopped by a signal");
 }
 
 void dbt_print_stats(struct dbt *d, FILE *f)
