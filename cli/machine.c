@@ -22,6 +22,7 @@
 #include "dev/uart8250.h"
 #include "file.h"
 #include "kvm/emulate.h"
+#include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "machine.h"
 #include "machine_dbt.h"
@@ -509,6 +510,14 @@ static void print_stats(struct machine *m)
 		kvm_user_print_stats(m->dm.kvm, stderr);
 	else
 		emulate_print_stats(&m->vm, stderr);
+	for (unsigned int i = 0; m->accel == ACCEL_KVM && i < m->vm.ncpus; i++) {
+		fprintf(stderr, "mvm: vCPU %u exits:", i);
+		for (unsigned int k = 0; k < VCPU_EXIT_KINDS; k++)
+			fprintf(stderr, " %s %llu", vcpu_exit_names[k],
+				(unsigned long long)atomic_load_explicit(&m->vm.vcpus[i].exits[k],
+									 memory_order_relaxed));
+		fputc('\n', stderr);
+	}
 	fprintf(stderr, "mvm: unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu "
 		"reads, %llu writes\n",
 		(unsigned long long)m->pio->unclaimed_reads,
@@ -784,11 +793,26 @@ void machine_metrics(struct machine *m, json_t *root)
 	if (bus)
 		json_object_set_new(root, "bus", bus);
 	if (m->accel == ACCEL_KVM) {
+		json_t *vcpus = json_array();
 		uint64_t n = 0;
 
 		for (unsigned int i = 0; i < EMU_MNEMONICS; i++)
 			n += atomic_load_explicit(&m->vm.emulated[i], memory_order_relaxed);
 		json_object_set_new(root, "emulated_instructions", json_integer((json_int_t)n));
+		/* Per vCPU, its exits by what mvm did with them (vcpu.h). */
+		for (unsigned int i = 0; vcpus && i < m->vm.ncpus; i++) {
+			json_t *exits = json_object();
+
+			for (unsigned int k = 0; exits && k < VCPU_EXIT_KINDS; k++)
+				json_object_set_new(exits, vcpu_exit_names[k],
+						    json_integer((json_int_t)atomic_load_explicit(
+							    &m->vm.vcpus[i].exits[k],
+							    memory_order_relaxed)));
+			json_array_append_new(vcpus, json_pack("{s:I, s:o*}", "index",
+							       (json_int_t)i, "exits", exits));
+		}
+		if (vcpus)
+			json_object_set_new(root, "vcpus", vcpus);
 	}
 	for (unsigned int i = 0; devices && i < m->ndevices; i++) {
 		const struct device *d = &m->devices[i];

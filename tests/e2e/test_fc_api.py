@@ -150,6 +150,11 @@ def case_control(c, tmp):
                        "after starting"), "a second InstanceStart is refused")
     r = curl(sock, "PUT", "/actions", {"action_type": "FlushMetrics"})
     c.check(r[0] == 204, f"FlushMetrics: {r}")
+    if ACCEL == "kvm":
+        # The echo guest printed through the UART: port I/O exits on vCPU 0.
+        last = json.loads(open(metrics).read().splitlines()[-1])
+        c.check(last.get("vcpus", [{}])[0].get("exits", {}).get("io", 0) > 0,
+                f"the metrics count vCPU 0's port I/O exits: {last.get('vcpus')}")
     r = curl(sock, "PATCH", "/vm", {"state": "Paused"})
     c.check(r[0] == 204, f"PATCH /vm Paused: {r}")
     c.check(state(sock) == "Paused", "GET / says Paused")

@@ -236,6 +236,32 @@ static void report_internal_error(struct vcpu *v)
 	vcpu_dump(v, "stopped on an exit mvm does not handle");
 }
 
+const char *const vcpu_exit_names[VCPU_EXIT_KINDS] = {
+	[VCPU_EXIT_IO] = "io", [VCPU_EXIT_MMIO] = "mmio", [VCPU_EXIT_MSR] = "msr",
+	[VCPU_EXIT_EMULATION] = "emulation", [VCPU_EXIT_INTR] = "intr",
+	[VCPU_EXIT_OTHER] = "other",
+};
+
+static void count_exit(struct vcpu *v, enum vcpu_exit_kind k)
+{
+	atomic_store_explicit(&v->exits[k],
+			      atomic_load_explicit(&v->exits[k], memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static enum vcpu_exit_kind exit_kind(const struct kvm_run *run)
+{
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: return VCPU_EXIT_IO;
+	case KVM_EXIT_MMIO: return VCPU_EXIT_MMIO;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR: return VCPU_EXIT_MSR;
+	case KVM_EXIT_INTERNAL_ERROR: return VCPU_EXIT_EMULATION;
+	case KVM_EXIT_INTR: return VCPU_EXIT_INTR;
+	default: return VCPU_EXIT_OTHER;
+	}
+}
+
 /* Handles one exit. Returns false when the vCPU must stop. */
 static bool handle_exit(struct vcpu *v)
 {
@@ -243,6 +269,7 @@ static bool handle_exit(struct vcpu *v)
 	struct vm *vm = v->vm;
 	char why[96];
 
+	count_exit(v, exit_kind(run));
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(v);
@@ -322,6 +349,7 @@ static void *vcpu_thread(void *arg)
 				/* A kick: clear it, then the loop condition sees the stop request,
 				 * which the kicker published before kicking. */
 				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				count_exit(v, VCPU_EXIT_INTR);
 				continue;
 			}
 			pr_err("KVM_RUN on vCPU %u: %s", v->index, strerror(errno));

@@ -3,12 +3,25 @@
 #define MVM_KVM_VCPU_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "boot/boot.h"
 
 struct vm;
 struct kvm_run;
+
+/* Exits counted per vCPU, by what mvm did with them (--stats, the API's metrics). */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,		/* port I/O to a device */
+	VCPU_EXIT_MMIO,		/* MMIO to a device */
+	VCPU_EXIT_MSR,		/* an MSR access routed to mvm (the SYSCALL takeover) */
+	VCPU_EXIT_EMULATION,	/* an instruction KVM handed back, finished by mvm */
+	VCPU_EXIT_INTR,		/* a kick or a signal (KVM_EXIT_INTR, EINTR) */
+	VCPU_EXIT_OTHER,
+	VCPU_EXIT_KINDS,
+};
+extern const char *const vcpu_exit_names[VCPU_EXIT_KINDS];
 
 struct vcpu {
 	struct vm *vm;		/* borrowed: the VM owns its vCPUs */
@@ -18,6 +31,9 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	uint64_t guest_lstar, guest_cstar; /* what the guest wrote (syscall_trap.c) */
+	/* Written by the vCPU thread only (a relaxed load and store, no locked instruction on
+	 * the exit path), read by anyone. */
+	_Atomic uint64_t exits[VCPU_EXIT_KINDS];
 };
 
 /* Creates vCPU (index) of (vm) with the VM's CPUID policy (APIC id set) and boot MSRs.
