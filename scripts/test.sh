@@ -4,16 +4,20 @@
 #   4. ctest on the normal build, 5. unit and bad-input tests on an ASan+UBSan build,
 #   6. the host code built with clang -Werror, and its unit tests; 7. a short run of each fuzz
 #   target (tests/fuzz, libFuzzer; MVM_FUZZ_SECONDS per target, default 20).
-# Set MVM_REQUIRE_KVM=1 (CI does) to turn every skip of a /dev/kvm test into a failure.
+# Set MVM_REQUIRE_KVM=1 (CI does) to turn every skip of a /dev/kvm test into a failure, and
+# MVM_WERROR=ON (CI does) to build everything with -Werror (the clang and fuzz builds always are).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc)
+# Passed after build.sh's own -DMVM_WERROR (which follows CI=true), so it wins when set.
+werror=()
+[ -n "${MVM_WERROR:-}" ] && werror=(-DMVM_WERROR="$MVM_WERROR")
 
 "$top/scripts/deps.sh"
 echo "test: building mvm" >&2
-"$top/scripts/build.sh"
+"$top/scripts/build.sh" "${werror[@]}"
 echo "test: building mvm with ASan+UBSan" >&2
-MVM_BUILD_DIR="$top/build-asan" "$top/scripts/build.sh" -DMVM_SANITIZE=ON
+MVM_BUILD_DIR="$top/build-asan" "$top/scripts/build.sh" -DMVM_SANITIZE=ON "${werror[@]}"
 echo "test: building the host code and unit tests with clang" >&2
 clang_dir=$top/build-clang
 # Only mvm and the host test programs: the test guests come from the gcc build.
