@@ -6,7 +6,10 @@ Each case checks the exit status mvm documents and the guest's own PASS/FAIL rep
 """
 import os
 import re
+import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mvmtest  # noqa: E402
@@ -52,9 +55,49 @@ def case_unclaimed(c):
     mvmtest.guest_passed(c, r, "unclaimed")
 
 
+def run_timed(args, timeout=60):
+    """Runs mvm with (args) and timestamps each line of the guest's console as it arrives
+    (host monotonic seconds, and UTC seconds since the epoch). Returns
+    (Result, [(seconds, utc, line)])."""
+    p = subprocess.Popen(mvmtest.command(MVM, args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    lines = [(time.monotonic(), time.time(), raw.decode(errors="replace").rstrip("\r\n"))
+             for raw in p.stdout]
+    err = p.stderr.read().decode(errors="replace")
+    status = p.wait()
+    timed_out = not timer.is_alive()
+    timer.cancel()
+    return (mvmtest.Result(None if timed_out else status, "\n".join(ln for *_, ln in lines),
+                           err, timed_out), lines)
+
+
 def case_timer(c):
-    r = mvmtest.run(MVM, ["run", "-k", guest("timer")])
+    """The guest checks each timer's interrupt rate against the programmed 100 Hz (40%-150%
+    over a 500 ms window, guest-kernels/tests/timer.c), timing the window with the PIT's
+    counter. That catches interrupts that do not follow the counter, not a clock that runs
+    too fast or too slow as a whole (the engine times both timers from one host clock): so
+    the host times each window too, from the line printed just before it to the line that
+    reports it. The window may last no less than 1/1.5 of the guest's count (minus 100 ms for
+    reading the lines) and no more than 6x (plus 1 s for the first interrupt and a loaded
+    host, where the guest's clock misses counter wraps and runs late): a timer 10x too fast or
+    too slow fails."""
+    r, lines = run_timed(["run", "-k", guest("timer")])
     mvmtest.guest_passed(c, r, "timer")
+    for what in ("PIT", "LAPIC-TIMER"):
+        at = [i for i, (*_, ln) in enumerate(lines) if ln.startswith(f"{what} ")]
+        m = at and at[0] > 0 and re.match(rf"{what} (\d+) irqs in (\d+) ms", lines[at[0]][2])
+        if not c.check(m, f"the guest reported its {what} window", r):
+            continue
+        guest_s = int(m.group(2)) / 1000
+        host_s = lines[at[0]][0] - lines[at[0] - 1][0]
+        print(f"{what}: {m.group(1)} interrupts in {guest_s:.3f} s of guest (PIT) time, "
+              f"{host_s:.3f} s of host time")
+        c.check(guest_s <= 1.5 * host_s + 0.1, f"{what}: the guest's {guest_s:.3f} s took "
+                f"{host_s:.3f} s on the host: its clock runs no more than 1.5x fast", r)
+        c.check(host_s <= 6 * guest_s + 1, f"{what}: the guest's {guest_s:.3f} s took "
+                f"{host_s:.3f} s on the host: its clock runs no more than 6x slow", r)
 
 
 def case_smp(c):
