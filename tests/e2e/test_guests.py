@@ -100,6 +100,34 @@ def case_timer(c):
                 f"{host_s:.3f} s on the host: its clock runs no more than 6x slow", r)
 
 
+def case_rtc(c):
+    """The CMOS clock against the host's UTC time. The guest checks the registers' format and
+    prints each change of the seconds it sees (RTC-TICK); the host timestamps each line as it
+    arrives. The second shown must be the host's (it may be up to 2 s behind the line's
+    arrival on a loaded host, never ahead by more than the 0.1 s the two clocks may differ by
+    reading): a clock in local time, an hour or a day off, fails. The two ticks lie 0.5-2 s
+    apart on the host: a clock 10x too fast or frozen fails (the guest bounds a tick by 1.5 s
+    of PIT time too)."""
+    import calendar
+    r, lines = run_timed(["run", "-k", guest("rtc")])
+    mvmtest.guest_passed(c, r, "rtc")
+    ticks = []
+    for mono, utc, ln in lines:
+        m = re.match(r"RTC-TICK (\d) (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)$", ln)
+        if m:
+            rtc = calendar.timegm(tuple(int(x) for x in m.groups()[1:]))
+            ticks.append((mono, utc, rtc))
+            print(f"tick {m.group(1)}: RTC {rtc}, host UTC {utc:.3f} when the line arrived")
+    if not c.check(len(ticks) == 2, "the guest printed two RTC-TICK lines", r):
+        return
+    for i, (_, utc, rtc) in enumerate(ticks, 1):
+        c.check(-0.1 <= utc - rtc <= 2.0, f"tick {i}: the RTC's {rtc} is the host's UTC second "
+                f"({utc:.3f}; 0.1 s ahead to 2 s behind)", r)
+    c.check(ticks[1][2] == ticks[0][2] + 1, "the RTC advanced one second between the ticks", r)
+    gap = ticks[1][0] - ticks[0][0]
+    c.check(0.5 <= gap <= 2.0, f"the ticks came {gap:.3f} s apart on the host (0.5-2 s)", r)
+
+
 def case_smp(c):
     # The engine runs every vCPU on one thread: all 64 the CLI allows come up quickly there.
     for n in (1, 2, 4) + ((64,) if mvmtest.ACCEL == "dbt" else ()):
