@@ -74,6 +74,13 @@ def check_jail(c, pid, pidns, cgroup, inherited):
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         c.check(int(st[cap], 16) == 0, f"{cap} is empty ({st[cap]})")
     c.check(st["NoNewPrivs"].strip() == "1", "no_new_privs is set")
+    # The main thread loads its filter after starting the vCPU threads, a few ms after it
+    # dropped to the uid: wait for it rather than race it.
+    for _ in range(100):
+        if st["Seccomp"].strip() == "2":
+            break
+        time.sleep(0.02)
+        st = status_of(pid)
     c.check(st["Seccomp"].strip() == "2", "seccomp filters are on")
     root = f"/proc/{pid}/root"
     c.check(os.listdir(root) == [], f"its root is empty (got {os.listdir(root)[:8]})")

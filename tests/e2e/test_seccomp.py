@@ -8,6 +8,10 @@ Usage: test_seccomp.py MVM GUEST_DIR CASE
           hybrid: io, engine); and a role with no thread in this mode changes nothing
   status  while the guest runs, every thread has exactly one filter (/proc/PID/task/*/status:
           Seccomp 2, Seccomp_filters 1) and the names mvm gives them
+  args    the arguments are checked too: MVM_SECCOMP_SELFTEST=<role>:futex (a futex operation
+          glibc never makes for mvm) and <role>:ioctl (a request of the role's list on stderr,
+          not an fd of the kind it is for) stop mvm with 159 and the line, on every role the
+          accelerator has; under --seccomp log both are let through and the guest passes
   log     --seccomp log: the same socket(2) is allowed (the kernel logs it), the guest passes
   off     --seccomp off: no filter on any thread, the self-test hook does nothing
 """
@@ -61,6 +65,24 @@ def case_trap(c):
     # Without the hook the same run passes: the filters alone do not stop the guest.
     r = run_env([], {})
     mvmtest.guest_passed(c, r, "hello under the default filters")
+
+
+def case_args(c):
+    mine, _ = roles()
+    for role in mine:
+        for what, want in (("futex", "made system call 202 (futex)"),
+                           ("ioctl", "made system call 16 (ioctl) with arguments 0x2, ")):
+            r = run_env([], {"MVM_SECCOMP_SELFTEST": f"{role}:{what}"})
+            c.check(r.status == EXIT_SECCOMP,
+                    f"{role}: a forbidden {what} argument stops mvm with status {EXIT_SECCOMP} "
+                    f"(got {r.status})", r)
+            c.check(f"the {ROLE_NAMES[role]} thread {want}" in r.err,
+                    f"{role}: the message names the thread, the call and its {what} argument",
+                    r)
+            r = run_env(["--seccomp", "log"], {"MVM_SECCOMP_SELFTEST": f"{role}:{what}"})
+            mvmtest.guest_passed(c, r, f"log, {what} self-test on the {role} thread")
+            c.check(f"self-test: {what}(" in r.err, f"log: the {role} thread made the {what} "
+                    "call", r)
 
 
 def start_echo(extra=()):
@@ -173,7 +195,8 @@ def main():
     case = sys.argv[3]
     c = mvmtest.Checker(f"seccomp-{case}")
     mvmtest.require_kvm()
-    {"trap": case_trap, "status": case_status, "log": case_log, "off": case_off}[case](c)
+    {"trap": case_trap, "args": case_args, "status": case_status, "log": case_log,
+     "off": case_off}[case](c)
     c.done()
 
 

@@ -1,24 +1,45 @@
 /* test_seccomp.c: the per-role allow-lists, each in a child process: what a role needs runs,
  * anything else stops the process with SANDBOX_EXIT_SECCOMP and a line naming the thread and
- * the call; log mode lets it through; the lists stay at least as tight as Firecracker's. */
+ * the call; log mode lets it through; the lists stay at least as tight as Firecracker's. The
+ * arguments too: futex only with the operations glibc makes, each ioctl request only on an fd
+ * of its kind (a KVM vCPU, VM, TAP or stdin, opened before the filters are set up, as mvm
+ * does; the KVM and TAP cases need /dev/kvm and /dev/net/tun and are left out without). */
 #include "sandbox/seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
 
 typedef void (*body_fn)(void);
+
+/* The fds the bodies name, open before the child sets up its filters: -1 when absent. A TAP
+ * is inherited; KVM's VM and vCPU only answer the process that made them (EIO after a fork),
+ * so a child made with (child_kvm) makes its own first. */
+static int vm_fd = -1, vcpu_fd = -1, tun_fd = -1;
+/* Several vCPUs, one after another (the filter covers them as aligned blocks of fds), and an
+ * fd made right after them that is none. */
+#define NVCPUS 5
+static int vcpu_fds[NVCPUS], after_fd = -1;
+static bool child_kvm;
+
+static void open_kvm(void);
 
 struct child_arg {
 	enum thread_role role;
@@ -53,6 +74,8 @@ static int in_child(enum sandbox_seccomp mode, enum thread_role role, body_fn bo
 
 		dup2(p[1], STDERR_FILENO);
 		close(p[0]);
+		if (child_kvm)
+			open_kvm();
 		if (sandbox_seccomp_init(mode))
 			_exit(2);
 		/* The control and engine roles are mvm's main thread, which never exits alone. */
@@ -129,18 +152,142 @@ static void ioctl_fionread(void)
 	ioctl(STDERR_FILENO, FIONREAD, &n);
 }
 
-/* A request in the I/O thread's list on an fd that is no TAP: refused by the kernel, not by
- * the filter. */
+
+/* A request in the I/O thread's list on an fd that is no TAP. */
 static void ioctl_tunsetoffload(void)
 {
-	if (ioctl(STDERR_FILENO, TUNSETOFFLOAD, 0) == 0 || errno == 0)
+	ioctl(STDERR_FILENO, TUNSETOFFLOAD, 0);
+}
+
+/* On a TAP that is attached to no interface: refused by the kernel, not by the filter. */
+static void ioctl_tunsetoffload_tap(void)
+{
+	if (ioctl(tun_fd, TUNSETOFFLOAD, 0) == 0 || errno == 0)
 		_exit(13);
 }
 
 static void ioctl_kvm_run(void)
 {
-	if (ioctl(STDERR_FILENO, KVM_RUN, 0) == 0)
+	ioctl(STDERR_FILENO, KVM_RUN, 0);
+}
+
+static void ioctl_get_regs_vcpu(void)
+{
+	struct kvm_regs r;
+
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &r))
 		_exit(14);
+}
+
+static void ioctl_get_regs_vm(void)
+{
+	struct kvm_regs r;
+
+	ioctl(vm_fd, KVM_GET_REGS, &r);
+}
+
+static void ioctl_irq_line_vm(void)
+{
+	struct kvm_irq_level irq = {.irq = 4, .level = 0};
+
+	ioctl(vm_fd, KVM_IRQ_LINE, &irq); /* no irqchip: the kernel may refuse it */
+}
+
+static void ioctl_irq_line_vcpu(void)
+{
+	struct kvm_irq_level irq = {.irq = 4, .level = 0};
+
+	ioctl(vcpu_fd, KVM_IRQ_LINE, &irq);
+}
+
+static void ioctl_get_msrs_vcpu(void)
+{
+	struct kvm_msrs m = {.nmsrs = 0};
+
+	if (ioctl(vcpu_fd, KVM_GET_MSRS, &m) < 0)
+		_exit(15);
+}
+
+static void tcgets_stdin(void)
+{
+	struct termios t;
+
+	ioctl(STDIN_FILENO, TCGETS, &t); /* a pipe here: ENOTTY from the kernel */
+}
+
+static void tcgets_stderr(void)
+{
+	struct termios t;
+
+	ioctl(STDERR_FILENO, TCGETS, &t);
+}
+
+/* Every futex operation the lists allow, none of them blocking (the word is not the value
+ * they wait for), then a condition variable with a timeout as glibc makes it. */
+static void futex_allowed(void)
+{
+	static const int ops[] = {FUTEX_WAIT_PRIVATE, FUTEX_WAIT_BITSET_PRIVATE,
+				  FUTEX_WAIT_BITSET_PRIVATE | FUTEX_CLOCK_REALTIME,
+				  FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME};
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct timespec ts;
+	uint32_t word = 1;
+
+	for (unsigned int i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (syscall(SYS_futex, &word, ops[i], 0, NULL, NULL, FUTEX_BITSET_MATCH_ANY) == 0 ||
+		    errno != EAGAIN)
+			_exit(16);
+	if (syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) != 0)
+		_exit(17);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&lock);
+	pthread_cond_timedwait(&cond, &lock, &ts);
+	pthread_mutex_unlock(&lock);
+}
+
+/* An operation glibc never makes for mvm. */
+static void futex_requeue(void)
+{
+	uint32_t word = 0;
+
+	syscall(SYS_futex, &word, FUTEX_REQUEUE_PRIVATE, 0, 0, &word, 0);
+}
+
+/* The fds the KVM cases name: a VM with one vCPU. */
+static void open_kvm(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (kvm < 0)
+		return;
+	vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
+	for (int i = 0; i < NVCPUS && vm_fd >= 0; i++)
+		vcpu_fds[i] = ioctl(vm_fd, KVM_CREATE_VCPU, i);
+	vcpu_fd = vcpu_fds[0];
+	after_fd = eventfd(0, EFD_CLOEXEC);
+	close(kvm);
+}
+
+static void ioctl_get_regs_each_vcpu(void)
+{
+	struct kvm_regs r;
+
+	for (int i = 0; i < NVCPUS; i++)
+		if (ioctl(vcpu_fds[i], KVM_GET_REGS, &r))
+			_exit(18);
+}
+
+static void ioctl_get_regs_after(void)
+{
+	struct kvm_regs r;
+
+	ioctl(after_fd, KVM_GET_REGS, &r);
 }
 
 static void expect_trap(enum thread_role role, body_fn body, const char *call)
@@ -189,6 +336,17 @@ int main(void)
 		return t_done();
 	}
 	thread_role_set_hook(NULL); /* the parent itself stays unfiltered */
+	/* Opened before any child sets up its filters, as mvm opens them before its own. */
+	tun_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	open_kvm();
+	child_kvm = vcpu_fds[NVCPUS - 1] >= 0;
+	for (int i = 0; i < NVCPUS; i++)
+		if (vcpu_fds[i] >= 0)
+			close(vcpu_fds[i]);
+	if (vm_fd >= 0)
+		close(vm_fd);
+	if (after_fd >= 0)
+		close(after_fd);
 
 	for (int r = 0; r < THREAD_ROLES; r++) {
 		expect_ok(SANDBOX_SECCOMP_ON, (enum thread_role)r, allowed_common);
@@ -201,13 +359,42 @@ int main(void)
 		expect_ok(SANDBOX_SECCOMP_LOG, (enum thread_role)r, call_socket);
 		expect_ok(SANDBOX_SECCOMP_LOG, (enum thread_role)r, open_file);
 	}
-	/* ioctl requests are per role. */
-	expect_ok(SANDBOX_SECCOMP_ON, THREAD_IO, ioctl_tunsetoffload);
+	/* futex: the operations glibc makes pass, another one stops the process. */
+	for (int r = 0; r < THREAD_ROLES; r++) {
+		expect_ok(SANDBOX_SECCOMP_ON, (enum thread_role)r, futex_allowed);
+		expect_trap((enum thread_role)r, futex_requeue, "202 (futex)");
+		expect_ok(SANDBOX_SECCOMP_LOG, (enum thread_role)r, futex_requeue);
+	}
+	/* ioctl requests are per role, and per kind of fd: a request of the role's list on an
+	 * fd of another kind stops the process. */
 	expect_trap(THREAD_VCPU, ioctl_tunsetoffload, "16 (ioctl)");
-	expect_ok(SANDBOX_SECCOMP_ON, THREAD_VCPU, ioctl_kvm_run);
-	expect_ok(SANDBOX_SECCOMP_ON, THREAD_ENGINE, ioctl_kvm_run);
+	expect_trap(THREAD_IO, ioctl_tunsetoffload, "16 (ioctl) with arguments 0x2, ");
+	expect_trap(THREAD_VCPU, ioctl_kvm_run, "16 (ioctl) with arguments 0x2, ");
+	expect_trap(THREAD_ENGINE, ioctl_kvm_run, "16 (ioctl) with arguments 0x2, ");
 	expect_trap(THREAD_IO, ioctl_kvm_run, "16 (ioctl)");
 	expect_trap(THREAD_CONTROL, ioctl_kvm_run, "16 (ioctl)");
+	expect_ok(SANDBOX_SECCOMP_ON, THREAD_CONTROL, tcgets_stdin);
+	expect_trap(THREAD_CONTROL, tcgets_stderr, "16 (ioctl) with arguments 0x2, ");
+	expect_ok(SANDBOX_SECCOMP_LOG, THREAD_IO, ioctl_tunsetoffload);
+	if (tun_fd >= 0) {
+		expect_ok(SANDBOX_SECCOMP_ON, THREAD_IO, ioctl_tunsetoffload_tap);
+	} else {
+		fprintf(stderr, "no /dev/net/tun: TUNSETOFFLOAD on a TAP not tried\n");
+	}
+	if (child_kvm) {
+		expect_ok(SANDBOX_SECCOMP_ON, THREAD_VCPU, ioctl_get_regs_vcpu);
+		expect_ok(SANDBOX_SECCOMP_ON, THREAD_VCPU, ioctl_get_regs_each_vcpu);
+		expect_trap(THREAD_VCPU, ioctl_get_regs_after, "16 (ioctl)");
+		expect_trap(THREAD_VCPU, ioctl_get_regs_vm, "16 (ioctl)");
+		expect_ok(SANDBOX_SECCOMP_ON, THREAD_VCPU, ioctl_irq_line_vm);
+		expect_trap(THREAD_VCPU, ioctl_irq_line_vcpu, "16 (ioctl)");
+		expect_ok(SANDBOX_SECCOMP_ON, THREAD_IO, ioctl_irq_line_vm);
+		expect_ok(SANDBOX_SECCOMP_ON, THREAD_ENGINE, ioctl_get_msrs_vcpu);
+		expect_trap(THREAD_CONTROL, ioctl_get_regs_vcpu, "16 (ioctl)");
+		child_kvm = false;
+	} else {
+		fprintf(stderr, "no /dev/kvm: the KVM fd cases not tried\n");
+	}
 	/* Off: nothing is filtered. */
 	expect_ok(SANDBOX_SECCOMP_OFF, THREAD_VCPU, call_socket);
 	return t_done();

@@ -23,13 +23,16 @@ enum sandbox_seccomp {
 #define SANDBOX_EXIT_SECCOMP 159
 
 /* Test hook: MVM_SECCOMP_SELFTEST=vcpu|io|control|engine makes the first thread of that role
- * call socket(2), which no list allows, right after loading its filter. */
+ * call socket(2), which no list allows, right after loading its filter; with ":futex" after
+ * the role, futex(2) with an operation no list allows (FUTEX_REQUEUE_PRIVATE); with ":ioctl",
+ * an ioctl request of the role's list on stderr, an fd not of the kind it is allowed on. */
 #define SANDBOX_SELFTEST_ENV "MVM_SECCOMP_SELFTEST"
 
 /* Sets the policy for every thread that takes a role from now on: installs the SIGSYS
  * handler and the thread_role hook that loads the role's filter (built on first use), and
  * runs what glibc would otherwise do lazily with calls no list allows (tzset's open of
- * /etc/localtime). vCPU threads then wait for THREAD_CONTROL, so that no guest code runs
+ * /etc/localtime). The filters allow each ioctl request only on the fds of its kind open now
+ * (KVM vCPUs, KVM VMs, TAPs, stdin): call it once every one of those is open. vCPU threads then wait for THREAD_CONTROL, so that no guest code runs
  * before every thread has its filter. SANDBOX_SECCOMP_OFF installs nothing; so does a
  * sanitizer build (its runtime's calls are in no list), which says so.
  * Main thread, once, before any other thread starts. Returns 0 or -errno (logged). */
