@@ -24,9 +24,14 @@ static const uint8_t loop_opcodes[] = {
 	IORING_OP_FALLOCATE,	/* virtio-blk discard and write-zeroes */
 	IORING_OP_POLL_ADD,	/* TAP and console readiness */
 	IORING_OP_ASYNC_CANCEL,	/* virtio-net and -console cancel their reads at reset */
-	IORING_OP_CLOSE,	/* loop_fini(): emptying the file table's slots (direct close
-				 * only: a ring that requires fixed files refuses any close,
+	IORING_OP_CLOSE,	/* loop_fini(), virtio-vsock: emptying file table slots (direct
+				 * close only: a ring that requires fixed files refuses any close,
 				 * IOSQE_FIXED_FILE being invalid on IORING_OP_CLOSE) */
+	IORING_OP_ACCEPT,	/* virtio-vsock: host peers on its Unix socket (direct) */
+	IORING_OP_SOCKET,	/* virtio-vsock: a Unix socket per guest connection (direct) */
+	IORING_OP_CONNECT,	/* virtio-vsock: ... to PATH_port */
+	IORING_OP_SENDMSG,	/* virtio-vsock: guest data to a host peer (MSG_NOSIGNAL) */
+	IORING_OP_SHUTDOWN,	/* virtio-vsock: SHUT_WR when the guest sends no more */
 };
 
 /* Creates the ring disabled (IORING_SETUP_R_DISABLED), so that devices can fill its file
