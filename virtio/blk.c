@@ -279,7 +279,7 @@ static void start_discard(struct virtio_blk_req *r, const struct iovec *iov, uns
 	num = le32toh(seg.num_sectors);
 	flags = le32toh(seg.flags);
 	/* Section 5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP. */
-	if (flags & ~(wz ? VIRTIO_BLK_WRITE_ZEROES_F_UNMAP : 0)) {
+	if (flags & ~(wz ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0)) {
 		fail(r, VIRTIO_BLK_S_UNSUPP, "unknown discard/write-zeroes flags");
 		return;
 	}
@@ -300,7 +300,7 @@ static void start_discard(struct virtio_blk_req *r, const struct iovec *iov, uns
 	/* Write-zeroes with unmap, and discard, punch a hole (it reads back as zeroes);
 	 * write-zeroes without unmap keeps the blocks allocated. */
 	mode = FALLOC_FL_KEEP_SIZE |
-	       (wz && !(flags & VIRTIO_BLK_WRITE_ZEROES_F_UNMAP) ? FALLOC_FL_ZERO_RANGE
+	       (wz && !(flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) ? FALLOC_FL_ZERO_RANGE
 								 : FALLOC_FL_PUNCH_HOLE);
 	r->op.done = other_done;
 	/* Without FLUSH nothing acknowledged may be lost (see blk_activate()): the new extents

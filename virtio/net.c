@@ -577,7 +577,7 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
 		return NULL;
 	}
 	if (virtio_mmio_init(&n->mmio, n->name, &net_ops, VIRTIO_ID_NET, features, 2,
-			     VIRTIO_NET_QUEUE_SIZE, &n->config, sizeof(n->config), mem, loop)) {
+			     VIRTIO_NET_QUEUE_SIZE, &n->config, VIRTIO_NET_CONFIG_LEN, mem, loop)) {
 		loop_file_remove(loop, n->file);
 		free(n);
 		return NULL;

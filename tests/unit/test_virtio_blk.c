@@ -407,7 +407,7 @@ static void test_rw(void)
 	memcpy(gpa(&f, DATA + 0x40000), &seg, 16);
 	CHECK_EQ(req(&d, VIRTIO_BLK_T_DISCARD, 0, &sg, 1), VIRTIO_BLK_S_OK);
 	CHECK(file_zero(&d, 16 * 512, 4096));
-	seg.flags = VIRTIO_BLK_WRITE_ZEROES_F_UNMAP;
+	seg.flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 	memcpy(gpa(&f, DATA + 0x40000), &seg, 16);
 	CHECK_EQ(req(&d, VIRTIO_BLK_T_DISCARD, 0, &sg, 1), VIRTIO_BLK_S_UNSUPP);
 	for (uint32_t unmap = 0; unmap <= 1; unmap++) {
@@ -466,7 +466,7 @@ static void test_rw(void)
 	/* And so are discard and write-zeroes. */
 	check_durable(&d, VIRTIO_BLK_T_DISCARD, 0);
 	check_durable(&d, VIRTIO_BLK_T_WRITE_ZEROES, 0);
-	check_durable(&d, VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_WRITE_ZEROES_F_UNMAP);
+	check_durable(&d, VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 
 	/* No writable byte for the status: NEEDS_RESET, and nothing else happens. */
 	fring_desc(&d.r, 0, HDR, 16, VRING_DESC_F_NEXT, 1);

@@ -441,15 +441,9 @@ static void ufo_test(struct virtio_net *tn)
 
 /* TSO6 and ECN on a real TAP. The host side is a packet socket on the TAP's interface with
  * PACKET_VNET_HDR: it reads each frame the tun driver took from mvm's write together with the
- * vnet header rebuilt from the socket buffer tun made of it (packet(7)), so what it shows is
- * what reached the host's network stack. */
-/* What a PACKET_VNET_HDR socket puts before each frame: the 10-byte header of virtio 1.2
- * section 5.1.6 without num_buffers, in host byte order. */
-struct pkt_vnet_hdr {
-	uint8_t flags, gso_type;
-	uint16_t hdr_len, gso_size, csum_start, csum_offset;
-};
-
+ * vnet header (struct virtio_net_hdr, without num_buffers, in host byte order) rebuilt from the
+ * socket buffer tun made of it (packet(7)), so what it shows is what reached the host's
+ * network stack. */
 struct gso_probe {
 	int ps;				/* the packet socket */
 	uint8_t tap_mac[6];
@@ -502,7 +496,7 @@ static uint16_t gso_send(struct virtio_net *tn, struct gso_probe *p, uint8_t gso
 /* The frame from source port (port) as the host stack received it on the TAP: true with its
  * vnet header in (vh) if it came within (ms). */
 static bool gso_recv(struct gso_probe *p, uint16_t port, unsigned int ms,
-		     struct pkt_vnet_hdr *vh, size_t *frame_len)
+		     struct virtio_net_hdr *vh, size_t *frame_len)
 {
 	static uint8_t buf[sizeof(*vh) + 65536];
 	uint64_t end = now_ms() + ms;
@@ -547,7 +541,7 @@ static void tso6_ecn_test(struct virtio_net *tn)
 {
 	struct gso_probe p = {.sport = 40000};
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL)};
-	struct pkt_vnet_hdr vh;
+	struct virtio_net_hdr vh;
 	struct ifreq ifr = {0};
 	uint64_t dropped;
 	size_t flen = 0;

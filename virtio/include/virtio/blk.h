@@ -8,90 +8,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The ABI (section 5.2: feature bits, request types and status values, the config space, the
+ * request header and the discard/write-zeroes segment) is the kernel's. */
+#include <linux/virtio_blk.h>
+
 #include "core/guest_mem.h"
 #include "core/loop.h"
 #include "virtio/mmio.h"
 #include "virtio/vq.h"
 
-/* Feature bits (section 5.2.3). */
-#define VIRTIO_BLK_F_SIZE_MAX	  1
-#define VIRTIO_BLK_F_SEG_MAX	  2
-#define VIRTIO_BLK_F_GEOMETRY	  4
-#define VIRTIO_BLK_F_RO		  5
-#define VIRTIO_BLK_F_BLK_SIZE	  6
-#define VIRTIO_BLK_F_FLUSH	  9
-#define VIRTIO_BLK_F_TOPOLOGY	  10
-#define VIRTIO_BLK_F_CONFIG_WCE	  11
-#define VIRTIO_BLK_F_MQ		  12
-#define VIRTIO_BLK_F_DISCARD	  13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
-/* Request types and status values (section 5.2.6). */
-#define VIRTIO_BLK_T_IN		  0
-#define VIRTIO_BLK_T_OUT	  1
-#define VIRTIO_BLK_T_FLUSH	  4
-#define VIRTIO_BLK_T_GET_ID	  8
-#define VIRTIO_BLK_T_DISCARD	  11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-
-#define VIRTIO_BLK_S_OK	    0
-#define VIRTIO_BLK_S_IOERR  1
-#define VIRTIO_BLK_S_UNSUPP 2
-
-#define VIRTIO_BLK_ID_BYTES 20
 #define VIRTIO_BLK_SECTOR   512
-
-#define VIRTIO_BLK_WRITE_ZEROES_F_UNMAP 1
 
 #define VIRTIO_BLK_QUEUE_SIZE 256
 #define VIRTIO_BLK_SEG_MAX    (VQ_IOV_MAX - 2)		/* header and status take one each */
 #define VIRTIO_BLK_MAX_DISCARD_SECTORS 0x3fffff		/* 2 GiB per request */
 
-struct virtio_blk_config {
-	uint64_t capacity;		/* in 512-byte sectors */
-	uint32_t size_max;
-	uint32_t seg_max;
-	uint16_t cylinders;
-	uint8_t heads;
-	uint8_t sectors;
-	uint32_t blk_size;
-	uint8_t physical_block_exp;
-	uint8_t alignment_offset;
-	uint16_t min_io_size;
-	uint32_t opt_io_size;
-	uint8_t writeback;
-	uint8_t unused0;
-	uint16_t num_queues;
-	uint32_t max_discard_sectors;
-	uint32_t max_discard_seg;
-	uint32_t discard_sector_alignment;
-	uint32_t max_write_zeroes_sectors;
-	uint32_t max_write_zeroes_seg;
-	uint8_t write_zeroes_may_unmap;
-	uint8_t unused1[3];
-	uint32_t max_secure_erase_sectors;
-	uint32_t max_secure_erase_seg;
-	uint32_t secure_erase_sector_alignment;
-};
-_Static_assert(sizeof(struct virtio_blk_config) == 72, "virtio_blk_config size");
+/* The fields mvm fills and reads, where section 5.2.4 and 5.2.6 put them. */
 _Static_assert(offsetof(struct virtio_blk_config, seg_max) == 12, "seg_max");
 _Static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "blk_size");
 _Static_assert(offsetof(struct virtio_blk_config, num_queues) == 34, "num_queues");
 _Static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36, "max_discard");
 _Static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "wz unmap");
-
-struct virtio_blk_outhdr {
-	uint32_t type;
-	uint32_t ioprio;
-	uint64_t sector;
-};
+_Static_assert(sizeof(struct virtio_blk_config) >= 72, "virtio_blk_config size");
 _Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio_blk_outhdr size");
-
-struct virtio_blk_discard_write_zeroes {
-	uint64_t sector;
-	uint32_t num_sectors;
-	uint32_t flags;
-};
 _Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "discard segment size");
 
 /* An opened, locked image. */

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/virtio_console.h>
+
 #include "core/guest_mem.h"
 #include "core/loop.h"
 #include "virtio/mmio.h"
@@ -19,12 +21,7 @@
 #define VIRTIO_CONSOLE_QUEUE_SIZE 64
 #define VIRTIO_CONSOLE_READ_SIZE  256
 
-struct virtio_console_config {
-	uint16_t cols;
-	uint16_t rows;
-	uint32_t max_nr_ports;
-	uint32_t emerg_wr;
-};
+/* The config space (section 5.3.4) is the kernel's. */
 _Static_assert(sizeof(struct virtio_console_config) == 12, "virtio_console_config size");
 
 /* Filters (n) input bytes from (in) into (out), which has room for n + 1 bytes; returns how

@@ -1,39 +1,18 @@
-/* mmio_regs.h: the virtio-mmio register layout (virtio 1.2 section 4.2.2). Constants only, so
- * the freestanding test guests' driver uses the same definitions as the device. */
+/* mmio_regs.h: the virtio-mmio register layout (virtio 1.2 section 4.2.2), from the kernel's
+ * <linux/virtio_mmio.h> (defines only, so the freestanding test guests' driver uses the same
+ * definitions as the device). */
 #ifndef MVM_VIRTIO_MMIO_REGS_H
 #define MVM_VIRTIO_MMIO_REGS_H
 
-/* Register offsets (section 4.2.2). */
-#define VIRTIO_MMIO_MAGIC_VALUE		0x000
-#define VIRTIO_MMIO_VERSION		0x004
-#define VIRTIO_MMIO_DEVICE_ID		0x008
-#define VIRTIO_MMIO_VENDOR_ID		0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
-#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
-#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
-#define VIRTIO_MMIO_QUEUE_SEL		0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
-#define VIRTIO_MMIO_QUEUE_NUM		0x038
-#define VIRTIO_MMIO_QUEUE_READY		0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
-#define VIRTIO_MMIO_STATUS		0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
-#define VIRTIO_MMIO_QUEUE_DRIVER_LOW	0x090
-#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH	0x094
-#define VIRTIO_MMIO_QUEUE_DEVICE_LOW	0x0a0
-#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH	0x0a4
-#define VIRTIO_MMIO_SHM_SEL		0x0ac
-#define VIRTIO_MMIO_SHM_LEN_LOW		0x0b0
-#define VIRTIO_MMIO_SHM_LEN_HIGH	0x0b4
-#define VIRTIO_MMIO_SHM_BASE_LOW	0x0b8
-#define VIRTIO_MMIO_SHM_BASE_HIGH	0x0bc
-#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
-#define VIRTIO_MMIO_CONFIG		0x100
+#include <linux/virtio_mmio.h>
 
-#define VIRTIO_MMIO_MAGIC  0x74726976 /* "virt" */
+/* The spec's names for the driver and device areas of a queue; Linux keeps the legacy ring
+ * names (avail, used) for the same registers. */
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW  VIRTIO_MMIO_QUEUE_AVAIL_LOW
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH VIRTIO_MMIO_QUEUE_AVAIL_HIGH
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW  VIRTIO_MMIO_QUEUE_USED_LOW
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH VIRTIO_MMIO_QUEUE_USED_HIGH
+
+#define VIRTIO_MMIO_MAGIC 0x74726976 /* MagicValue: "virt" (section 4.2.2) */
 
 #endif

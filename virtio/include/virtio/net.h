@@ -14,38 +14,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* The ABI (section 5.1: feature bits, link status, the config space and the vnet header with
+ * its flags and gso_type values) is the kernel's. */
+#include <linux/virtio_net.h>
+
 #include "core/guest_mem.h"
 #include "core/loop.h"
 #include "virtio/mmio.h"
 #include "virtio/vq.h"
-
-/* Feature bits (section 5.1.3). */
-#define VIRTIO_NET_F_CSUM	    0
-#define VIRTIO_NET_F_GUEST_CSUM	    1
-#define VIRTIO_NET_F_MTU	    3
-#define VIRTIO_NET_F_MAC	    5
-#define VIRTIO_NET_F_GUEST_TSO4	    7
-#define VIRTIO_NET_F_GUEST_TSO6	    8
-#define VIRTIO_NET_F_GUEST_ECN	    9
-#define VIRTIO_NET_F_GUEST_UFO	    10
-#define VIRTIO_NET_F_HOST_TSO4	    11
-#define VIRTIO_NET_F_HOST_TSO6	    12
-#define VIRTIO_NET_F_HOST_ECN	    13
-#define VIRTIO_NET_F_HOST_UFO	    14
-#define VIRTIO_NET_F_MRG_RXBUF	    15
-#define VIRTIO_NET_F_STATUS	    16
-#define VIRTIO_NET_F_CTRL_VQ	    17
-
-#define VIRTIO_NET_S_LINK_UP 1
-
-/* virtio_net_hdr flags and gso_type (section 5.1.6). */
-#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
-#define VIRTIO_NET_HDR_F_DATA_VALID 2
-#define VIRTIO_NET_HDR_GSO_NONE	    0
-#define VIRTIO_NET_HDR_GSO_TCPV4    1
-#define VIRTIO_NET_HDR_GSO_UDP	    3
-#define VIRTIO_NET_HDR_GSO_TCPV6    4
-#define VIRTIO_NET_HDR_GSO_ECN	    0x80
 
 #define VIRTIO_NET_RX_QUEUE   0
 #define VIRTIO_NET_TX_QUEUE   1
@@ -55,27 +31,16 @@
 /* The largest frame without segmentation offloads: 1500 bytes of MTU, Ethernet header, VLAN. */
 #define VIRTIO_NET_MAX_MTU_FRAME (1500 + 14 + 4)
 
-struct virtio_net_config {
-	uint8_t mac[6];
-	uint16_t status;
-	uint16_t max_virtqueue_pairs;
-	uint16_t mtu;
-};
-_Static_assert(sizeof(struct virtio_net_config) == 12, "virtio_net_config size");
+/* The config space mvm offers ends with mtu (section 5.1.4: mac, status, max_virtqueue_pairs,
+ * mtu); later fields belong to features it does not offer. */
+#define VIRTIO_NET_CONFIG_LEN (offsetof(struct virtio_net_config, mtu) + sizeof(uint16_t))
+_Static_assert(VIRTIO_NET_CONFIG_LEN == 12, "virtio_net_config up to mtu");
 _Static_assert(offsetof(struct virtio_net_config, status) == 6, "virtio_net_config.status");
 
 /* The header in front of every frame, both directions. With VIRTIO_F_VERSION_1 (always
  * negotiated here) it has num_buffers whether or not MRG_RXBUF is (section 5.1.6). */
-struct virtio_net_hdr_v1 {
-	uint8_t flags;
-	uint8_t gso_type;
-	uint16_t hdr_len;
-	uint16_t gso_size;
-	uint16_t csum_start;
-	uint16_t csum_offset;
-	uint16_t num_buffers;
-};
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1 size");
+_Static_assert(offsetof(struct virtio_net_hdr_v1, csum_start) == 6, "csum_start");
 _Static_assert(offsetof(struct virtio_net_hdr_v1, num_buffers) == 10, "num_buffers");
 
 /* Opens TAP (name) with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR and a 12-byte vnet header, creating
