@@ -218,6 +218,53 @@ static unsigned int instance_start(struct fc_api *a, json_t **reply)
 	return 204;
 }
 
+/* PUT /snapshot/load: like InstanceStart, with the machine taken from the snapshot. Firecracker
+ * allows it only on a VMM that nothing was configured on. */
+static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply)
+{
+	const char *state, *mem;
+	char err[600];
+	bool resume;
+	uint64_t one = 1;
+	unsigned int status = pre_boot_only(a, reply);
+
+	if (status)
+		return status;
+	if (fc_snapshot_load(body, &state, &mem, &resume, err, sizeof(err))) {
+		*reply = fault(err);
+		return 400;
+	}
+	if (a->vm.kernel || a->vm.ndrives || a->vm.nnets) {
+		*reply = fault("snapshot/load: the microVM is already configured (boot source, "
+			       "drives or network interfaces): load a snapshot into a fresh mvm");
+		return 400;
+	}
+	a->cfg = *a->base;
+	a->cfg.command = CMD_RUN;
+	a->cfg.fc_thread_names = true;
+	snprintf(a->cfg.restore_paths[0], sizeof(a->cfg.restore_paths[0]), "%s", state);
+	snprintf(a->cfg.restore_paths[1], sizeof(a->cfg.restore_paths[1]), "%s", mem);
+	a->cfg.restore_state = a->cfg.restore_paths[0];
+	a->cfg.restore_mem = a->cfg.restore_paths[1];
+	a->cfg.restore_paused = !resume;
+	a->state = FC_STARTING;
+	if (write(a->start_efd, &one, sizeof(one)) != sizeof(one)) {
+		a->state = FC_NOT_STARTED;
+		*reply = fault("snapshot/load: cannot reach the main thread");
+		return 500;
+	}
+	while (a->state == FC_STARTING)
+		pthread_cond_wait(&a->cond, &a->lock);
+	if (a->state == FC_NOT_STARTED) {
+		snprintf(err, sizeof(err), "snapshot/load: %s", a->start_err);
+		*reply = fault(err);
+		return 400;
+	}
+	if (!resume)
+		a->state = FC_PAUSED;
+	return 204;
+}
+
 static unsigned int actions(struct fc_api *a, json_t *body, json_t **reply)
 {
 	const char *type = NULL;
@@ -452,10 +499,23 @@ static unsigned int route(struct fc_api *a, const char *method, const char *top,
 		    !strcmp(top, "cpu-config") || !strcmp(top, "pmem") ||
 		    !strcmp(top, "hotplug") || !strcmp(top, "serial")) && (put || patch || get)) {
 		ret = fc_unsupported(top, err, sizeof(err));
-	} else if (!strcmp(top, "snapshot") && id && put &&
-		   (!strcmp(id, "create") || !strcmp(id, "load"))) {
-		snprintf(err, sizeof(err), "snapshot/%s: mvm has no snapshots yet", id);
-		ret = -EINVAL;
+	} else if (!strcmp(top, "snapshot") && id && !strcmp(id, "create") && put) {
+		const char *state_path, *mem_path;
+
+		if ((status = post_boot_only(a, reply)))
+			return status;
+		ret = fc_snapshot_create(body, &state_path, &mem_path, err, sizeof(err));
+		if (!ret && a->state != FC_PAUSED) {
+			snprintf(err, sizeof(err), "snapshot/create: the microVM must be paused "
+				 "(PATCH /vm {\"state\": \"Paused\"})");
+			ret = -EINVAL;
+		}
+		if (!ret && machine_snapshot(a->m, state_path, mem_path)) {
+			snprintf(err, sizeof(err), "snapshot/create: %s", log_last_error());
+			ret = -EINVAL;
+		}
+	} else if (!strcmp(top, "snapshot") && id && !strcmp(id, "load") && put) {
+		return snapshot_load(a, body, reply);
 	}
 	if (ret == -ENOENT) {
 		snprintf(err, sizeof(err), "Invalid request method and/or path: %s /%s%s%s", method,

@@ -654,6 +654,89 @@ int fc_put_mmds(struct fc_vm *vm, json_t *body, bool patch, size_t limit, char *
 	return 0;
 }
 
+int fc_snapshot_create(json_t *body, const char **state, const char **mem, char *err,
+		       size_t errlen)
+{
+	static const char what[] = "snapshot/create";
+	static const struct field fields[] = {
+		{"snapshot_path", F_STRING, true},
+		{"mem_file_path", F_STRING, true},
+		{"snapshot_type", F_STRING, false},
+		{"version", F_STRING, false},
+	};
+	const char *type;
+	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+	if (!ret)
+		ret = check_text(what, "snapshot_path", body, MVM_DISK_PATH_MAX - 8, err, errlen);
+	if (!ret)
+		ret = check_text(what, "mem_file_path", body, MVM_DISK_PATH_MAX - 1, err, errlen);
+	if (ret)
+		return ret;
+	if ((type = get_str(body, "snapshot_type")) && strcmp(type, "Full"))
+		return fail(err, errlen, "%s: snapshot_type '%s': mvm takes Full snapshots only",
+			    what, type);
+	*state = get_str(body, "snapshot_path");
+	*mem = get_str(body, "mem_file_path");
+	return 0;
+}
+
+int fc_snapshot_load(json_t *body, const char **state, const char **mem, bool *resume,
+		     char *err, size_t errlen)
+{
+	static const char what[] = "snapshot/load";
+	static const struct field fields[] = {
+		{"snapshot_path", F_STRING, true},	{"mem_file_path", F_STRING, false},
+		{"mem_backend", F_OBJECT, false},	{"resume_vm", F_BOOL, false},
+		{"enable_diff_snapshots", F_BOOL, false}, {"track_dirty_pages", F_BOOL, false},
+		{"network_overrides", F_ARRAY, false},	{"vsock_override", F_OBJECT, false},
+		{"clock_realtime", F_BOOL, false},
+	};
+	static const struct field backend[] = {
+		{"backend_type", F_STRING, true},
+		{"backend_path", F_STRING, true},
+	};
+	json_t *mb;
+	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+	if (!ret)
+		ret = check_text(what, "snapshot_path", body, MVM_DISK_PATH_MAX - 1, err, errlen);
+	if (!ret)
+		ret = check_text(what, "mem_file_path", body, MVM_DISK_PATH_MAX - 1, err, errlen);
+	if (ret)
+		return ret;
+	mb = get(body, "mem_backend");
+	if (!mb == !get(body, "mem_file_path"))
+		return fail(err, errlen, "%s: exactly one of mem_backend and mem_file_path", what);
+	if (mb) {
+		ret = check_object(mb, "snapshot/load: mem_backend", backend, ARRAY_SIZE(backend),
+				   err, errlen);
+		if (!ret)
+			ret = check_text(what, "backend_path", mb, MVM_DISK_PATH_MAX - 1, err,
+					 errlen);
+		if (ret)
+			return ret;
+		if (strcmp(get_str(mb, "backend_type"), "File"))
+			return fail(err, errlen, "%s: backend_type '%s': mvm loads memory from a "
+				    "File only", what, get_str(mb, "backend_type"));
+		*mem = get_str(mb, "backend_path");
+	} else {
+		*mem = get_str(body, "mem_file_path");
+	}
+	if (get_bool(body, "enable_diff_snapshots", false) ||
+	    get_bool(body, "track_dirty_pages", false))
+		return fail(err, errlen, "%s: mvm has no diff snapshots (dirty page tracking)",
+			    what);
+	if (json_array_size(get(body, "network_overrides")) || get(body, "vsock_override"))
+		return fail(err, errlen, "%s: overrides: mvm snapshots have no network or vsock "
+			    "devices yet", what);
+	if (get_bool(body, "clock_realtime", false))
+		return fail(err, errlen, "%s: clock_realtime is not supported yet", what);
+	*state = get_str(body, "snapshot_path");
+	*resume = get_bool(body, "resume_vm", false);
+	return 0;
+}
+
 int fc_unsupported(const char *what, char *err, size_t errlen)
 {
 	return fail(err, errlen, "%s: mvm has no %s device yet", what, what);

@@ -84,6 +84,12 @@ int fc_put_mmds(struct fc_vm *vm, json_t *body, bool patch, size_t limit, char *
  * from body) in (*path). */
 int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const char **path,
 		   char *err, size_t errlen);
+/* PUT /snapshot/create and /snapshot/load: the bodies checked, the paths (borrowed from body)
+ * returned. */
+int fc_snapshot_create(json_t *body, const char **state, const char **mem, char *err,
+		       size_t errlen);
+int fc_snapshot_load(json_t *body, const char **state, const char **mem, bool *resume,
+		     char *err, size_t errlen);
 /* Refuses the bodies of devices mvm does not have yet (vsock, balloon, cpu-config), naming it. */
 int fc_unsupported(const char *what, char *err, size_t errlen);
 

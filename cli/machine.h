@@ -36,6 +36,10 @@ int machine_send_ctrl_alt_del(struct machine *m);
 /* Parks every vCPU at an instruction boundary (pause) or lets them go on. Devices keep
  * serving what the guest already queued. Returns 0, or -ESHUTDOWN if the guest stopped. */
 int machine_pause(struct machine *m, bool pause);
+/* Writes a full snapshot of the paused machine: its state file (state_path) and guest RAM
+ * (mem_path, sparse). KVM machines without virtio devices so far; others are refused. Returns
+ * 0 or -errno (logged). */
+int machine_snapshot(struct machine *m, const char *state_path, const char *mem_path);
 /* Adds the machine's counters to (root): unclaimed bus accesses, emulated instructions
  * (KVM), each device's counters under "devices". */
 void machine_metrics(struct machine *m, json_t *root);

@@ -41,6 +41,13 @@ const char options_usage[] =
 	"                        a virtio-net NIC on TAP device NAME (repeatable, up to 4),\n"
 	"                        created if it does not exist (needs CAP_NET_ADMIN); mac: the\n"
 	"                        guest's address (default: a random locally administered one)\n"
+	"      --vsock cid=N,path=PATH\n"
+	"                        a virtio-vsock device for guest CID N (3 or more), bridged\n"
+	"                        to Unix sockets as Firecracker does: mvm listens on PATH\n"
+	"                        (which must not exist; removed at exit), where a host\n"
+	"                        process writes \"CONNECT <port>\\n\" to reach the guest's\n"
+	"                        listener on <port> and reads \"OK <hostport>\\n\"; the guest's\n"
+	"                        connections to host port P go to the Unix socket PATH_P\n"
 	"      --rng, --no-rng   a virtio-rng entropy device (the guest's /dev/hwrng), fed\n"
 	"                        from getrandom(); on by default\n"
 	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
@@ -58,6 +65,8 @@ const char options_usage[] =
 	"                        confine each of mvm's threads to the system calls it needs\n"
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
+	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem: taken with\n"
+	"                        the API's PUT /snapshot/create) instead of booting; KVM\n"
 	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
 	"                        namespace with an empty root, once every file is open\n"
 	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
@@ -298,6 +307,51 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 	return 0;
 }
 
+static int parse_vsock(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	struct vsock_config *v = &cfg->vsock;
+	const char *p = arg;
+	bool has_cid = false;
+	char opt[MVM_VSOCK_PATH_MAX + 8];
+
+	if (v->on)
+		return fail(err, errlen, "--vsock: at most one vsock device");
+	memset(v, 0, sizeof(*v));
+	while (*p) {
+		int len = next_field(&p, opt, sizeof(opt));
+
+		if (len < 0)
+			return fail(err, errlen, "--vsock: an option in '%s' is too long (paths: up "
+				    "to %d bytes)", arg, MVM_VSOCK_PATH_MAX);
+		if (!strncmp(opt, "cid=", 4)) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(opt + 4, &end, 0);
+			/* 0-2 are the hypervisor, local and host CIDs; -1U is VMADDR_CID_ANY. */
+			if (errno || end == opt + 4 || *end || opt[4] == '-' || n < 3 ||
+			    n > 0xfffffffeULL)
+				return fail(err, errlen, "--vsock: cid '%s' is not a number from 3 to "
+					    "4294967294", opt + 4);
+			v->cid = n;
+			has_cid = true;
+		} else if (!strncmp(opt, "path=", 5) && opt[5]) {
+			if (len - 5 > MVM_VSOCK_PATH_MAX)
+				return fail(err, errlen, "--vsock: path '%s' is longer than %d bytes",
+					    opt + 5, MVM_VSOCK_PATH_MAX);
+			memcpy(v->path, opt + 5, (size_t)len - 5 + 1);
+		} else {
+			return fail(err, errlen, "--vsock: unknown option '%s' in '%s' "
+				    "(cid=N,path=PATH)", opt, arg);
+		}
+	}
+	if (!has_cid || !v->path[0])
+		return fail(err, errlen, "--vsock: '%s' needs cid=N and path=PATH", arg);
+	v->on = true;
+	return 0;
+}
+
 static int parse_accel(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	if (!strcmp(arg, "kvm"))
@@ -329,7 +383,8 @@ static int parse_seccomp(const char *arg, struct vm_config *cfg, char *err, unsi
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
-	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE };
+	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE, OPT_RESTORE,
+	       OPT_VSOCK };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -340,6 +395,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"console", required_argument, NULL, OPT_CONSOLE},
 		{"disk", required_argument, NULL, 'd'},
 		{"net", required_argument, NULL, 'n'},
+		{"vsock", required_argument, NULL, OPT_VSOCK},
 		{"rng", no_argument, NULL, OPT_RNG},
 		{"no-rng", no_argument, NULL, OPT_NO_RNG},
 		{"stats", no_argument, NULL, OPT_STATS},
@@ -350,6 +406,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"jail-pidns", no_argument, NULL, OPT_JAIL_PIDNS},
 		{"jail-cgroup", required_argument, NULL, OPT_JAIL_CGROUP},
 		{"jail-nofile", required_argument, NULL, OPT_JAIL_NOFILE},
+		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -397,6 +454,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			break;
 		case 'n':
 			ret = parse_net(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
+		case OPT_VSOCK:
+			ret = parse_vsock(optarg, cfg, err, errlen);
 			if (ret)
 				return ret;
 			break;
@@ -449,6 +511,15 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			cfg->jail.nofile = n;
 			break;
 		}
+		case OPT_RESTORE:
+			if (!*optarg || strlen(optarg) + sizeof("/state") > MVM_DISK_PATH_MAX)
+				return fail(err, errlen, "--restore: '%s' is not a directory path",
+					    optarg);
+			snprintf(cfg->restore_paths[0], MVM_DISK_PATH_MAX, "%s/state", optarg);
+			snprintf(cfg->restore_paths[1], MVM_DISK_PATH_MAX, "%s/mem", optarg);
+			cfg->restore_state = cfg->restore_paths[0];
+			cfg->restore_mem = cfg->restore_paths[1];
+			break;
 		case 'h':
 			cfg->command = CMD_HELP;
 			return 0;
@@ -460,7 +531,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 	}
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
-	if (!cfg->kernel)
+	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->ndisks ||
+				   cfg->nnets || cfg->accel == ACCEL_DBT || cfg->accel == ACCEL_HYBRID))
+		return fail(err, errlen, "--restore takes the machine from the snapshot: no -k, -i, "
+			    "-p, -d, -n, and --accel kvm or auto");
+	if (!cfg->kernel && !cfg->restore_state)
 		return fail(err, errlen, "no kernel given (-k FILE)");
 	if ((cfg->jail.netns || cfg->jail.pidns || cfg->jail.cgroup || cfg->jail.nofile) &&
 	    !cfg->jail.on)
@@ -469,13 +544,14 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 	if (cfg->accel == ACCEL_HYBRID && cfg->cpus > 1)
 		return fail(err, errlen, "--accel hybrid runs one vCPU; -c %u needs --accel dbt or kvm",
 			    cfg->cpus);
-	nvirtio = cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO);
+	nvirtio = cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO) + cfg->vsock.on;
 	if (nvirtio + cfg->rng > MVM_MAX_VIRTIO) {
 		if (rng_given || nvirtio > MVM_MAX_VIRTIO)
-			return fail(err, errlen, "too many virtio devices: %u disks, %u NICs%s%s; "
+			return fail(err, errlen, "too many virtio devices: %u disks, %u NICs%s%s%s; "
 				    "at most %d in all", cfg->ndisks, cfg->nnets,
 				    cfg->console == CONSOLE_VIRTIO ? ", the virtio console" : "",
-				    cfg->rng ? ", the rng" : "", MVM_MAX_VIRTIO);
+				    cfg->vsock.on ? ", vsock" : "", cfg->rng ? ", the rng" : "",
+				    MVM_MAX_VIRTIO);
 		cfg->rng = false; /* the default rng gives way to explicit devices */
 	}
 	/* Without -p, the kernel's console follows --console. */

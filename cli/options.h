@@ -32,7 +32,7 @@
 #define MVM_DISK_PATH_MAX   4096
 #define MVM_MAX_NETS	    4
 #define MVM_TAP_NAME_MAX    15	/* IFNAMSIZ - 1 */
-/* All virtio-mmio devices together: disks, NICs, the virtio console and the rng. */
+/* All virtio-mmio devices together: disks, NICs, the virtio console, vsock and the rng. */
 #define MVM_MAX_VIRTIO	    9
 
 /* CONSOLE_VIRTIO: stdin/stdout on a virtio-console (hvc0); the serial port still prints
@@ -52,6 +52,14 @@ struct net_config {
 	char tap[MVM_TAP_NAME_MAX + 1];
 	uint8_t mac[6];
 	bool has_mac;		/* false: mvm generates a locally administered one */
+};
+
+/* --vsock cid=N,path=PATH: a virtio-vsock device (virtio/vsock.h). */
+#define MVM_VSOCK_PATH_MAX 96	/* sun_path (108) less "_4294967295" and its NUL */
+struct vsock_config {
+	bool on;
+	uint64_t cid;			/* the guest's CID: 3 .. 0xfffffffe */
+	char path[MVM_VSOCK_PATH_MAX + 1];	/* the host's Unix socket; must not exist */
 };
 
 /* CMD_FIRECRACKER: Firecracker's command line (--api-sock, --config-file): api/fc_api.h. */
@@ -91,6 +99,7 @@ struct vm_config {
 	struct disk_config disks[MVM_MAX_DISKS];
 	unsigned int nnets;
 	struct net_config nets[MVM_MAX_NETS];
+	struct vsock_config vsock;
 	bool rng;		/* a virtio-rng device (default on; dropped, with --rng not given,
 				 * when the other virtio devices take every slot) */
 	enum accel_kind accel;
@@ -100,6 +109,11 @@ struct vm_config {
 	struct fc_options fc;		/* CMD_FIRECRACKER */
 	bool fc_thread_names;		/* a VM the Firecracker API built: vCPU threads are
 					 * "fc_vcpu N" (KVM) */
+	/* Restore from a snapshot instead of booting (--restore DIR, PUT /snapshot/load): the
+	 * state file and the memory file; with restore_paused the vCPUs wait for a resume. */
+	const char *restore_state, *restore_mem;
+	bool restore_paused;
+	char restore_paths[2][MVM_DISK_PATH_MAX]; /* --restore DIR: DIR/state, DIR/mem */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

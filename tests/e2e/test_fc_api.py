@@ -29,95 +29,20 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mvmtest  # noqa: E402
+from fcclient import ACCEL, curl, fault_says, state  # noqa: E402
+import fcclient  # noqa: E402
 
 MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
-ACCEL = mvmtest.ACCEL or "kvm"
-
-
-class Mvm:
-    """mvm --api-sock in the background, its console (stdout) collected as it comes."""
-
-    def __init__(self, sock, extra=(), cwd=None):
-        self.sock = sock
-        self.p = subprocess.Popen([MVM, "--api-sock", sock, "--accel", ACCEL, *extra],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, cwd=cwd)
-        self.out, self.err = bytearray(), bytearray()
-        for stream, buf in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
-            threading.Thread(target=self._drain, args=(stream, buf), daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock) and time.monotonic() < deadline:
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.01)
-
-    @staticmethod
-    def _drain(stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            buf.extend(chunk)
-
-    def wait_out(self, text, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text.encode() in self.out:
-                return True
-            if self.p.poll() is not None:
-                time.sleep(0.2)
-                return text.encode() in self.out
-            time.sleep(0.02)
-        return False
-
-    def send(self, text):
-        self.p.stdin.write(text.encode())
-        self.p.stdin.flush()
-
-    def wait(self, timeout):
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            return None
-
-    def __repr__(self):
-        return (f"--- console ---\n{self.out.decode(errors='replace')}\n"
-                f"--- stderr ---\n{self.err.decode(errors='replace')}")
-
-
-def curl(sock, method, path, body=None):
-    """One request with curl; returns (status, parsed JSON body or None, raw body)."""
-    args = ["curl", "-sS", "--unix-socket", sock, "-X", method, "-w", "\n%{http_code}",
-            f"http://localhost{path}"]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json",
-                 "-d", body if isinstance(body, str) else json.dumps(body)]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    raw, _, code = p.stdout.rpartition("\n")
-    try:
-        parsed = json.loads(raw) if raw else None
-    except ValueError:
-        parsed = None
-    return (int(code) if code.isdigit() else None), parsed, raw
-
-
-def fault_says(r, text):
-    return r[0] == 400 and isinstance(r[1], dict) and text in r[1].get("fault_message", "")
-
-
-def state(sock):
-    r = curl(sock, "GET", "/")
-    return r[1].get("state") if r[0] == 200 and r[1] else None
 
 
 def case_control(c, tmp):
     sock = os.path.join(tmp, "api.sock")
     metrics = os.path.join(tmp, "metrics.json")
-    vm = Mvm(sock)
+    vm = fcclient.Mvm(MVM, sock)
     c.check(os.path.exists(sock), "the socket exists", vm)
     r = curl(sock, "GET", "/")
     c.check(r[0] == 200 and r[1] == {"id": "anonymous-instance", "state": "Not started",
@@ -174,7 +99,7 @@ def case_control(c, tmp):
             f"the metrics file has JSON lines: {lines[:2]}")
 
     # SIGTERM before any VM: exit 143, socket gone.
-    vm = Mvm(sock)
+    vm = fcclient.Mvm(MVM, sock)
     vm.p.terminate()
     status = vm.wait(10)
     c.check(status == 143 and not os.path.exists(sock),
@@ -207,7 +132,7 @@ def case_bad_input(c, tmp):
     not_a_kernel = os.path.join(tmp, "not-a-kernel")
     with open(not_a_kernel, "wb") as f:
         f.write(b"\x7fELF but not really" + bytes(4096))
-    vm = Mvm(sock)
+    vm = fcclient.Mvm(MVM, sock)
     bad = [
         ("PUT", "/machine-config", '{"vcpu_count": 2, "mem_size_mib": ', "not JSON"),
         ("PUT", "/machine-config", '{"vcpu_count": 2, "mem_size_mib": 64, "gpu": true}',
@@ -229,7 +154,8 @@ def case_bad_input(c, tmp):
         ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": "/tmp/v.sock"}', "vsock"),
         ("PUT", "/balloon", '{"amount_mib": 0, "deflate_on_oom": true}', "balloon"),
         ("PUT", "/snapshot/create", '{"snapshot_path": "a", "mem_file_path": "b"}',
-         "snapshot"),
+         "before starting"),
+        ("PUT", "/snapshot/load", '{"snapshot_path": "a"}', "exactly one of mem_backend"),
         ("PUT", "/actions", '{"action_type": "Reboot"}', "unknown action_type"),
         ("PUT", "/actions", '{"action_type": "InstanceStart", "now": true}', "action_type"),
         ("PUT", "/actions", '{"action_type": "InstanceStart"}', "no boot source"),
@@ -338,7 +264,7 @@ def linux_inner(c, tmp):
     if not c.check(r.returncode == 0, f"mkfs.ext4: {r.stderr}"):
         return
     sock, log, metrics = (os.path.join(tmp, n) for n in ("fc.sock", "fc.log", "metrics"))
-    vm = Mvm(sock)
+    vm = fcclient.Mvm(MVM, sock)
     # The Go SDK's order (firecracker-go-sdk handlers.go: defaultFcInitHandlerList).
     r = curl(sock, "GET", "/machine-config")
     c.check(r[0] == 200 and r[1]["vcpu_count"] == 1, f"GET /machine-config: {r}")

@@ -105,6 +105,70 @@ int guest_mem_add(struct guest_mem *mem, gpa_t gpa, uint64_t size, void *hva)
 	return ret ? ret : add_region(mem, gpa, size, hva, false);
 }
 
+uint64_t guest_mem_size(const struct guest_mem *mem)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < mem->n; i++)
+		n += mem->r[i].size;
+	return n;
+}
+
+/* Regions are saved one after the other in the order they were added (ascending guest
+ * addresses: memmap.c adds them so); chunks of zeros are left as holes. */
+#define SAVE_CHUNK (64 * 1024)
+
+int guest_mem_save(const struct guest_mem *mem, int fd)
+{
+	static const uint8_t zero[SAVE_CHUNK];
+	uint64_t off = 0;
+
+	if (ftruncate(fd, 0) || ftruncate(fd, (off_t)guest_mem_size(mem)))
+		return -errno;
+	for (unsigned int i = 0; i < mem->n; i++) {
+		const struct guest_mem_region *r = &mem->r[i];
+
+		for (uint64_t at = 0; at < r->size; at += SAVE_CHUNK) {
+			uint64_t n = r->size - at < SAVE_CHUNK ? r->size - at : SAVE_CHUNK;
+			const uint8_t *p = r->hva + at;
+
+			if (!memcmp(p, zero, n))
+				continue;
+			for (uint64_t done = 0; done < n;) {
+				ssize_t w = pwrite(fd, p + done, n - done, (off_t)(off + at + done));
+
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					return w < 0 ? -errno : -EIO;
+				done += (uint64_t)w;
+			}
+		}
+		off += r->size;
+	}
+	return 0;
+}
+
+int guest_mem_map_file(struct guest_mem *mem, int fd)
+{
+	uint64_t off = 0;
+
+	for (unsigned int i = 0; i < mem->n; i++) {
+		struct guest_mem_region *r = &mem->r[i];
+		void *p;
+
+		if (!r->owned || r->shared)
+			return -EINVAL;
+		p = mmap(r->hva, r->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)off);
+		if (p == MAP_FAILED)
+			return -errno;
+		madvise(r->hva, r->size, MADV_DONTDUMP);
+		off += r->size;
+	}
+	return 0;
+}
+
 void guest_mem_fini(struct guest_mem *mem)
 {
 	for (unsigned int i = 0; i < mem->n; i++)

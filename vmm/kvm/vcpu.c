@@ -341,6 +341,14 @@ static void *vcpu_thread(void *arg)
 	}
 	while (stop_reason(&vm->stop) == STOP_NONE) {
 		if (stop_pause_wanted(&vm->stop)) {
+			/* The last exit's I/O completes only when KVM_RUN is entered again (KVM API
+			 * doc, KVM_RUN): do that now, with immediate_exit so it returns at once, so
+			 * a snapshot of the parked vCPU is consistent. */
+			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+			if (ioctl(v->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN))
+				pr_warn_once("vCPU %u: completing its last exit before a pause: %s",
+					     v->index, strerror(errno));
+			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 			stop_park(&vm->stop);
 			continue;
 		}

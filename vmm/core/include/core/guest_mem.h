@@ -52,6 +52,17 @@ int guest_mem_use_thp(struct guest_mem *mem);
  * Used by unit tests to build fake guest memory. Same checks and returns as guest_mem_alloc(). */
 int guest_mem_add(struct guest_mem *mem, gpa_t gpa, uint64_t size, void *hva);
 
+/* All regions' bytes. */
+uint64_t guest_mem_size(const struct guest_mem *mem);
+/* Writes the regions one after the other into (fd) (a snapshot's memory file, guest_mem_size()
+ * bytes), leaving 64 KiB chunks of zeros as holes so the file is sparse. Returns 0 or -errno. */
+int guest_mem_save(const struct guest_mem *mem, int fd);
+/* Replaces the regions' pages with a private (copy-on-write) mapping of a file written by
+ * guest_mem_save(): pages load on first touch, and several VMs mapping one file share what
+ * none of them wrote. Before the guest runs; the mappings keep their addresses (a KVM memory
+ * slot on them sees the file's pages through its MMU notifier). Returns 0 or -errno. */
+int guest_mem_map_file(struct guest_mem *mem, int fd);
+
 /* Unmaps the regions this memory mapped. */
 void guest_mem_fini(struct guest_mem *mem);
 

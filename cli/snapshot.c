@@ -1,0 +1,242 @@
+/* snapshot.c: full snapshots of a paused machine, and machines restored from them.
+ *
+ * A snapshot is two files: the state file (core/snapfile.h: the machine's shape, every vCPU's
+ * and the VM's KVM state, the legacy devices) and the memory file (guest RAM, sparse). A
+ * restore checks the whole state file and the memory file's size before any VM exists, so a
+ * bad snapshot costs nothing and leaves nothing half-built; it then builds the same machine,
+ * maps the memory file copy-on-write (pages load on first touch; clones of one snapshot share
+ * what they did not write) and puts the state back before the first KVM_RUN.
+ *
+ * Supported so far: KVM machines with the legacy devices (serial console, i8042, CMOS) and no
+ * virtio devices. The others are refused with a message saying so. */
+#define pr_fmt(fmt) "snapshot: " fmt
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/snapfile.h"
+#include "dev/dev_state.h"
+#include "kvm/state.h"
+#include "machine.h"
+#include "machine_internal.h"
+#include "snapshot.h"
+#include "util/log.h"
+
+/* SNAP_MACHINE: what the restored machine must be built as. */
+struct machine_state {
+	uint32_t accel;		/* enum accel_kind: ACCEL_KVM */
+	uint32_t ncpus;
+	uint64_t mem;		/* guest RAM, bytes */
+	uint32_t nvirtio;	/* virtio devices: 0 */
+	uint32_t reserved;
+};
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes (path) whole or not at all: a temporary file, synced, then renamed over it. */
+static int write_state_file(const char *path, const struct snap_header *h,
+			    const struct snap_writer *w)
+{
+	size_t n = strlen(path) + sizeof(".tmp");
+	char *tmp = malloc(n);
+	int fd, ret;
+
+	if (!tmp)
+		return -ENOMEM;
+	snprintf(tmp, n, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		pr_err("state file '%s': %s", tmp, strerror(errno));
+		free(tmp);
+		return ret;
+	}
+	ret = write_all(fd, h, sizeof(*h));
+	if (!ret)
+		ret = write_all(fd, w->buf, w->len);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	close(fd);
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret) {
+		pr_err("state file '%s': %s", path, strerror(-ret));
+		unlink(tmp);
+	}
+	free(tmp);
+	return ret;
+}
+
+int machine_snapshot(struct machine *m, const char *state_path, const char *mem_path)
+{
+	struct machine_state ms = {.accel = ACCEL_KVM, .ncpus = m->ncpus,
+				   .mem = guest_mem_size(m->mem)};
+	struct snap_writer w;
+	struct snap_header h;
+	int fd, ret;
+
+	if (m->accel != ACCEL_KVM) {
+		pr_err("snapshots are supported under --accel kvm only so far");
+		return -ENOTSUP;
+	}
+	if (m->ndevices) {
+		pr_err("snapshots of machines with virtio devices (%s, ...) are not supported yet",
+		       m->devices[0].name);
+		return -ENOTSUP;
+	}
+	if (!stop_pause_wanted(m->stop)) {
+		pr_err("the machine must be paused for a snapshot");
+		return -EBUSY;
+	}
+	snap_writer_init(&w);
+	snap_put(&w, SNAP_MACHINE, 0, &ms, sizeof(ms));
+	ret = vm_save_state(&m->vm, &w);
+	if (!ret) {
+		uart8250_save(&m->uart, &w);
+		i8042_save(&m->i8042, &w);
+		cmos_save(&m->cmos, &w);
+		ret = snap_finish(&w, &h);
+		if (ret)
+			pr_err("building the state file: %s", strerror(-ret));
+	}
+	if (!ret) {
+		fd = open(mem_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			ret = -errno;
+			pr_err("memory file '%s': %s", mem_path, strerror(errno));
+		} else {
+			ret = guest_mem_save(m->mem, fd);
+			if (!ret && fsync(fd))
+				ret = -errno;
+			if (ret)
+				pr_err("memory file '%s': %s", mem_path, strerror(-ret));
+			close(fd);
+		}
+	}
+	/* The state file last: a snapshot whose state file exists is complete. */
+	if (!ret)
+		ret = write_state_file(state_path, &h, &w);
+	snap_writer_fini(&w);
+	if (!ret)
+		pr_info("snapshot: %s (%u sections), %s", state_path, h.nsections, mem_path);
+	return ret;
+}
+
+int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm_config *out)
+{
+	const struct machine_state *ms;
+	char err[256];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	*in = (struct snapshot_in){.mem_fd = -1};
+	fd = open(cfg->restore_state, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		pr_err("snapshot state file '%s': %s", cfg->restore_state, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SNAP_MAX_LEN + sizeof(struct snap_header)) {
+		pr_err("snapshot state file '%s': not a regular file of a state file's size",
+		       cfg->restore_state);
+		goto fail;
+	}
+	in->buf = malloc((size_t)st.st_size + 1);
+	n = in->buf ? read(fd, in->buf, (size_t)st.st_size) : -1;
+	close(fd);
+	fd = -1;
+	if (n != st.st_size) {
+		pr_err("snapshot state file '%s': cannot read it", cfg->restore_state);
+		goto fail;
+	}
+	if (snap_reader_open(&in->r, in->buf, (size_t)n, err, sizeof(err))) {
+		pr_err("snapshot state file '%s': %s", cfg->restore_state, err);
+		goto fail;
+	}
+	ms = snap_get(&in->r, SNAP_MACHINE, 0, sizeof(*ms));
+	if (!ms || ms->accel != ACCEL_KVM || ms->nvirtio || !ms->ncpus ||
+	    ms->ncpus > MVM_MAX_CPUS) {
+		pr_err("snapshot state file '%s': no machine this mvm can build", cfg->restore_state);
+		goto fail;
+	}
+	if (cfg->accel != ACCEL_KVM && cfg->accel != ACCEL_AUTO) {
+		pr_err("the snapshot was taken under --accel kvm: restore it there");
+		goto fail;
+	}
+	in->mem_fd = open(cfg->restore_mem, O_RDONLY | O_CLOEXEC);
+	if (in->mem_fd < 0 || fstat(in->mem_fd, &st)) {
+		pr_err("snapshot memory file '%s': %s", cfg->restore_mem, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ms->mem) {
+		pr_err("snapshot memory file '%s' is %lld bytes; the snapshot's RAM is %llu",
+		       cfg->restore_mem, (long long)st.st_size, (unsigned long long)ms->mem);
+		goto fail;
+	}
+	/* The machine the snapshot describes, with the console and sandbox of this run. */
+	*out = *cfg;
+	out->accel = ACCEL_KVM;
+	out->cpus = ms->ncpus;
+	out->mem = ms->mem;
+	out->mem_thp = false; /* the RAM becomes a file mapping */
+	out->kernel = out->initrd = NULL;
+	out->ndisks = out->nnets = 0;
+	out->rng = false;
+	if (out->console == CONSOLE_VIRTIO)
+		out->console = CONSOLE_STDIO;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	snapshot_close(in);
+	return -EINVAL;
+}
+
+int snapshot_restore(struct machine *m, struct snapshot_in *in)
+{
+	char err[256] = "";
+	int ret = guest_mem_map_file(m->mem, in->mem_fd);
+
+	if (ret) {
+		pr_err("mapping the memory file: %s", strerror(-ret));
+		return ret;
+	}
+	ret = vm_restore_state(&m->vm, &in->r, err, sizeof(err));
+	if (!ret)
+		ret = uart8250_restore(&m->uart, &in->r, err, sizeof(err));
+	if (!ret)
+		ret = i8042_restore(&m->i8042, &in->r, err, sizeof(err));
+	if (!ret)
+		ret = cmos_restore(&m->cmos, &in->r, err, sizeof(err));
+	if (ret)
+		pr_err("restoring: %s", err[0] ? err : strerror(-ret));
+	return ret;
+}
+
+void snapshot_close(struct snapshot_in *in)
+{
+	if (in->mem_fd >= 0)
+		close(in->mem_fd);
+	in->mem_fd = -1;
+	free(in->buf);
+	in->buf = NULL;
+}

@@ -1,0 +1,20 @@
+/* state.h: a KVM VM's state to and from a snapshot's state file (core/snapfile.h). */
+#ifndef MVM_KVM_STATE_H
+#define MVM_KVM_STATE_H
+
+#include <stddef.h>
+
+struct vm;
+struct snap_writer;
+struct snap_reader;
+
+/* Puts every vCPU's and the VM's KVM state into (w). The vCPUs must be parked (stop_pause)
+ * with their last exit completed (vcpu.c re-enters KVM_RUN with immediate_exit before it
+ * parks). Returns 0 or -errno after logging. */
+int vm_save_state(struct vm *vm, struct snap_writer *w);
+/* Puts it back into a VM created with the same RAM size and vCPU count, before its vCPUs
+ * run. Refuses state from another CPU model (CPUID). Returns 0, or -errno with the reason in
+ * (err) (KVM's refusals are logged too). */
+int vm_restore_state(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen);
+
+#endif
