@@ -278,6 +278,37 @@ int main(void)
 		   "-n", "tap=e"), -EINVAL);
 	CHECK(strstr(err, "at most 4"));
 
+	/* --vsock cid=N,path=PATH: one device, CID 3 .. 2^32 - 2, a path with room for _PORT. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK(!cfg.vsock.on);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "path=/tmp/v,,s.sock,cid=42"), 0);
+	CHECK(cfg.vsock.on);
+	CHECK_EQ(cfg.vsock.cid, 42);
+	CHECK_STR(cfg.vsock.path, "/tmp/v,s.sock");
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=4294967294,path=p"), 0);
+	CHECK_EQ(cfg.vsock.cid, 4294967294u);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=2,path=p"), -EINVAL);
+	CHECK(strstr(err, "from 3 to"));
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=4294967295,path=p"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=-3,path=p"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=3x,path=p"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=3"), -EINVAL);
+	CHECK(strstr(err, "needs cid=N and path=PATH"));
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "path=p"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=3,path="), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=3,path=p,port=1"), -EINVAL);
+	CHECK(strstr(err, "unknown option 'port=1'"));
+	CHECK_EQ(P("run", "-k", "k", "--vsock",
+		   "cid=3,path=/0123456789012345678901234567890123456789012345678901234567890123"
+		   "45678901234567890123456789012345"), -EINVAL);
+	CHECK(strstr(err, "longer than 96"));
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=3,path=a", "--vsock", "cid=4,path=b"),
+		 -EINVAL);
+	CHECK(strstr(err, "at most one"));
+	CHECK_EQ(P("run", "-k", "k", "--vsock", "cid=3,path=a", "-d", "a", "-d", "b", "-d", "c",
+		   "-d", "d", "-d", "e", "-d", "f", "-d", "g", "-d", "h", "--rng"), -EINVAL);
+	CHECK(strstr(err, ", vsock"));
+
 	/* --console virtio: hvc0 becomes the default kernel console, unless -p says otherwise. */
 	CHECK_EQ(P("run", "-k", "k", "--console", "virtio"), 0);
 	CHECK_EQ(cfg.console, CONSOLE_VIRTIO);
