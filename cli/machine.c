@@ -25,6 +25,8 @@
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "machine.h"
+#include "machine_internal.h"
+#include "snapshot.h"
 #include "machine_dbt.h"
 #include "options.h"
 #include "sandbox/jail.h"
@@ -45,7 +47,7 @@
  * table maps ISA IRQ n to IOAPIC pin n, edge-triggered, which is what KVM_IRQFD's pulse gives.
  * The windows lie in the MMIO hole that memmap.c reserves in the e820 map. */
 static const unsigned int virtio_irqs[] = {5, 6, 7, 9, 10, 11, 12, 14, 15};
-#define VIRTIO_SLOTS ARRAY_SIZE(virtio_irqs)
+_Static_assert(VIRTIO_SLOTS == ARRAY_SIZE(virtio_irqs), "a slot per IRQ");
 _Static_assert(LAYOUT_VIRTIO_MMIO_SIZE == VIRTIO_MMIO_WINDOW, "virtio-mmio window size");
 _Static_assert(LAYOUT_VIRTIO_MMIO_BASE >= LAYOUT_MMIO_HOLE &&
 		       LAYOUT_VIRTIO_MMIO_BASE + 9 * LAYOUT_VIRTIO_MMIO_SIZE <= LAYOUT_IOAPIC,
@@ -54,63 +56,6 @@ _Static_assert(MVM_MAX_VIRTIO <= ARRAY_SIZE(virtio_irqs), "an IRQ for every virt
 
 /* Room for " virtio_mmio.device=4K@0xd0000000:15" per slot. */
 #define VIRTIO_CMDLINE_ENTRY 48
-
-/* What the machine does with every device it created, whatever its kind: one entry per device
- * in m->devices (attach order), so a new kind of device is its constructor call plus one ops
- * table. drain: after the vCPUs stopped, finish what the I/O thread still holds that writes
- * guest RAM; destroy: free it (reverse attach order); stats: its line(s) for --stats. */
-struct device_ops {
-	void (*drain)(void *dev);
-	void (*destroy)(void *dev);
-	void (*stats)(void *dev, FILE *f);
-	/* Its counters as members of (obj), for the API's metrics (machine_metrics). */
-	void (*metrics)(void *dev, json_t *obj);
-};
-
-struct device {
-	const char *name;
-	const struct device_ops *ops;
-	void *dev;
-};
-
-#define MAX_DEVICES VIRTIO_SLOTS
-
-/* Everything one running machine owns, torn down in reverse order. */
-struct machine {
-	struct mapped_file kernel, initrd; /* open_inputs() until the guest is loaded */
-	enum accel_kind accel;
-	unsigned int ncpus;
-	struct vm vm;			/* --accel kvm */
-	struct dbt_machine dm;		/* --accel dbt */
-	/* What devices attach to, owned by whichever of the two runs the guest. */
-	struct guest_mem *mem;
-	struct bus *pio, *mmio;
-	struct stop_ctl *stop;
-	const struct memmap *map;
-	struct irq_chip *irqchip;
-	struct loop loop;
-	struct uart8250 uart;
-	struct console_fd_sink out;
-	struct console_input in;
-	struct i8042 i8042;
-	struct debug_exit debug_exit;
-	struct cmos cmos;
-	struct blk_image images[MVM_MAX_DISKS];
-	unsigned int ndisks;		/* images opened (images[0, ndisks)) */
-	int tap_fds[MVM_MAX_NETS];
-	unsigned int ntaps;		/* TAPs opened (tap_fds[0, ntaps)) */
-	struct virtio_console vcon;
-	struct virtio_rng rng;
-	struct device devices[MAX_DEVICES];
-	unsigned int ndevices;
-	struct console_escape vcon_escape;
-	unsigned int nvirtio;		/* virtio-mmio slots in use */
-	char *cmdline;			/* the user's command line + virtio_mmio.device= entries */
-	int console_fd;
-	int signal_fd;
-	struct signalfd_siginfo siginfo;
-	struct loop_op signal_op;
-};
 
 static void arm_signal(struct machine *m);
 
@@ -186,7 +131,7 @@ static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *n
 	int ret;
 
 	if (slot == VIRTIO_SLOTS) {
-		pr_err("%s: no virtio-mmio slot left (at most %zu devices)", name, VIRTIO_SLOTS);
+		pr_err("%s: no virtio-mmio slot left (at most %d devices)", name, VIRTIO_SLOTS);
 		return -ENOSPC;
 	}
 	base = LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE;
@@ -230,11 +175,16 @@ static int attach_virtio(struct machine *m, struct virtio_mmio *t, const char *n
  * (KVM-HOST.md): "nopv" makes it a generic guest (no kvmclock either; it uses the TSC). */
 static int kernel_cmdline_init(struct machine *m, const struct vm_config *cfg)
 {
-	m->cmdline = malloc(strlen(cfg->cmdline) + sizeof(" nopv") +
+	m->cmdline = malloc(strlen(cfg->cmdline) + sizeof(" nopv") + sizeof(" i8042.noaux") +
 			    VIRTIO_SLOTS * VIRTIO_CMDLINE_ENTRY + 1);
 	if (!m->cmdline)
 		return -ENOMEM;
 	strcpy(m->cmdline, cfg->cmdline);
+	/* The i8042's AUX port has nothing on it and no interrupt line (IRQ 12 is a virtio
+	 * slot's): without this, Linux waits 250 ms at every boot for an AUX interrupt that never
+	 * comes (measured with initcall_debug). Firecracker's default command line says the same. */
+	if (!strstr(m->cmdline, "i8042.noaux"))
+		strcat(m->cmdline, " i8042.noaux");
 	if (m->vm.backend == KVM_BACKEND_PVM && cfg->cpus > 1 && !strstr(m->cmdline, "nopv")) {
 		strcat(m->cmdline, " nopv");
 		pr_info("KVM-PVM with %u vCPUs: added 'nopv' to the kernel command line",
@@ -322,7 +272,7 @@ static int add_virtio_device(struct machine *m, const char *name, const struct d
 {
 	if (m->ndevices == MAX_DEVICES) {
 		ops->destroy(dev);
-		pr_err("%s: too many devices (at most %zu)", name, MAX_DEVICES);
+		pr_err("%s: too many devices (at most %d)", name, MAX_DEVICES);
 		return -ENOSPC;
 	}
 	m->devices[m->ndevices++] = (struct device){.name = name, .ops = ops, .dev = dev};
@@ -491,7 +441,8 @@ static int attach_devices(struct machine *m, const struct vm_config *cfg)
 	uart8250_init(&m->uart, serial_irq, cfg->console == CONSOLE_NONE ? NULL : &m->out.sink);
 	/* IRQ 12 (the AUX port's) is a virtio slot's here, and nothing sits on the AUX port:
 	 * the keyboard's IRQ 1 only. */
-	i8042_init(&m->i8042, m->stop, (struct irq_line){.chip = m->irqchip, .gsi = 1},
+	i8042_init(&m->i8042, m->stop,
+		   (struct irq_line){.chip = m->irqchip, .gsi = LAYOUT_IRQ_KEYBOARD},
 		   (struct irq_line){.chip = NULL});
 	m->debug_exit.stop = m->stop;
 	cmos_init(&m->cmos);
@@ -582,6 +533,8 @@ static int open_inputs(struct machine *m, const struct vm_config *cfg)
 	enum boot_kind kind;
 	int ret;
 
+	if (!cfg->kernel)
+		return 0; /* a restore: guest memory comes from the snapshot */
 	if (cfg->mem > host_ram_bytes()) {
 		pr_err("--mem: %llu MiB is more than this host's %llu MiB of RAM",
 		       (unsigned long long)(cfg->mem >> 20),
@@ -671,16 +624,27 @@ static int create_machine(struct machine *m, const struct vm_config *cfg)
 int machine_run(const struct vm_config *cfg, struct machine_observer *obs)
 {
 	struct machine *m = calloc(1, sizeof(*m));
+	struct snapshot_in snap = {.mem_fd = -1};
+	struct vm_config restored;
 	struct boot_cpu cpu;
 	sigset_t sigs;
 	int ret, status = MVM_EXIT_VMM;
 
 	if (!m)
 		return MVM_EXIT_VMM;
+	/* A snapshot is read and checked whole before anything is built from it. */
+	if (cfg->restore_state) {
+		if (snapshot_open(&snap, cfg, &restored)) {
+			free(m);
+			return MVM_EXIT_USAGE;
+		}
+		cfg = &restored;
+	}
 	if (open_inputs(m, cfg) || open_disks(m, cfg) || open_taps(m, cfg)) {
 		close_taps(m);
 		close_disks(m);
 		close_inputs(m);
+		snapshot_close(&snap);
 		free(m);
 		return MVM_EXIT_USAGE;
 	}
@@ -707,17 +671,27 @@ int machine_run(const struct vm_config *cfg, struct machine_observer *obs)
 									   : MVM_EXIT_VMM;
 		goto out_loop;
 	}
-	ret = load_guest(m, cfg, &cpu);
-	/* The images are in guest memory now; their mappings would only add to our RSS. */
-	close_inputs(m);
-	if (ret) {
-		status = MVM_EXIT_USAGE;
-		goto out_devices;
+	if (cfg->restore_state) {
+		ret = snapshot_restore(m, &snap);
+		snapshot_close(&snap);
+		if (ret)
+			goto out_devices;
+		/* Restored paused: every vCPU parks before its first instruction. */
+		if (cfg->restore_paused)
+			atomic_store(&m->stop->pause_wanted, true);
+	} else {
+		ret = load_guest(m, cfg, &cpu);
+		/* The images are in guest memory now; their mappings would only add to our RSS. */
+		close_inputs(m);
+		if (ret) {
+			status = MVM_EXIT_USAGE;
+			goto out_devices;
+		}
+		if (m->accel != ACCEL_KVM)
+			dbt_machine_set_entry(&m->dm, &cpu);
+		else if (vm_set_boot_cpu(&m->vm, &cpu))
+			goto out_devices;
 	}
-	if (m->accel != ACCEL_KVM)
-		dbt_machine_set_entry(&m->dm, &cpu);
-	else if (vm_set_boot_cpu(&m->vm, &cpu))
-		goto out_devices;
 	m->signal_op.done = signal_done;
 	arm_signal(m);
 	if (cfg->console == CONSOLE_STDIO) {
@@ -775,6 +749,7 @@ out_signal:
 	close(m->signal_fd);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 out_free:
+	snapshot_close(&snap);
 	close_taps(m);
 	close_disks(m);
 	close_inputs(m);

@@ -55,6 +55,7 @@
 
 /* IRQ lines on the in-kernel IOAPIC (24 pins): ISA IRQs 0-15, virtio devices from 5 upward
  * where free and then 16-23. */
+#define LAYOUT_IRQ_KEYBOARD 1	/* the i8042's keyboard port (ISA IRQ 1) */
 #define LAYOUT_IRQ_SERIAL0	 4
 #define LAYOUT_IOAPIC_PINS	 24
 
