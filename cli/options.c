@@ -65,6 +65,8 @@ const char options_usage[] =
 	"                        confine each of mvm's threads to the system calls it needs\n"
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
+	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem: taken with\n"
+	"                        the API's PUT /snapshot/create) instead of booting; KVM\n"
 	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
 	"                        namespace with an empty root, once every file is open\n"
 	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
@@ -381,7 +383,8 @@ static int parse_seccomp(const char *arg, struct vm_config *cfg, char *err, unsi
 static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
-	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE, OPT_VSOCK };
+	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE, OPT_RESTORE,
+	       OPT_VSOCK };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -403,6 +406,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"jail-pidns", no_argument, NULL, OPT_JAIL_PIDNS},
 		{"jail-cgroup", required_argument, NULL, OPT_JAIL_CGROUP},
 		{"jail-nofile", required_argument, NULL, OPT_JAIL_NOFILE},
+		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -507,6 +511,15 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			cfg->jail.nofile = n;
 			break;
 		}
+		case OPT_RESTORE:
+			if (!*optarg || strlen(optarg) + sizeof("/state") > MVM_DISK_PATH_MAX)
+				return fail(err, errlen, "--restore: '%s' is not a directory path",
+					    optarg);
+			snprintf(cfg->restore_paths[0], MVM_DISK_PATH_MAX, "%s/state", optarg);
+			snprintf(cfg->restore_paths[1], MVM_DISK_PATH_MAX, "%s/mem", optarg);
+			cfg->restore_state = cfg->restore_paths[0];
+			cfg->restore_mem = cfg->restore_paths[1];
+			break;
 		case 'h':
 			cfg->command = CMD_HELP;
 			return 0;
@@ -518,7 +531,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 	}
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
-	if (!cfg->kernel)
+	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->ndisks ||
+				   cfg->nnets || cfg->accel == ACCEL_DBT || cfg->accel == ACCEL_HYBRID))
+		return fail(err, errlen, "--restore takes the machine from the snapshot: no -k, -i, "
+			    "-p, -d, -n, and --accel kvm or auto");
+	if (!cfg->kernel && !cfg->restore_state)
 		return fail(err, errlen, "no kernel given (-k FILE)");
 	if ((cfg->jail.netns || cfg->jail.pidns || cfg->jail.cgroup || cfg->jail.nofile) &&
 	    !cfg->jail.on)

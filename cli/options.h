@@ -109,6 +109,11 @@ struct vm_config {
 	struct fc_options fc;		/* CMD_FIRECRACKER */
 	bool fc_thread_names;		/* a VM the Firecracker API built: vCPU threads are
 					 * "fc_vcpu N" (KVM) */
+	/* Restore from a snapshot instead of booting (--restore DIR, PUT /snapshot/load): the
+	 * state file and the memory file; with restore_paused the vCPUs wait for a resume. */
+	const char *restore_state, *restore_mem;
+	bool restore_paused;
+	char restore_paths[2][MVM_DISK_PATH_MAX]; /* --restore DIR: DIR/state, DIR/mem */
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the
