@@ -10,8 +10,8 @@
 # --print-path prints that line if the archive is cached, else exits 1.
 #
 # The archive is ${MVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mvm}/
-# initramfs-<key>.cpio, <key> hashing init, this script, mkcpio.py and the
-# busybox-static package version. It is renamed into place only when
+# initramfs-<key>.cpio, <key> hashing init, this script, mkcpio.py,
+# vsock_test.c, the busybox-static package version and gcc's version. It is renamed into place only when
 # complete, so its existence means it is good.
 set -euo pipefail
 
@@ -41,8 +41,9 @@ compute_key() {
 	local version
 	version=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null) || return 1
 	{
-		cat "$here/init" "${BASH_SOURCE[0]}" "$here/mkcpio.py"
+		cat "$here/init" "${BASH_SOURCE[0]}" "$here/mkcpio.py" "$here/vsock_test.c"
 		printf '%s\n' "$version"
+		gcc --version | head -n 1
 	} | sha256sum | cut -c1-12
 }
 
@@ -51,6 +52,7 @@ preflight() {
 	[[ -x $busybox ]] && dpkg-query -W "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 	command -v python3 >/dev/null || missing+=(python3)
 	command -v cpio >/dev/null || missing+=(cpio)
+	command -v gcc >/dev/null || missing+=(gcc)
 	if ((${#missing[@]})); then
 		log "missing: ${missing[*]}; install with:"
 		log "  sudo apt-get install ${missing[*]}"
@@ -81,6 +83,8 @@ cpio_list() {
 	echo "nod /dev/null 0666 0 0 c 1 3"
 	echo "file /init $here/init 0755 0 0"
 	echo "file /bin/busybox $busybox 0755 0 0"
+	# The AF_VSOCK client and server of the vsock tests (busybox has none).
+	echo "file /bin/vsock_test $vsock_test 0755 0 0"
 	for a in "${applets[@]}"; do
 		echo "slink /bin/$a busybox 0777 0 0"
 	done
@@ -93,7 +97,7 @@ cpio_list() {
 check_archive() {
 	local listing f
 	listing=$(cpio -t --quiet <"$1") || die "cpio cannot read $1"
-	for f in init bin/busybox bin/sh dev/console; do
+	for f in init bin/busybox bin/sh bin/vsock_test dev/console; do
 		grep -qxF "$f" <<<"$listing" || die "$1 lacks /$f"
 	done
 }
@@ -127,7 +131,13 @@ main() {
 	tmp=$(mktemp "$out.tmp.XXXXXX")
 	trap 'rm -f "$tmp"' EXIT
 	log "writing $out"
+	vsock_test=$tmp.vsock_test
+	trap 'rm -f "$tmp" "$vsock_test"' EXIT
+	# Static: the archive has no C library. -s: ~700 KiB instead of ~800.
+	gcc -static -Os -s -Wall -Wextra -Werror -o "$vsock_test" "$here/vsock_test.c" ||
+		die "cannot build vsock_test.c (needs gcc and the static C library, libc6-dev)"
 	cpio_list | python3 "$here/mkcpio.py" "$tmp"
+	rm -f "$vsock_test"
 	check_archive "$tmp"
 	chmod 0644 "$tmp"
 	mv "$tmp" "$out"
