@@ -82,7 +82,10 @@ int vq_pop_head(struct vq *vq, uint16_t *head)
 		 * the old idx (section 2.7.10). */
 		atomic_thread_fence(memory_order_seq_cst);
 	}
-	avail_idx = load16(&vq->avail->idx);
+	/* Acquire: orders the avail->idx load before the ring entry and descriptor loads; the
+	 * driver writes those before it publishes idx (section 2.7.13). An acquire load, not a
+	 * relaxed one and a fence: ThreadSanitizer does not see fences. */
+	avail_idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
 	dist = (uint16_t)(avail_idx - vq->last_avail);
 	if (dist == 0)
 		return 0;
@@ -90,9 +93,6 @@ int vq_pop_head(struct vq *vq, uint16_t *head)
 		vq->error = "available index moved by more than the queue size";
 		return -EINVAL;
 	}
-	/* Orders the avail->idx load before the ring entry and descriptor loads: the driver
-	 * writes those before it publishes idx (section 2.7.13). */
-	atomic_thread_fence(memory_order_acquire);
 	h = load16(&vq->avail->ring[vq->last_avail & (vq->size - 1)]);
 	vq->last_avail++;
 	if (h >= vq->size) {
