@@ -55,6 +55,8 @@ struct fc_api {
 	int log_fd, metrics_fd;
 	uint64_t started_ms;		/* CLOCK_MONOTONIC at process start */
 	uint64_t requests, failed;	/* API calls answered, and answered with an error */
+	uint64_t metrics_due_ms;	/* the next periodic metrics line */
+	bool confined;			/* the API thread took THREAD_API (its seccomp filter) */
 };
 
 static uint64_t mono_ms(void)
@@ -162,12 +164,34 @@ static void write_metrics(struct fc_api *a)
 	}
 }
 
-static void metrics_tick(void *ctx)
+/* On the API thread, once the VM it built runs: its seccomp filter (sandbox/seccomp.h; the
+ * filters exist only from then on, and building a VM needs what the filter forbids). Without
+ * it the API stops serving rather than run unconfined. Under (lock). */
+static void confine(struct fc_api *a)
+{
+	if (a->confined || (a->state != FC_RUNNING && a->state != FC_PAUSED))
+		return;
+	a->confined = true;
+	if (thread_role_enter(THREAD_API)) {
+		pr_err("the API thread cannot take its seccomp filter; the API stops serving");
+		http_server_stop(a->http);
+	}
+}
+
+/* Every TICK_MS on the API thread: confinement once the VM runs (a VM started from the config
+ * file has no InstanceStart request to do it), metrics when due. */
+#define TICK_MS 200
+
+static void tick(void *ctx)
 {
 	struct fc_api *a = ctx;
 
 	pthread_mutex_lock(&a->lock);
-	write_metrics(a);
+	confine(a);
+	if (mono_ms() >= a->metrics_due_ms) {
+		write_metrics(a);
+		a->metrics_due_ms = mono_ms() + METRICS_PERIOD_MS;
+	}
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -215,6 +239,7 @@ static unsigned int instance_start(struct fc_api *a, json_t **reply)
 		*reply = fault(err);
 		return 400;
 	}
+	confine(a);
 	return 204;
 }
 
@@ -262,6 +287,7 @@ static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply
 	}
 	if (!resume)
 		a->state = FC_PAUSED;
+	confine(a);
 	return 204;
 }
 
@@ -590,7 +616,7 @@ static void *api_thread(void *arg)
 {
 	struct fc_api *a = arg;
 
-	http_server_serve(a->http, metrics_tick, METRICS_PERIOD_MS);
+	http_server_serve(a->http, tick, TICK_MS);
 	http_server_close(a->http);
 	return NULL;
 }
@@ -726,6 +752,7 @@ int fc_main(const struct vm_config *cfg)
 	a->base = cfg;
 	a->log_fd = a->metrics_fd = -1;
 	a->started_ms = mono_ms();
+	a->metrics_due_ms = a->started_ms + METRICS_PERIOD_MS;
 	a->obs = (struct machine_observer){.running = on_running, .stopping = on_stopping};
 	a->start_efd = eventfd(0, EFD_CLOEXEC);
 	/* Stop signals are taken on a signalfd (machine_run does the same once the VM runs);

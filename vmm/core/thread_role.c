@@ -23,6 +23,7 @@ const char *thread_role_name(enum thread_role role)
 	case THREAD_IO: return "I/O";
 	case THREAD_CONTROL: return "control";
 	case THREAD_ENGINE: return "engine";
+	case THREAD_API: return "API";
 	case THREAD_ROLES: break;
 	}
 	return "?";

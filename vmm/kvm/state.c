@@ -50,7 +50,7 @@ static int vcpu_ioctl(struct vcpu *v, unsigned long req, void *arg, const char *
 	return 0;
 }
 
-static int msr_list(struct vm *vm, uint32_t *idx, unsigned int *n)
+int vm_state_init(struct vm *vm)
 {
 	struct {
 		struct kvm_msr_list hdr;
@@ -61,8 +61,11 @@ static int msr_list(struct vm *vm, uint32_t *idx, unsigned int *n)
 		pr_err("KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
 		return -errno;
 	}
-	memcpy(idx, list.indices, list.hdr.nmsrs * sizeof(*idx));
-	*n = list.hdr.nmsrs;
+	vm->snapshot_msrs = malloc(list.hdr.nmsrs * sizeof(uint32_t) + 1);
+	if (!vm->snapshot_msrs)
+		return -ENOMEM;
+	memcpy(vm->snapshot_msrs, list.indices, list.hdr.nmsrs * sizeof(uint32_t));
+	vm->nsnapshot_msrs = list.hdr.nmsrs;
 	return 0;
 }
 
@@ -188,16 +191,13 @@ static size_t cpuid_size(const struct kvm_cpuid2 *c)
 
 int vm_save_state(struct vm *vm, struct snap_writer *w)
 {
-	uint32_t *msrs = calloc(MAX_MSRS, sizeof(*msrs));
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clock = {0};
-	unsigned int nmsrs = 0;
-	int ret = msrs ? msr_list(vm, msrs, &nmsrs) : -ENOMEM;
+	int ret = 0;
 
 	snap_put(w, SNAP_KVM_CPUID, 0, vm->cpuid, cpuid_size(vm->cpuid));
 	for (unsigned int i = 0; !ret && i < vm->ncpus; i++)
-		ret = save_vcpu(&vm->vcpus[i], msrs, nmsrs, w);
-	free(msrs);
+		ret = save_vcpu(&vm->vcpus[i], vm->snapshot_msrs, vm->nsnapshot_msrs, w);
 	for (unsigned int chip = 0; !ret && chip < 3; chip++) {
 		struct kvm_irqchip c = {.chip_id = chip};
 

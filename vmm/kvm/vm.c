@@ -1,5 +1,6 @@
 /* vm.c: the KVM VM: capability checks, memory slots, in-kernel irqchip and PIT, vCPUs. */
 #define pr_fmt(fmt) "kvm: " fmt
+#include "kvm/state.h"
 #include "kvm/vm.h"
 
 #include <errno.h>
@@ -245,6 +246,8 @@ int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus)
 	ret = vcpu_signals_init();
 	if (!ret)
 		ret = emulate_features_init(vm, &vm->emu_features);
+	if (!ret)
+		ret = vm_state_init(vm);
 	if (ret)
 		goto exit_vcpus;
 	return 0;
@@ -265,6 +268,7 @@ exit_kvm:
 
 void vm_destroy(struct vm *vm)
 {
+	free(vm->snapshot_msrs);
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		vcpu_fini(&vm->vcpus[i]);
 	free(vm->vcpus);

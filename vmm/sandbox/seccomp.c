@@ -3,6 +3,7 @@
 #include "sandbox/seccomp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/if_tun.h>
@@ -35,7 +36,8 @@
 #define I (1u << THREAD_IO)
 #define C (1u << THREAD_CONTROL)
 #define E (1u << THREAD_ENGINE)
-#define ALL (V | I | C | E)
+#define A (1u << THREAD_API)
+#define ALL (V | I | C | E | A)
 
 /* What a rule checks besides the system call number. */
 enum arg_check {
@@ -46,6 +48,7 @@ enum arg_check {
 	ARG_OWN_PID,	/* arg 0 is this process (signals stay inside mvm) */
 	ARG_NO_EXEC,	/* arg 2, the protection, lacks PROT_EXEC (no new code) */
 	ARG_DONTNEED,	/* arg 2, the advice, is MADV_DONTNEED (what free() gives back) */
+	ARG_WRITE_ONLY,	/* openat's arg 2, the flags, opens for writing only (no reading) */
 };
 
 struct rule {
@@ -79,12 +82,34 @@ static const struct rule rules[] = {
 	{"restart_syscall", ALL, ARG_ANY},	/* a futex wait resumed after a signal */
 	{"exit_group", ALL, ARG_ANY},		/* mvm's exit, and the SIGSYS handler's */
 	/* Thread-specific. */
-	{"exit", V | I, ARG_ANY},		/* the thread returns */
+	{"exit", V | I | A, ARG_ANY},		/* the thread returns */
 	{"io_uring_enter", I | C | E, ARG_ANY},	/* the loop; devices draining it at exit */
 	{"timerfd_settime", I | E, ARG_ANY},	/* the engine's PIT and LAPIC timers */
 	{"getrandom", I, ARG_ANY},		/* virtio-rng */
-	{"close", C | E, ARG_ANY},		/* tearing the machine down */
+	{"close", C | E | A, ARG_ANY},		/* tearing the machine down; API connections */
 	{"rt_sigtimedwait", E, ARG_ANY},	/* hybrid: taking a kick that missed KVM_RUN */
+	/* The API thread: libmicrohttpd serving its clients on the socket mvm bound. */
+	{"accept4", A, ARG_ANY},		/* a client connects */
+	{"read", A, ARG_ANY},			/* its requests (MHD reads with recv or read) */
+	{"recvfrom", A, ARG_ANY},
+	{"sendto", A, ARG_ANY},			/* the answers */
+	{"sendmsg", A, ARG_ANY},
+	{"recvmsg", A, ARG_ANY},
+	{"writev", A, ARG_ANY},
+	{"shutdown", A, ARG_ANY},		/* closing a connection */
+	{"setsockopt", A, ARG_ANY},		/* MHD's per-connection options */
+	{"getsockopt", A, ARG_ANY},
+	{"fcntl", A, ARG_ANY},			/* non-blocking client sockets */
+	{"select", A, ARG_ANY},			/* MHD_run_wait()'s wait */
+	{"pselect6", A, ARG_ANY},
+	{"poll", A, ARG_ANY},
+	/* The API thread: a snapshot's files (PUT /snapshot/create) and removing the socket. */
+	{"openat", A, ARG_WRITE_ONLY},		/* the files are only written: nothing is read */
+	{"ftruncate", A, ARG_ANY},		/* the sparse memory file */
+	{"pwrite64", A, ARG_ANY},
+	{"fsync", A, ARG_ANY},
+	{"rename", A, ARG_ANY},			/* the state file, whole or not at all */
+	{"unlink", A, ARG_ANY},			/* a failed snapshot's temporary; the socket */
 };
 
 /* The futex operations glibc's nptl makes for mvm (glibc 2.36; strace -f -e futex over KVM,
@@ -139,8 +164,22 @@ static const struct ioctl_rule ioctls[] = {
 	{KVM_SET_XCRS, V, FD_VCPU},
 	{KVM_SET_USER_MEMORY_REGION, E, FD_VM},	/* hybrid: the trap window's slots */
 	{KVM_SET_SIGNAL_MASK, E, FD_VCPU},	/* hybrid: kicks only inside KVM_RUN (1st run) */
-	{KVM_IRQ_LINE, V | I, FD_VM},		/* serial IRQ: guest writes (V), input (I) */
+	{KVM_IRQ_LINE, V | I | A, FD_VM},	/* serial IRQ: guest writes (V), input (I); the
+						 * keyboard's: Ctrl+Alt+Del from the API (A) */
 	{TUNSETOFFLOAD, I, FD_TUN},		/* virtio-net: the offloads the driver took */
+	/* The API thread takes a snapshot of the paused VM (kvm/state.c). */
+	{KVM_GET_REGS, A, FD_VCPU},
+	{KVM_GET_SREGS, A, FD_VCPU},
+	{KVM_GET_MSRS, A, FD_VCPU},
+	{KVM_GET_XSAVE, A, FD_VCPU},
+	{KVM_GET_XCRS, A, FD_VCPU},
+	{KVM_GET_LAPIC, A, FD_VCPU},
+	{KVM_GET_VCPU_EVENTS, A, FD_VCPU},
+	{KVM_GET_DEBUGREGS, A, FD_VCPU},
+	{KVM_GET_MP_STATE, A, FD_VCPU},
+	{KVM_GET_IRQCHIP, A, FD_VM},
+	{KVM_GET_PIT2, A, FD_VM},
+	{KVM_GET_CLOCK, A, FD_VM},
 	{TCGETS, ALL, FD_STDIN},		/* term.c restores the terminal (exit, fatal */
 	{TCSETSF, ALL, FD_STDIN},		/* signal): tcsetattr() reads, then writes */
 };
@@ -372,6 +411,9 @@ static int add_rule(scmp_filter_ctx f, enum thread_role role, const struct rule 
 	case ARG_DONTNEED:
 		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
 					cmp(2, SCMP_CMP_EQ, MADV_DONTNEED, 0));
+	case ARG_WRITE_ONLY:
+		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
+					cmp(2, SCMP_CMP_MASKED_EQ, O_ACCMODE, O_WRONLY));
 	}
 	return -EINVAL;
 }
@@ -436,7 +478,8 @@ static void selftest(enum thread_role role)
 	/* A request each role has in its list, on stderr, which is none of its kinds. */
 	static const unsigned long request[THREAD_ROLES] = {
 		[THREAD_VCPU] = KVM_GET_REGS, [THREAD_IO] = TUNSETOFFLOAD,
-		[THREAD_CONTROL] = TCGETS, [THREAD_ENGINE] = KVM_RUN};
+		[THREAD_CONTROL] = TCGETS, [THREAD_ENGINE] = KVM_RUN,
+		[THREAD_API] = KVM_GET_REGS};
 	uint32_t word = 0;
 	long ret;
 
@@ -536,7 +579,7 @@ int sandbox_seccomp_init(enum sandbox_seccomp mode)
 {
 	static const char *const names[THREAD_ROLES] = {
 		[THREAD_VCPU] = "vcpu", [THREAD_IO] = "io", [THREAD_CONTROL] = "control",
-		[THREAD_ENGINE] = "engine"};
+		[THREAD_ENGINE] = "engine", [THREAD_API] = "api"};
 	struct sigaction sa = {.sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO};
 	const char *test = getenv(SANDBOX_SELFTEST_ENV);
 	int ret;

@@ -9,6 +9,8 @@ enum thread_role {
 	THREAD_IO,	/* the io_uring loop: queue processing and host I/O */
 	THREAD_CONTROL,	/* main under KVM, once every vCPU thread runs: waits, then tears down */
 	THREAD_ENGINE,	/* runs mvm's engine (--accel dbt, and hybrid), then tears down */
+	THREAD_API,	/* the Firecracker API (api/), once the VM it built runs: its clients,
+			 * metrics, pause, snapshots */
 	THREAD_ROLES,
 };
 

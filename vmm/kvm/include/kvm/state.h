@@ -8,6 +8,8 @@ struct vm;
 struct snap_writer;
 struct snap_reader;
 
+/* At creation: the MSRs a snapshot will save (vm->snapshot_msrs). Returns 0 or -errno. */
+int vm_state_init(struct vm *vm);
 /* Puts every vCPU's and the VM's KVM state into (w). The vCPUs must be parked (stop_pause)
  * with their last exit completed (vcpu.c re-enters KVM_RUN with immediate_exit before it
  * parks). Returns 0 or -errno after logging. */

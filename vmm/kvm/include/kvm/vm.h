@@ -43,6 +43,10 @@ struct vm {
 	bool tsc_deadline;
 	struct emu_features emu_features; /* what the instruction emulator may use (CPUID) */
 	bool syscall_trap;		/* SYSCALL from user mode completed by mvm (PVM) */
+	/* The MSRs a snapshot saves (KVM_GET_MSR_INDEX_LIST, a /dev/kvm ioctl: asked once at
+	 * creation, so the thread that snapshots needs no ioctl on /dev/kvm). */
+	uint32_t *snapshot_msrs;
+	unsigned int nsnapshot_msrs;
 	/* Instructions the emulator completed, by Zydis mnemonic (emulate.c, --stats). */
 	_Atomic uint64_t emulated[EMU_MNEMONICS];
 };
