@@ -281,6 +281,12 @@ static void test_host_to_guest(void)
 	tx_send(5000, hport, VIRTIO_VSOCK_OP_RW, "pong", 4, 1 << 20, 4);
 	CHECK_EQ(host_read(fd, buf, 4), 4);
 	CHECK_STR(buf, "pong");
+	/* The guest asks for credit: a CREDIT_UPDATE says the 4 bytes went on. */
+	tx_send(5000, hport, VIRTIO_VSOCK_OP_CREDIT_REQUEST, NULL, 0, 1 << 20, 4);
+	CHECK(rx_get(&p, 3000));
+	CHECK_EQ(p.h.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	CHECK_EQ(p.h.fwd_cnt, 4);
+	CHECK_EQ(p.h.buf_alloc, VIRTIO_VSOCK_BUF);
 
 	/* The host closes: SHUTDOWN(SEND) to the guest; the guest's next write has nowhere to
 	 * go: RST. */
@@ -491,6 +497,25 @@ static void test_hostile(void)
 	CHECK(tx_wait());
 	for (uint32_t port = 8000; port <= 8004; port++)
 		expect_rst(port, 9000);
+	/* On a live connection, an unknown op and a length beyond the descriptor: RST, and the
+	 * host peer's socket closes. */
+	{
+		uint32_t hport;
+
+		fd = host_open(5100, 1 << 20, &hport);
+		tx_send(5100, hport, 0, NULL, 0, 1 << 20, 0);
+		expect_rst(5100, hport);
+		CHECK(host_eof(fd));
+		close(fd);
+		fd = host_open(5101, 1 << 20, &hport);
+		set_hdr(&h, 5101, hport, VIRTIO_VSOCK_OP_RW, 1000, 1 << 20, 0);
+		tx_publish(&h, sizeof(h), "0123456789", 10, TX_DATA);
+		kick(&v->mmio, VIRTIO_VSOCK_TX_QUEUE);
+		CHECK(tx_wait());
+		expect_rst(5101, hport);
+		CHECK(host_eof(fd));
+		close(fd);
+	}
 	/* Data for a connection that does not exist: RST. */
 	tx_send(8005, 9000, VIRTIO_VSOCK_OP_RW, "x", 1, 4096, 0);
 	expect_rst(8005, 9000);
@@ -511,6 +536,10 @@ static void test_hostile(void)
 	close(fd);
 	fd = host_connect(path);
 	write_all(fd, "CONNECT 123456789012345678901234567890", 38);
+	CHECK(host_eof(fd));
+	close(fd);
+	fd = host_connect(path);
+	write_all(fd, "connect 5000\n", 13);
 	CHECK(host_eof(fd));
 	close(fd);
 	fd = host_connect(path);
