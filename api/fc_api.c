@@ -399,6 +399,10 @@ static json_t *vm_config_json(const struct fc_api *a)
 	json_object_set_new(root, "network-interfaces", nets);
 	if (vm->entropy)
 		json_object_set_new(root, "entropy", json_object());
+	if (vm->vsock.on)
+		json_object_set_new(root, "vsock", json_pack("{s:I, s:s}", "guest_cid",
+							     (json_int_t)vm->vsock.cid, "uds_path",
+							     vm->vsock.path));
 	if (vm->metrics_path)
 		json_object_set_new(root, "metrics",
 				    json_pack("{s:s}", "metrics_path", vm->metrics_path));
@@ -521,7 +525,11 @@ static unsigned int route(struct fc_api *a, const char *method, const char *top,
 		if ((status = pre_boot_only(a, reply)))
 			return status;
 		ret = fc_put_mmds_config(&a->vm, body, err, sizeof(err));
-	} else if ((!strcmp(top, "vsock") || !strcmp(top, "balloon") ||
+	} else if (!strcmp(top, "vsock") && !id && put) {
+		if ((status = pre_boot_only(a, reply)))
+			return status;
+		ret = fc_put_vsock(&a->vm, body, err, sizeof(err));
+	} else if ((!strcmp(top, "balloon") ||
 		    !strcmp(top, "cpu-config") || !strcmp(top, "pmem") ||
 		    !strcmp(top, "hotplug") || !strcmp(top, "serial")) && (put || patch || get)) {
 		ret = fc_unsupported(top, err, sizeof(err));

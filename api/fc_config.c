@@ -545,6 +545,35 @@ int fc_put_entropy(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
 	return 0;
 }
 
+/* Firecracker's Vsock: the guest's CID and the host's Unix socket (created by mvm; the guest's
+ * connections to port P reach uds_path_P). */
+int fc_put_vsock(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
+{
+	static const char what[] = "vsock";
+	static const struct field fields[] = {
+		{"guest_cid", F_UINT, true},
+		{"uds_path", F_STRING, true},
+		{"vsock_id", F_STRING, false},	/* deprecated in Firecracker, ignored */
+	};
+	json_int_t cid;
+	const char *path;
+	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+	if (!ret)
+		ret = check_text(what, "uds_path", body, MVM_VSOCK_PATH_MAX, err, errlen);
+	if (ret)
+		return ret;
+	cid = json_integer_value(get(body, "guest_cid"));
+	/* 0-2 are the hypervisor's, the local and the host's CIDs; -1 is VMADDR_CID_ANY. */
+	if (cid < 3 || cid > 0xfffffffe)
+		return fail(err, errlen, "%s: guest_cid %lld is outside 3 to 4294967294", what,
+			    (long long)cid);
+	path = get_str(body, "uds_path");
+	vm->vsock = (struct vsock_config){.on = true, .cid = (uint64_t)cid};
+	snprintf(vm->vsock.path, sizeof(vm->vsock.path), "%s", path);
+	return 0;
+}
+
 /* 169.254.[1-254].[0-255], as firecracker.yaml's MmdsConfig.ipv4_address pattern says. */
 static bool link_local(const char *s)
 {
@@ -751,8 +780,8 @@ int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, si
 		"network-interfaces", "entropy", "mmds-config", "vsock", "balloon", "pmem",
 		"memory-hotplug", "serial",
 	};
-	static const char *const missing[] = {"cpu-config", "vsock", "balloon", "pmem",
-					      "memory-hotplug", "serial"};
+	static const char *const missing[] = {"cpu-config", "balloon", "pmem", "memory-hotplug",
+					      "serial"};
 	json_error_t jerr;
 	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr), *v;
 	const char *key;
@@ -826,6 +855,8 @@ int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, si
 	}
 	if ((v = get(doc, "entropy")) && (ret = fc_put_entropy(vm, v, err, errlen)))
 		goto out;
+	if ((v = get(doc, "vsock")) && (ret = fc_put_vsock(vm, v, err, errlen)))
+		goto out;
 	if ((v = get(doc, "mmds-config")) && (ret = fc_put_mmds_config(vm, v, err, errlen)))
 		goto out;
 out:
@@ -851,6 +882,7 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 	cfg->mem_thp = vm->thp;
 	cfg->cpus = vm->vcpus;
 	cfg->rng = vm->entropy;
+	cfg->vsock = vm->vsock;
 	cfg->ndisks = 0;
 	cfg->nnets = 0;
 	/* The root drive is the guest's vda, the others follow in the order they were put, as
@@ -879,7 +911,7 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 		snprintf(nc->tap, sizeof(nc->tap), "%s", vm->nets[i].tap);
 		memcpy(nc->mac, vm->nets[i].mac, 6);
 	}
-	if (cfg->ndisks + cfg->nnets + cfg->rng + (cfg->console == CONSOLE_VIRTIO) >
+	if (cfg->ndisks + cfg->nnets + cfg->rng + cfg->vsock.on + (cfg->console == CONSOLE_VIRTIO) >
 	    MVM_MAX_VIRTIO)
 		return fail(err, errlen, "InstanceStart: %u drives, %u network interfaces%s: at "
 			    "most %d virtio devices in all", cfg->ndisks, cfg->nnets,

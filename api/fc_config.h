@@ -48,6 +48,7 @@ struct fc_vm {
 	struct fc_net nets[MVM_MAX_NETS];
 	unsigned int nnets;
 	bool entropy;		/* PUT /entropy: a virtio-rng device */
+	struct vsock_config vsock; /* PUT /vsock: a virtio-vsock device */
 	/* logger, metrics: applied by the caller (they open files) */
 	char *log_path;
 	enum log_level_fc { FC_LOG_OFF, FC_LOG_ERROR, FC_LOG_WARNING, FC_LOG_INFO, FC_LOG_DEBUG }
@@ -75,6 +76,7 @@ int fc_put_net(struct fc_vm *vm, const char *id, json_t *body, char *err, size_t
 int fc_put_logger(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 int fc_put_metrics(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 int fc_put_entropy(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_put_vsock(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 int fc_put_mmds_config(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 /* PUT replaces the data store, PATCH merges into it (RFC 7396 JSON merge patch). Both refuse
  * a store that would serialize to more than (limit) bytes. */
@@ -90,7 +92,7 @@ int fc_snapshot_create(json_t *body, const char **state, const char **mem, char 
 		       size_t errlen);
 int fc_snapshot_load(json_t *body, const char **state, const char **mem, bool *resume,
 		     char *err, size_t errlen);
-/* Refuses the bodies of devices mvm does not have yet (vsock, balloon, cpu-config), naming it. */
+/* Refuses the bodies of devices mvm does not have yet (balloon, cpu-config, ...), naming it. */
 int fc_unsupported(const char *what, char *err, size_t errlen);
 
 /* GET /machine-config. New reference. */

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -151,7 +152,7 @@ def case_bad_input(c, tmp):
         ("PUT", "/drives/d", json.dumps({"drive_id": "d", "path_on_host": "/nonexistent.img",
                                          "is_root_device": False}), "No such file"),
         ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0"}', "host_dev_name"),
-        ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": "/tmp/v.sock"}', "vsock"),
+        ("PUT", "/vsock", '{"guest_cid": 1, "uds_path": "/tmp/v.sock"}', "guest_cid"),
         ("PUT", "/balloon", '{"amount_mib": 0, "deflate_on_oom": true}', "balloon"),
         ("PUT", "/snapshot/create", '{"snapshot_path": "a", "mem_file_path": "b"}',
          "before starting"),
@@ -264,6 +265,26 @@ def linux_inner(c, tmp):
     if not c.check(r.returncode == 0, f"mkfs.ext4: {r.stderr}"):
         return
     sock, log, metrics = (os.path.join(tmp, n) for n in ("fc.sock", "fc.log", "metrics"))
+    # The host end of the guest's vsock connection to port 5000 (Firecracker's uds_path_PORT):
+    # it takes the guest's message, sends one of its own and reads the guest's echo of it.
+    uds = os.path.join(tmp, "v.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(uds + "_5000")
+    listener.listen(1)
+    listener.settimeout(600)
+    vsock_seen = {}
+
+    def vsock_peer():
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(60)
+                vsock_seen["from_guest"] = conn.recv(100)
+                conn.sendall(b"from-the-host")
+                vsock_seen["echo"] = conn.recv(100)
+        except OSError as e:
+            vsock_seen["error"] = str(e)
+    threading.Thread(target=vsock_peer, daemon=True).start()
     vm = fcclient.Mvm(MVM, sock)
     # The Go SDK's order (firecracker-go-sdk handlers.go: defaultFcInitHandlerList).
     r = curl(sock, "GET", "/machine-config")
@@ -282,6 +303,7 @@ def linux_inner(c, tmp):
                                    "is_root_device": True, "is_read_only": False}),
         ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": TAP,
                                              "guest_mac": MAC}),
+        ("PUT", "/vsock", {"guest_cid": 3, "uds_path": uds}),
         ("PUT", "/actions", {"action_type": "InstanceStart"}),
     ]
     for method, path, body in steps:
@@ -299,6 +321,7 @@ def linux_inner(c, tmp):
             f"echo ROOT-$(grep -c 'root=/dev/vda r[w]' /proc/cmdline); mkdir -p /mnt; "
             f"mount -t ext4 /dev/vda /mnt && echo MOUNT-$((6*7)); "
             f"echo SERIAL-$(cat /sys/block/vda/serial)-; umount /mnt; sync; "
+            f"vsock_test connect 5000 fc-vsock-hi; "
             f"echo CMDS-$((6*7))\n")
     c.check(vm.wait_out("CMDS-42", 300), "the guest ran the commands", vm)
     out = vm.out.decode(errors="replace")
@@ -307,6 +330,10 @@ def linux_inner(c, tmp):
     c.check("ROOT-1" in out, "root=/dev/vda rw is on the kernel command line", vm)
     c.check("MOUNT-42" in out, "the guest mounted the ext4 drive", vm)
     c.check("SERIAL-rootfs-" in out, "the drive's serial is its drive_id", vm)
+    c.check(vsock_seen.get("from_guest") == b"fc-vsock-hi" and
+            vsock_seen.get("echo") == b"from-the-host",
+            f"the guest reached uds_path_5000 over the vsock that was put, both ways: "
+            f"{vsock_seen}", vm)
     r = curl(sock, "PUT", "/actions", {"action_type": "FlushMetrics"})
     c.check(r[0] == 204, f"FlushMetrics: {r}")
     lines = [json.loads(x) for x in open(metrics).read().splitlines()] if os.path.exists(

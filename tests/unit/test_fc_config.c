@@ -167,6 +167,14 @@ static void test_devices(void)
 	CHECK_EQ(PUT(fc_put_entropy, &vm, "{}"), 0);
 	CHECK(vm.entropy);
 
+	CHECK(PUT(fc_put_vsock, &vm, "{\"guest_cid\": 0, \"uds_path\": \"/v.sock\"}") < 0);
+	CHECK(PUT(fc_put_vsock, &vm, "{\"guest_cid\": 4294967295, \"uds_path\": \"/v.sock\"}") <
+	      0);
+	CHECK(!vm.vsock.on);
+	CHECK_EQ(PUT(fc_put_vsock, &vm, "{\"guest_cid\": 3, \"uds_path\": \"/v.sock\", "
+		     "\"vsock_id\": \"vsock0\"}"), 0);
+	CHECK(vm.vsock.on && vm.vsock.cid == 3);
+	CHECK_STR(vm.vsock.path, "/v.sock");
 	CHECK(PUT(fc_put_mmds_config, &vm, "{\"network_interfaces\": [\"eth9\"]}") < 0 &&
 	      err_has("eth9"));
 	CHECK(PUT(fc_put_mmds_config, &vm, "{\"network_interfaces\": [\"eth0\"], "
@@ -249,7 +257,8 @@ static void test_config_file(void)
 			{"{\"boot-source\": ", "line 1"},
 			{"[]", "JSON object"},
 			{"{\"gpu\": {}}", "unknown section 'gpu'"},
-			{"{\"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/v\"}}", "vsock"},
+			{"{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/v\"}}", "guest_cid"},
+			{"{\"vsock\": {\"guest_cid\": 3}}", "uds_path"},
 			{"{\"balloon\": {}}", "balloon"},
 			{"{\"drives\": {}}", "array"},
 			{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/a\"}]}",

@@ -87,6 +87,7 @@ static const struct rule rules[] = {
 	{"timerfd_settime", I | E, ARG_ANY},	/* the engine's PIT and LAPIC timers */
 	{"getrandom", I, ARG_ANY},		/* virtio-rng */
 	{"close", C | E | A, ARG_ANY},		/* tearing the machine down; API connections */
+	{"unlink", C | E, ARG_ANY},		/* tearing down: the vsock's Unix socket file */
 	{"rt_sigtimedwait", E, ARG_ANY},	/* hybrid: taking a kick that missed KVM_RUN */
 	/* The API thread: libmicrohttpd serving its clients on the socket mvm bound. */
 	{"accept4", A, ARG_ANY},		/* a client connects */
@@ -109,7 +110,7 @@ static const struct rule rules[] = {
 	{"pwrite64", A, ARG_ANY},
 	{"fsync", A, ARG_ANY},
 	{"rename", A, ARG_ANY},			/* the state file, whole or not at all */
-	{"unlink", A, ARG_ANY},			/* a failed snapshot's temporary; the socket */
+	{"unlink", A, ARG_ANY},			/* a failed snapshot's temporary; the API socket */
 };
 
 /* The futex operations glibc's nptl makes for mvm (glibc 2.36; strace -f -e futex over KVM,
