@@ -13,11 +13,14 @@
  *
  * Rate check (1 and 2): after the first interrupt (which must come within FIRST_MS of PIT
  * time), the interrupts are counted over one second of the CMOS clock (from one change of its
- * seconds register to the next) and must number 40%-150% of what the programmed period gives
- * (100 at 100 Hz / 10 ms: 40-150), so a timer 10x too fast or 2.5x too slow fails. The band
- * is wide on purpose: the tests run on a loaded 2-core machine where the vCPU thread can be
- * descheduled for tens of ms, and then ticks are coalesced (fewer); on an idle machine KVM,
- * mvm's engine and QEMU TCG all count 99-101.
+ * seconds register to the next) and must number 20%-150% of what the programmed period gives
+ * (100 at 100 Hz / 10 ms: 20-150), so a timer 10x too fast or 5x too slow fails. The band is
+ * wide on purpose: the tests run on a loaded 2-core machine where the vCPU thread can be
+ * descheduled for tens of ms, and then ticks are coalesced (fewer). With a load average of
+ * about 5 (other builds) KVM, mvm's engine and QEMU TCG counted 92-101; with 8-13 (ctest -j2
+ * and builds) KVM 92-101 and the engine 51-100; with three busy loops on the two cores the
+ * engine counted 35-38 and KVM's LAPIC timer 40-52 (its in-kernel PIT, which re-injects lost
+ * ticks, 98-103), and with two tests running beside the loops the engine 24-29.
  * The window is the RTC's, which follows the host's time on mvm and QEMU, so the bounds are
  * wall-clock even where guest kernel code is interpreted slowly (KVM-PVM), and a window needs
  * no counter wrap seen: the PIT clock (lib/pit.c) misses wraps, and so undercounts time, when
@@ -41,7 +44,7 @@
 #define FIRST_MS	1000	/* the first interrupt must come within this */
 #define EDGE_MS		2500	/* each change of the RTC's seconds must come within this */
 #define WINDOW_MS	1000	/* then interrupts are counted over one RTC second */
-#define RATE_MIN_PCT	40
+#define RATE_MIN_PCT	20
 #define RATE_MAX_PCT	150
 #define CLOCK_MAX_PCT	150	/* the PIT clock over the RTC's second */
 

@@ -74,7 +74,7 @@ def run_timed(args, timeout=60):
 
 
 def case_timer(c):
-    """The guest checks each timer's interrupt rate against the programmed 100 Hz (40%-150%
+    """The guest checks each timer's interrupt rate against the programmed 100 Hz (20%-150%
     over one second of the CMOS clock, guest-kernels/tests/timer.c), and that its PIT clock
     does not run ahead of that second by more than half. The host times each window too,
     from the line printed just before it (the wait for the first interrupt and for the RTC's
