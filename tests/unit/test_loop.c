@@ -183,6 +183,16 @@ static void test_require_fixed(void)
 	io_uring_prep_cancel(sqe, &l, 0);
 	loop_sqe_fixed(sqe);
 	CHECK_EQ(complete_one(&l), -ENOENT);
+	/* No close passes: the ring refuses one without the flag (the fd stays open), the
+	 * kernel one with it (IOSQE_FIXED_FILE is invalid on IORING_OP_CLOSE). */
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_close(sqe, p[1]);
+	CHECK_EQ(complete_one(&l), -EACCES);
+	CHECK(fcntl(p[1], F_GETFD) >= 0);
+	sqe = io_uring_get_sqe(&l.ring);
+	io_uring_prep_close_direct(sqe, (unsigned int)file);
+	loop_sqe_fixed(sqe);
+	CHECK_EQ(complete_one(&l), -EBADF);
 	loop_fini(&l);
 	close(p[0]);
 	close(p[1]);

@@ -24,9 +24,11 @@ static const uint8_t loop_opcodes[] = {
 	IORING_OP_FALLOCATE,	/* virtio-blk discard and write-zeroes */
 	IORING_OP_POLL_ADD,	/* TAP and console readiness */
 	IORING_OP_ASYNC_CANCEL,	/* virtio-net and -console cancel their reads at reset */
-	IORING_OP_CLOSE,	/* loop_fini(), virtio-vsock: emptying file table slots (direct
-				 * close only: a ring that requires fixed files refuses any close,
-				 * IOSQE_FIXED_FILE being invalid on IORING_OP_CLOSE) */
+	IORING_OP_CLOSE,	/* loop_fini(), virtio-vsock: emptying file table slots. NOTE:
+				 * mvm closes slots only, but a restriction cannot tell those
+				 * from a process fd, which a forged SQE could then close; with
+				 * loop_require_fixed_files() no close passes at all
+				 * (IOSQE_FIXED_FILE is invalid on IORING_OP_CLOSE: -EBADF) */
 	IORING_OP_ACCEPT,	/* virtio-vsock: host peers on its Unix socket (direct) */
 	IORING_OP_SOCKET,	/* virtio-vsock: a Unix socket per guest connection (direct) */
 	IORING_OP_CONNECT,	/* virtio-vsock: ... to PATH_port */
