@@ -13,7 +13,9 @@
 #include "util/util.h"
 
 /* Every operation mvm puts on the ring (grep io_uring_prep_ in the tree): the ring refuses
- * any other with -EACCES, so a corrupted SQE cannot open, connect or send anything. */
+ * any other with -EACCES, so a corrupted SQE cannot open or create files. NOTE: virtio-vsock
+ * needs socket, connect and sendmsg, so a forged SQE could reach a socket the process can
+ * connect to. */
 static const uint8_t loop_opcodes[] = {
 	IORING_OP_NOP,		/* virtio-mmio: completing a control request on the loop */
 	IORING_OP_READ,		/* eventfds (kicks, control, stop, irq relay), timerfds,
