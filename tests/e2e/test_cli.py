@@ -13,6 +13,9 @@ Usage: test_cli.py MVM GUEST_DIR CASE
                   guest RAM) exits 70 with a message naming what failed, before the guest runs
   debug-dump      a VM stopped by SIGTERM under MVM_LOG=debug prints every vCPU's registers
                   and exits 128+15; without debug it prints none
+  poweroff        no guest power-off (README): Linux's `poweroff -f` halts the guest and mvm
+                  waits for a signal; `reboot -f` ends it with status 0, "guest reset" (Linux:
+                  MVM_VMLINUX and MVM_INITRAMFS, as test_linux.py)
 """
 import os
 import re
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -192,9 +196,55 @@ def case_debug_dump(c):
             "MVM_LOG=info: no register dump", r)
 
 
+def linux_images():
+    kernel, initrd = os.environ.get("MVM_VMLINUX"), os.environ.get("MVM_INITRAMFS")
+    if not (kernel and initrd and os.path.exists(kernel) and os.path.exists(initrd)):
+        mvmtest.skip("guest images not built (MVM_VMLINUX, MVM_INITRAMFS; scripts/test.sh)")
+    return kernel, initrd
+
+
+def case_poweroff(c):
+    kernel, initrd = linux_images()
+    os.environ["MVM_LOG"] = "info"  # "guest stopped: ..." is an info line
+
+    def args(command):
+        return ["run", "-k", kernel, "-i", initrd,
+                "-p", f'console=ttyS0 reboot=k panic=-1 mvm.run="{command}"']
+
+    # Without ACPI, Linux turns a power-off into a halt: every CPU stops with interrupts
+    # off. Nothing tells mvm, which must neither exit nor claim a power-off.
+    p = subprocess.Popen(mvmtest.command(MVM, args("poweroff -f")), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timer = threading.Timer(300, p.kill)
+    timer.start()
+    out = []
+    for raw in p.stdout:
+        out.append(raw.decode(errors="replace"))
+        if "reboot: System halted" in out[-1]:
+            break
+    halted = "reboot: System halted" in out[-1] if out else False
+    time.sleep(2)
+    running = p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate()
+    timer.cancel()
+    r = mvmtest.Result(p.returncode, "".join(out) + rest.decode(errors="replace"),
+                       err.decode(errors="replace"))
+    c.check(halted, "poweroff -f: the guest halted ('reboot: System halted')", r)
+    c.check(running, "poweroff -f: mvm still runs 2 s after the guest halted", r)
+    c.check(r.status == 128 + signal.SIGTERM, f"poweroff -f: SIGTERM ends mvm with "
+            f"{128 + signal.SIGTERM} (got {r.status})", r)
+    c.check("guest power-off" not in r.err, "poweroff -f: mvm claims no power-off", r)
+    # A reboot is how a guest ends the VM: the i8042 reset (reboot=k), status 0.
+    r = mvmtest.run(MVM, args("reboot -f"), timeout=300)
+    c.check(r.status == 0, f"reboot -f: status 0 (got {r.status})", r)
+    c.check("guest stopped: guest reset" in r.err, "reboot -f: mvm names the reset", r)
+
+
 CASES = {"console-none": case_console_none, "console-file": case_console_file,
          "stats": case_stats, "random-mac": case_random_mac, "nopv": case_nopv,
-         "vmm-failure": case_vmm_failure, "debug-dump": case_debug_dump}
+         "vmm-failure": case_vmm_failure, "debug-dump": case_debug_dump,
+         "poweroff": case_poweroff}
 
 if __name__ == "__main__":
     MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
