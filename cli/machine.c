@@ -259,11 +259,25 @@ static void vsock_stats(void *dev, FILE *f)
 
 	fprintf(f, "mvm: virtio-vsock: %llu connections, %llu bytes to the guest, %llu from it, "
 		   "%llu RSTs sent\n",
-		(unsigned long long)v->conns_opened, (unsigned long long)v->tx_bytes,
-		(unsigned long long)v->rx_bytes, (unsigned long long)v->rsts_sent);
+		(unsigned long long)v->conns_opened, (unsigned long long)v->rx_bytes,
+		(unsigned long long)v->tx_bytes, (unsigned long long)v->rsts_sent);
 }
 
-static const struct device_ops vsock_device = {.destroy = vsock_destroy, .stats = vsock_stats};
+/* Read while the I/O thread updates them, as net_metrics(). */
+static void vsock_metrics(void *dev, json_t *obj)
+{
+	const struct virtio_vsock *v = dev;
+
+	json_object_set_new(obj, "conns_opened", json_integer((json_int_t)v->conns_opened));
+	json_object_set_new(obj, "rx_packets", json_integer((json_int_t)v->rx_packets));
+	json_object_set_new(obj, "tx_packets", json_integer((json_int_t)v->tx_packets));
+	json_object_set_new(obj, "rx_bytes", json_integer((json_int_t)v->rx_bytes));
+	json_object_set_new(obj, "tx_bytes", json_integer((json_int_t)v->tx_bytes));
+	json_object_set_new(obj, "rsts_sent", json_integer((json_int_t)v->rsts_sent));
+}
+
+static const struct device_ops vsock_device = {.destroy = vsock_destroy, .stats = vsock_stats,
+					       .metrics = vsock_metrics};
 
 /* Takes ownership of (dev) (created, not yet attached: it is destroyed with the machine even if
  * attaching fails), then attaches its virtio-mmio transport (t). */

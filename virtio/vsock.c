@@ -181,7 +181,7 @@ static uint32_t conn_packet(struct vsock_conn *c, struct vq_chain *ch)
 		buf_to_iov(iov, ch->nr_in, HDR_LEN, c->in + c->in_head, len);
 		c->in_head += len;
 		c->tx_cnt += len;
-		c->v->tx_bytes += len;
+		c->v->rx_bytes += len;
 		if (c->in_head == c->in_len) {
 			c->in_head = c->in_len = 0;
 			arm_read(c);
@@ -780,7 +780,7 @@ static bool guest_data(struct vsock_conn *c, const struct vq_chain *ch, uint32_t
 	iov_to_buf(ch->iov, ch->nr_out, HDR_LEN + first, c->out, len - first);
 	c->out_len += len;
 	c->rx_cnt += len;
-	c->v->rx_bytes += len;
+	c->v->tx_bytes += len;
 	arm_write(c);
 	return true;
 }

@@ -12,7 +12,7 @@ and the guest's /bin/vsock_test (guest-kernels/initramfs/vsock_test.c), in one b
 - Throughput, both ways (MVM_VSOCK_MB MiB, default 64): host to guest into a guest sink that
   answers with the byte count when the host shuts down its side, and guest to host from a
   guest source until the guest's end. Reported as "vsock-throughput ..." lines, not checked.
-- The socket file exists while mvm runs and is gone after it exits.
+- The socket file is gone after mvm exits; --stats counts every connection and byte.
 
 Usage: test_vsock.py MVM      (needs MVM_VMLINUX and MVM_INITRAMFS; MVM_TEST_ACCEL picks the
 accelerator, dbt by default: a Linux boot under KVM-PVM takes minutes)
@@ -136,7 +136,7 @@ def main():
             "-i", os.environ["MVM_INITRAMFS"], "--vsock", f"cid=3,path={path}",
             # NOTE: the vsock's socket file is unlinked at exit, which the main thread's
             # seccomp allow-list does not allow yet.
-            "--seccomp", "off", "-p", cmdline]
+            "--seccomp", "off", "--stats", "-p", cmdline]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     con = Console(proc.stdout)
@@ -154,6 +154,13 @@ def main():
     c.check(proc.returncode == 0, f"mvm exited 0 (got {proc.returncode})",
             mvmtest.Result(proc.returncode, con.text[-3000:], err[-2000:]))
     c.check(not os.path.exists(path), "the socket file is gone after mvm exits")
+    # --stats: every connection that reached the guest's or the host's peer, and every byte.
+    m = re.search(r"mvm: virtio-vsock: (\d+) connections, (\d+) bytes to the guest, (\d+) "
+                  r"from it, (\d+) RSTs sent", err)
+    want = (1 + MANY + 2, ECHO + MANY * MANY_BYTES + size,
+            16 + ECHO + MANY * MANY_BYTES + len(b"%d\n" % size) + size)
+    c.check(m and tuple(int(x) for x in m.groups()[:3]) == want and int(m.group(4)) >= 1,
+            f"--stats counts {want} and the RSTs ({m.group(0) if m else err[-500:]})")
     shutil.rmtree(tmp, ignore_errors=True)
     return c.done()
 

@@ -141,7 +141,8 @@ struct virtio_vsock {
 
 	struct vq_chain chain; /* scratch, I/O thread */
 
-	/* Counters, I/O thread. */
+	/* Counters, I/O thread. rx: packets and payload bytes put on the receive queue (to the
+	 * guest, RSTs included); tx: those the guest put on its transmit queue. */
 	uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes, rsts_sent, conns_opened;
 };
 
