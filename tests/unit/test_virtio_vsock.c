@@ -516,6 +516,13 @@ static void test_hostile(void)
 		CHECK(host_eof(fd));
 		close(fd);
 	}
+	/* A header split over two descriptors (20 + 24 bytes) is one header: this RW names no
+	 * connection, and the RST names its ports. */
+	set_hdr(&h, 8007, 9000, VIRTIO_VSOCK_OP_RW, 0, 4096, 0);
+	tx_publish(&h, 20, (const uint8_t *)&h + 20, sizeof(h) - 20, TX_DATA);
+	kick(&v->mmio, VIRTIO_VSOCK_TX_QUEUE);
+	CHECK(tx_wait());
+	expect_rst(8007, 9000);
 	/* Data for a connection that does not exist: RST. */
 	tx_send(8005, 9000, VIRTIO_VSOCK_OP_RW, "x", 1, 4096, 0);
 	expect_rst(8005, 9000);
