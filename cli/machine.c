@@ -63,6 +63,11 @@ static void signal_done(struct loop_op *op, int res, unsigned int flags)
 {
 	struct machine *m = container_of(op, struct machine, signal_op);
 
+	if (res == (int)sizeof(m->siginfo) && m->siginfo.ssi_signo == SIGUSR2) {
+		snapshot_worker_request(&m->snapw); /* --snapshot-dir */
+		arm_signal(m);
+		return;
+	}
 	if (res == (int)sizeof(m->siginfo)) {
 		pr_info("stopping on signal %u", m->siginfo.ssi_signo);
 		stop_request(m->stop, STOP_SIGNAL, (int)m->siginfo.ssi_signo);
@@ -82,13 +87,15 @@ static void arm_signal(struct machine *m)
 /* Signals that stop the machine arrive on the I/O loop through a signalfd, so no thread is
  * interrupted at a random point. Blocked before any thread starts, so every thread inherits
  * the mask. */
-static int setup_signals(struct machine *m, sigset_t *set)
+static int setup_signals(struct machine *m, const struct vm_config *cfg, sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGQUIT);
+	if (cfg->snapshot_state)
+		sigaddset(set, SIGUSR2); /* takes a snapshot (snapshot.h) */
 	if (pthread_sigmask(SIG_BLOCK, set, NULL))
 		return -EINVAL;
 	m->signal_fd = signalfd(-1, set, SFD_CLOEXEC);
@@ -662,7 +669,7 @@ int machine_run(const struct vm_config *cfg, struct machine_observer *obs)
 		free(m);
 		return MVM_EXIT_USAGE;
 	}
-	if (setup_signals(m, &sigs))
+	if (setup_signals(m, cfg, &sigs))
 		goto out_free;
 	if (create_machine(m, cfg))
 		goto out_signal;
@@ -722,6 +729,9 @@ int machine_run(const struct vm_config *cfg, struct machine_observer *obs)
 	/* From here on every thread runs under its seccomp filter (sandbox/seccomp.h). */
 	if (sandbox_seccomp_init(cfg->seccomp) || loop_start(&m->loop))
 		goto out_console;
+	if (cfg->snapshot_state &&
+	    snapshot_worker_start(&m->snapw, m, cfg->snapshot_state, cfg->snapshot_mem))
+		stop_request(m->stop, STOP_VMM_ERROR, 0);
 	if (obs && obs->running)
 		obs->running(obs, m);
 	if (m->accel != ACCEL_KVM) {
@@ -732,6 +742,7 @@ int machine_run(const struct vm_config *cfg, struct machine_observer *obs)
 	} else {
 		vm_run(&m->vm);
 	}
+	snapshot_worker_stop(&m->snapw);
 	if (obs && obs->stopping)
 		obs->stopping(obs, m);
 	loop_join(&m->loop);

@@ -16,6 +16,7 @@
 #include "kvm/vm.h"
 #include "machine_dbt.h"
 #include "options.h"
+#include "snapshot.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/rng.h"
@@ -78,6 +79,7 @@ struct machine {
 	int signal_fd;
 	struct signalfd_siginfo siginfo;
 	struct loop_op signal_op;
+	struct snapshot_worker snapw;	/* --snapshot-dir */
 };
 
 #endif

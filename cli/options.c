@@ -65,8 +65,11 @@ const char options_usage[] =
 	"                        confine each of mvm's threads to the system calls it needs\n"
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
-	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem: taken with\n"
-	"                        the API's PUT /snapshot/create) instead of booting; KVM\n"
+	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem) instead\n"
+	"                        of booting; KVM\n"
+	"      --snapshot-dir DIR\n"
+	"                        SIGUSR2 pauses the VM, writes a snapshot to DIR/state and\n"
+	"                        DIR/mem, and resumes it (KVM, no virtio devices so far)\n"
 	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
 	"                        namespace with an empty root, once every file is open\n"
 	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
@@ -384,7 +387,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 {
 	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
 	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE, OPT_RESTORE,
-	       OPT_VSOCK };
+	       OPT_VSOCK, OPT_SNAPSHOT_DIR };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -407,6 +410,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"jail-cgroup", required_argument, NULL, OPT_JAIL_CGROUP},
 		{"jail-nofile", required_argument, NULL, OPT_JAIL_NOFILE},
 		{"restore", required_argument, NULL, OPT_RESTORE},
+		{"snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -519,6 +523,15 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			snprintf(cfg->restore_paths[1], MVM_DISK_PATH_MAX, "%s/mem", optarg);
 			cfg->restore_state = cfg->restore_paths[0];
 			cfg->restore_mem = cfg->restore_paths[1];
+			break;
+		case OPT_SNAPSHOT_DIR:
+			if (!*optarg || strlen(optarg) + sizeof("/state") > MVM_DISK_PATH_MAX)
+				return fail(err, errlen, "--snapshot-dir: '%s' is not a directory "
+					    "path", optarg);
+			snprintf(cfg->snapshot_paths[0], MVM_DISK_PATH_MAX, "%s/state", optarg);
+			snprintf(cfg->snapshot_paths[1], MVM_DISK_PATH_MAX, "%s/mem", optarg);
+			cfg->snapshot_state = cfg->snapshot_paths[0];
+			cfg->snapshot_mem = cfg->snapshot_paths[1];
 			break;
 		case 'h':
 			cfg->command = CMD_HELP;

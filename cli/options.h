@@ -114,6 +114,9 @@ struct vm_config {
 	const char *restore_state, *restore_mem;
 	bool restore_paused;
 	char restore_paths[2][MVM_DISK_PATH_MAX]; /* --restore DIR: DIR/state, DIR/mem */
+	/* --snapshot-dir DIR: SIGUSR2 writes a snapshot to DIR/state and DIR/mem. */
+	const char *snapshot_state, *snapshot_mem;
+	char snapshot_paths[2][MVM_DISK_PATH_MAX];
 };
 
 /* Parses argv into (cfg). Returns 0, or -EINVAL with a one-line message in (err) naming the

@@ -11,6 +11,7 @@
  * virtio devices. The others are refused with a message saying so. */
 #define pr_fmt(fmt) "snapshot: " fmt
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/snapfile.h"
+#include "core/thread_role.h"
 #include "dev/dev_state.h"
 #include "kvm/state.h"
 #include "machine.h"
@@ -239,4 +241,70 @@ void snapshot_close(struct snapshot_in *in)
 	in->mem_fd = -1;
 	free(in->buf);
 	in->buf = NULL;
+}
+
+#define SNAPSHOT_WORKER_QUIT (1ull << 40)
+
+static void *worker(void *arg)
+{
+	struct snapshot_worker *w = arg;
+	uint64_t v;
+
+	if (thread_role_enter(THREAD_API)) {
+		pr_err("the snapshot thread cannot take its seccomp filter; SIGUSR2 does nothing");
+		return NULL;
+	}
+	/* The eventfd counts requests: several signals before one snapshot make one. */
+	while (read(w->efd, &v, sizeof(v)) == sizeof(v) && v < SNAPSHOT_WORKER_QUIT) {
+		int ret = machine_pause(w->m, true);
+
+		if (ret)
+			continue; /* the guest is stopping */
+		ret = machine_snapshot(w->m, w->state, w->mem);
+		machine_pause(w->m, false);
+		if (!ret)
+			pr_warn("snapshot written: %s, %s", w->state, w->mem);
+	}
+	return NULL;
+}
+
+int snapshot_worker_start(struct snapshot_worker *w, struct machine *m, const char *state,
+			  const char *mem)
+{
+	*w = (struct snapshot_worker){.m = m, .state = state, .mem = mem};
+	w->efd = eventfd(0, EFD_CLOEXEC);
+	if (w->efd < 0) {
+		pr_err("eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	if (pthread_create(&w->thread, NULL, worker, w)) {
+		pr_err("cannot start the snapshot thread");
+		close(w->efd);
+		w->efd = -1;
+		return -EAGAIN;
+	}
+	pthread_setname_np(w->thread, "mvm-snapshot");
+	w->started = true;
+	return 0;
+}
+
+void snapshot_worker_request(struct snapshot_worker *w)
+{
+	uint64_t one = 1;
+
+	if (w->started && write(w->efd, &one, sizeof(one)) != sizeof(one))
+		pr_warn("a snapshot request was lost: %s", strerror(errno));
+}
+
+void snapshot_worker_stop(struct snapshot_worker *w)
+{
+	uint64_t quit = SNAPSHOT_WORKER_QUIT;
+
+	if (!w->started)
+		return;
+	if (write(w->efd, &quit, sizeof(quit)) != sizeof(quit))
+		pr_warn("stopping the snapshot thread: %s", strerror(errno));
+	pthread_join(w->thread, NULL);
+	close(w->efd);
+	w->started = false;
 }

@@ -8,6 +8,9 @@ Cases:
            restored at once from the same files with --restore finish too, continuing from step
            11; a third is loaded through the API paused (GET / says Paused, nothing runs) and
            resumed. Every one prints the checksum this test computes on its own.
+  cli      mvm run --snapshot-dir: SIGUSR2 snapshots the running snapcount guest, which goes
+           on to its checksum; --restore continues from there to the same checksum; with a
+           virtio device the snapshot is refused and the guest goes on.
   bad      each damaged snapshot is refused before anything starts, with a reason and exit 64:
            a truncated or resized memory file, a flipped byte in the state file, another mvm
            version, a truncated state file, a missing file, --restore with --accel dbt; the API
@@ -116,6 +119,52 @@ def case_guest(c, tmp):
     c.check(curl(sock2, "PATCH", "/vm", {"state": "Resumed"})[0] == 204, "PATCH /vm Resumed")
     c.check(vm.wait(300) == 0 and f"CHECKSUM {want}" in vm.out.decode(),
             "the loaded snapshot finishes with the same checksum", vm)
+
+
+def case_cli(c, tmp):
+    """mvm run --snapshot-dir: SIGUSR2 snapshots a running guest, which goes on; --restore
+    continues it. With a virtio device the snapshot is refused and the guest goes on."""
+    want = expected_checksum()
+    snap = os.path.join(tmp, "snap")
+    os.mkdir(snap)
+    p = subprocess.Popen([MVM, "run", "--no-rng", "--snapshot-dir", snap, "-k",
+                          mvmtest.guest_path(GUEST_DIR, "snapcount")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    buf = b""
+    while b"STEP 5\r\n" not in buf:
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+    p.send_signal(15 if b"STEP 5" not in buf else 12)  # SIGUSR2 (SIGTERM if it never ran)
+    out, err = p.communicate(timeout=300)
+    out, err = (buf + out).decode(errors="replace"), err.decode(errors="replace")
+    c.check(p.returncode == 0 and f"CHECKSUM {want}" in out,
+            f"SIGUSR2 snapshots the running guest, which finishes with {want}: {p.returncode}"
+            f"\n{out}\n{err}")
+    c.check("snapshot written" in err, f"mvm says the snapshot was written: {err}")
+    r = mvmtest.run(MVM, ["run", "--restore", snap], timeout=300)
+    steps = [int(x) for x in re.findall(r"STEP (\d+)", r.out)]
+    c.check(r.status == 0 and f"CHECKSUM {want}" in r.out and steps and steps[0] > 5,
+            f"--restore continues from after step 5 to the same checksum: {r}")
+
+    # With virtio-rng: refused, said so, the guest goes on.
+    p = subprocess.Popen([MVM, "run", "--snapshot-dir", os.path.join(tmp, "none"), "-k",
+                          mvmtest.guest_path(GUEST_DIR, "snapcount")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    buf = b""
+    while b"STEP 2\r\n" not in buf:
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+    p.send_signal(12)
+    out, err = p.communicate(timeout=300)
+    err = err.decode(errors="replace")
+    c.check(p.returncode == 0 and "virtio" in err and
+            not os.path.exists(os.path.join(tmp, "none", "state")),
+            f"with virtio-rng the snapshot is refused naming virtio, the guest finishes: "
+            f"{p.returncode} {err}")
 
 
 def corrupt(src, dst, fn):
@@ -232,7 +281,8 @@ def main():
     mvmtest.require_kvm()
     c = mvmtest.Checker(f"snapshot-{CASE}")
     with tempfile.TemporaryDirectory(prefix="mvm-snap-") as tmp:
-        {"guest": case_guest, "bad": case_bad, "linux": case_linux}[CASE](c, tmp)
+        {"guest": case_guest, "bad": case_bad, "cli": case_cli,
+         "linux": case_linux}[CASE](c, tmp)
     c.done()
 
 
