@@ -134,9 +134,7 @@ def main():
     cmdline = f'console=ttyS0 reboot=k panic=-1 mvm.run="{run}"'
     args = [MVM, "run", "--accel", accel, "-m", "256M", "-k", os.environ["MVM_VMLINUX"],
             "-i", os.environ["MVM_INITRAMFS"], "--vsock", f"cid=3,path={path}",
-            # NOTE: the vsock's socket file is unlinked at exit, which the main thread's
-            # seccomp allow-list does not allow yet.
-            "--seccomp", "off", "--stats", "-p", cmdline]
+            "--stats", "-p", cmdline]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     con = Console(proc.stdout)
