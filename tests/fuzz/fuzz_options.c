@@ -30,8 +30,16 @@ static void check(const struct vm_config *cfg)
 {
 	if (cfg->command != CMD_RUN)
 		return;
-	if (!cfg->kernel || !cfg->cmdline)
-		fail("a run without kernel or command line");
+	/* --restore takes the machine, the kernel included, from the snapshot. */
+	if ((!cfg->kernel && !cfg->restore_state) || !cfg->cmdline)
+		fail("a run without kernel (or snapshot) or command line");
+	if ((cfg->restore_state && (!memchr(cfg->restore_paths[0], 0, MVM_DISK_PATH_MAX) ||
+				    !memchr(cfg->restore_paths[1], 0, MVM_DISK_PATH_MAX))) ||
+	    (cfg->snapshot_state && (!memchr(cfg->snapshot_paths[0], 0, MVM_DISK_PATH_MAX) ||
+				     !memchr(cfg->snapshot_paths[1], 0, MVM_DISK_PATH_MAX))))
+		fail("snapshot paths not terminated");
+	if (cfg->restore_state && (cfg->kernel || cfg->ndisks || cfg->nnets))
+		fail("--restore with a kernel, disks or NICs");
 	if (cfg->cpus < 1 || cfg->cpus > MVM_MAX_CPUS)
 		fail("cpus out of range");
 	if (cfg->ndisks > MVM_MAX_DISKS || cfg->nnets > MVM_MAX_NETS)

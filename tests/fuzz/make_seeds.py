@@ -76,6 +76,10 @@ put("fuzz_options", "short", argv("run", "-k", "k", "-i", "i", "-p", "x", "-m", 
                                   "-d", "disk", "-n", "tap=t1", "--no-rng", "--console",
                                   "file:/tmp/out"))
 put("fuzz_options", "bad", argv("run", "-k", "k", "--mem", "99999999999T", "--cpus", "0", "-x"))
+put("fuzz_options", "restore", argv("run", "--restore", "/snap", "--snapshot-dir", "/s2",
+                                    "--console", "none"))
+put("fuzz_options", "firecracker", argv("--api-sock", "/a.sock", "--id", "vm-1", "--level", "Debug",
+                                        "--config-file", "c.json", "--accel", "dbt"))
 put("fuzz_options", "help", argv("--help"))
 put("fuzz_options", "version", argv("version"))
 put("fuzz_options", "many_disks", argv("run", "-k", "k", *sum((["-d", "d%d" % i] for i in range(10)), [])))
