@@ -26,6 +26,7 @@
 
 #include "core/thread_role.h"
 #include "fc_config.h"
+#include "file.h"
 #include "http_server.h"
 #include "machine.h"
 #include "util/log.h"
@@ -212,12 +213,37 @@ static unsigned int post_boot_only(struct fc_api *a, json_t **reply)
 	return 400;
 }
 
+/* Hands (a->cfg) to the main thread, which builds and runs it, and waits until the VM runs
+ * (204; the API thread then takes its seccomp filter) or could not be built (400 with the
+ * reason). Under (lock), which the wait releases. */
+static unsigned int start_on_main(struct fc_api *a, const char *what, json_t **reply)
+{
+	char err[600];
+	uint64_t one = 1;
+
+	a->state = FC_STARTING;
+	if (write(a->start_efd, &one, sizeof(one)) != sizeof(one)) {
+		a->state = FC_NOT_STARTED;
+		snprintf(err, sizeof(err), "%s: cannot reach the main thread", what);
+		*reply = fault(err);
+		return 500;
+	}
+	while (a->state == FC_STARTING)
+		pthread_cond_wait(&a->cond, &a->lock);
+	if (a->state == FC_NOT_STARTED) {
+		snprintf(err, sizeof(err), "%s: %s", what, a->start_err);
+		*reply = fault(err);
+		return 400;
+	}
+	confine(a);
+	return 204;
+}
+
 /* InstanceStart: hands the configuration to the main thread and waits for the VM to run or to
  * fail. Under (lock), which the wait releases. */
 static unsigned int instance_start(struct fc_api *a, json_t **reply)
 {
 	char err[600];
-	uint64_t one = 1;
 	unsigned int status = pre_boot_only(a, reply);
 
 	if (status)
@@ -226,21 +252,7 @@ static unsigned int instance_start(struct fc_api *a, json_t **reply)
 		*reply = fault(err);
 		return 400;
 	}
-	a->state = FC_STARTING;
-	if (write(a->start_efd, &one, sizeof(one)) != sizeof(one)) {
-		a->state = FC_NOT_STARTED;
-		*reply = fault("InstanceStart: cannot reach the main thread");
-		return 500;
-	}
-	while (a->state == FC_STARTING)
-		pthread_cond_wait(&a->cond, &a->lock);
-	if (a->state == FC_NOT_STARTED) {
-		snprintf(err, sizeof(err), "InstanceStart: %s", a->start_err);
-		*reply = fault(err);
-		return 400;
-	}
-	confine(a);
-	return 204;
+	return start_on_main(a, "InstanceStart", reply);
 }
 
 /* PUT /snapshot/load: like InstanceStart, with the machine taken from the snapshot. Firecracker
@@ -250,7 +262,6 @@ static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply
 	const char *state, *mem;
 	char err[600];
 	bool resume;
-	uint64_t one = 1;
 	unsigned int status = pre_boot_only(a, reply);
 
 	if (status)
@@ -272,23 +283,10 @@ static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply
 	a->cfg.restore_state = a->cfg.restore_paths[0];
 	a->cfg.restore_mem = a->cfg.restore_paths[1];
 	a->cfg.restore_paused = !resume;
-	a->state = FC_STARTING;
-	if (write(a->start_efd, &one, sizeof(one)) != sizeof(one)) {
-		a->state = FC_NOT_STARTED;
-		*reply = fault("snapshot/load: cannot reach the main thread");
-		return 500;
-	}
-	while (a->state == FC_STARTING)
-		pthread_cond_wait(&a->cond, &a->lock);
-	if (a->state == FC_NOT_STARTED) {
-		snprintf(err, sizeof(err), "snapshot/load: %s", a->start_err);
-		*reply = fault(err);
-		return 400;
-	}
-	if (!resume)
+	status = start_on_main(a, "snapshot/load", reply);
+	if (status == 204 && !resume)
 		a->state = FC_PAUSED;
-	confine(a);
-	return 204;
+	return status;
 }
 
 static unsigned int actions(struct fc_api *a, json_t *body, json_t **reply)
@@ -677,32 +675,14 @@ static bool run_machine(struct fc_api *a, int *status)
 
 static int load_config_file(struct fc_api *a, const char *path)
 {
+	struct mapped_file f;
 	char err[512];
-	struct stat st;
-	char *text;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+	int ret = file_map(&f, path, "--config-file", CONFIG_FILE_MAX);
 
-	if (fd < 0) {
-		pr_err("--config-file '%s': %s", path, strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > CONFIG_FILE_MAX) {
-		pr_err("--config-file '%s': not a regular file of at most %d bytes", path,
-		       CONFIG_FILE_MAX);
-		close(fd);
-		return -EINVAL;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	n = text ? read(fd, text, (size_t)st.st_size) : -1;
-	close(fd);
-	if (n != st.st_size) {
-		pr_err("--config-file '%s': cannot read it", path);
-		free(text);
-		return -EIO;
-	}
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&a->lock);
-	ret = fc_load_config(&a->vm, text, (size_t)n, err, sizeof(err));
+	ret = fc_load_config(&a->vm, (const char *)f.data, f.len, err, sizeof(err));
 	if (!ret && a->vm.has_logger)
 		ret = apply_logger(a, err, sizeof(err));
 	if (!ret && a->vm.metrics_path)
@@ -712,7 +692,7 @@ static int load_config_file(struct fc_api *a, const char *path)
 	if (!ret)
 		a->state = FC_STARTING;
 	pthread_mutex_unlock(&a->lock);
-	free(text);
+	file_unmap(&f);
 	if (ret)
 		pr_err("--config-file '%s': %s", path, err);
 	return ret;

@@ -771,6 +771,29 @@ int fc_unsupported(const char *what, char *err, size_t errlen)
 	return fail(err, errlen, "%s: mvm has no %s device yet", what, what);
 }
 
+/* A config-file section that is an array of what PUT /section/{id} takes: each element put
+ * under its own id (field (id_field)), errors named "section[i]: ...". */
+static int put_each(struct fc_vm *vm, json_t *doc, const char *section, const char *id_field,
+		    int (*put)(struct fc_vm *, const char *, json_t *, char *, size_t), char *err,
+		    size_t errlen)
+{
+	json_t *list = get(doc, section), *e;
+	char sub[224];
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list))
+		return fail(err, errlen, "%s: must be an array", section);
+	json_array_foreach(list, i, e) {
+		const char *id = json_is_object(e) ? get_str(e, id_field) : NULL;
+
+		if (put(vm, id ? id : "", e, sub, sizeof(sub)))
+			return fail(err, errlen, "%s[%zu]: %s", section, i, sub);
+	}
+	return 0;
+}
+
 /* FullVmConfiguration: the sections Firecracker's --config-file takes, applied in its order
  * (logger and metrics first, so the rest is logged). */
 int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, size_t errlen)
@@ -785,7 +808,6 @@ int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, si
 	json_error_t jerr;
 	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr), *v;
 	const char *key;
-	char sub[224];
 	size_t i;
 	int ret = 0;
 
@@ -819,40 +841,9 @@ int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, si
 	}
 	if ((v = get(doc, "boot-source")) && (ret = fc_put_boot_source(vm, v, err, errlen)))
 		goto out;
-	if ((v = get(doc, "drives"))) {
-		json_t *d;
-
-		if (!json_is_array(v)) {
-			ret = fail(err, errlen, "drives: must be an array");
-			goto out;
-		}
-		json_array_foreach(v, i, d) {
-			const char *id = json_is_object(d) ? get_str(d, "drive_id") : NULL;
-
-			ret = fc_put_drive(vm, id ? id : "", d, sub, sizeof(sub));
-			if (ret) {
-				fail(err, errlen, "drives[%zu]: %s", i, sub);
-				goto out;
-			}
-		}
-	}
-	if ((v = get(doc, "network-interfaces"))) {
-		json_t *n;
-
-		if (!json_is_array(v)) {
-			ret = fail(err, errlen, "network-interfaces: must be an array");
-			goto out;
-		}
-		json_array_foreach(v, i, n) {
-			const char *id = json_is_object(n) ? get_str(n, "iface_id") : NULL;
-
-			ret = fc_put_net(vm, id ? id : "", n, sub, sizeof(sub));
-			if (ret) {
-				fail(err, errlen, "network-interfaces[%zu]: %s", i, sub);
-				goto out;
-			}
-		}
-	}
+	if ((ret = put_each(vm, doc, "drives", "drive_id", fc_put_drive, err, errlen)) ||
+	    (ret = put_each(vm, doc, "network-interfaces", "iface_id", fc_put_net, err, errlen)))
+		goto out;
 	if ((v = get(doc, "entropy")) && (ret = fc_put_entropy(vm, v, err, errlen)))
 		goto out;
 	if ((v = get(doc, "vsock")) && (ret = fc_put_vsock(vm, v, err, errlen)))

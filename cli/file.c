@@ -1,4 +1,5 @@
-/* file.c: read-only mappings of kernel and initrd files. */
+/* file.c: read-only mappings of the user's input files (kernel, initrd, config file, a
+ * snapshot's state file). */
 #include "file.h"
 
 #include <errno.h>
@@ -40,8 +41,8 @@ int file_map(struct mapped_file *f, const char *path, const char *what, uint64_t
 		goto out;
 	}
 	if ((uint64_t)st.st_size > max_len) {
-		pr_err("%s '%s' is %lld bytes, larger than guest RAM", what, path,
-		       (long long)st.st_size);
+		pr_err("%s '%s' is %lld bytes, more than the %llu a %s may have", what, path,
+		       (long long)st.st_size, (unsigned long long)max_len, what);
 		ret = -EFBIG;
 		goto out;
 	}

@@ -10,7 +10,8 @@ struct mapped_file {
 	size_t len;
 };
 
-/* Maps (path) read-only. (what) names the file's role in messages ("kernel", "initrd").
+/* Maps (path) read-only. (what) names the file's role in messages ("kernel", "initrd",
+ * "--config-file", "snapshot state file").
  * Returns 0, or -errno after logging; an empty file, a directory or a file larger than
  * (max_len) is refused with -EINVAL or -EFBIG. */
 int file_map(struct mapped_file *f, const char *path, const char *what, uint64_t max_len);

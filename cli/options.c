@@ -355,6 +355,19 @@ static int parse_vsock(const char *arg, struct vm_config *cfg, char *err, unsign
 	return 0;
 }
 
+/* A snapshot directory DIR: its two files, DIR/state and DIR/mem, into (paths). */
+static int snapshot_dir(const char *opt, const char *dir, char paths[2][MVM_DISK_PATH_MAX],
+			const char **state, const char **mem, char *err, unsigned int errlen)
+{
+	if (!*dir || strlen(dir) + sizeof("/state") > MVM_DISK_PATH_MAX)
+		return fail(err, errlen, "%s: '%s' is not a directory path", opt, dir);
+	snprintf(paths[0], MVM_DISK_PATH_MAX, "%s/state", dir);
+	snprintf(paths[1], MVM_DISK_PATH_MAX, "%s/mem", dir);
+	*state = paths[0];
+	*mem = paths[1];
+	return 0;
+}
+
 static int parse_accel(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	if (!strcmp(arg, "kvm"))
@@ -516,22 +529,16 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			break;
 		}
 		case OPT_RESTORE:
-			if (!*optarg || strlen(optarg) + sizeof("/state") > MVM_DISK_PATH_MAX)
-				return fail(err, errlen, "--restore: '%s' is not a directory path",
-					    optarg);
-			snprintf(cfg->restore_paths[0], MVM_DISK_PATH_MAX, "%s/state", optarg);
-			snprintf(cfg->restore_paths[1], MVM_DISK_PATH_MAX, "%s/mem", optarg);
-			cfg->restore_state = cfg->restore_paths[0];
-			cfg->restore_mem = cfg->restore_paths[1];
+			ret = snapshot_dir("--restore", optarg, cfg->restore_paths,
+					   &cfg->restore_state, &cfg->restore_mem, err, errlen);
+			if (ret)
+				return ret;
 			break;
 		case OPT_SNAPSHOT_DIR:
-			if (!*optarg || strlen(optarg) + sizeof("/state") > MVM_DISK_PATH_MAX)
-				return fail(err, errlen, "--snapshot-dir: '%s' is not a directory "
-					    "path", optarg);
-			snprintf(cfg->snapshot_paths[0], MVM_DISK_PATH_MAX, "%s/state", optarg);
-			snprintf(cfg->snapshot_paths[1], MVM_DISK_PATH_MAX, "%s/mem", optarg);
-			cfg->snapshot_state = cfg->snapshot_paths[0];
-			cfg->snapshot_mem = cfg->snapshot_paths[1];
+			ret = snapshot_dir("--snapshot-dir", optarg, cfg->snapshot_paths,
+					   &cfg->snapshot_state, &cfg->snapshot_mem, err, errlen);
+			if (ret)
+				return ret;
 			break;
 		case 'h':
 			cfg->command = CMD_HELP;

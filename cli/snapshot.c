@@ -148,29 +148,12 @@ int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm
 	const struct machine_state *ms;
 	char err[256];
 	struct stat st;
-	ssize_t n;
-	int fd;
 
 	*in = (struct snapshot_in){.mem_fd = -1};
-	fd = open(cfg->restore_state, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
-		pr_err("snapshot state file '%s': %s", cfg->restore_state, strerror(errno));
+	if (file_map(&in->state, cfg->restore_state, "snapshot state file",
+		     SNAP_MAX_LEN + sizeof(struct snap_header)))
 		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SNAP_MAX_LEN + sizeof(struct snap_header)) {
-		pr_err("snapshot state file '%s': not a regular file of a state file's size",
-		       cfg->restore_state);
-		goto fail;
-	}
-	in->buf = malloc((size_t)st.st_size + 1);
-	n = in->buf ? read(fd, in->buf, (size_t)st.st_size) : -1;
-	close(fd);
-	fd = -1;
-	if (n != st.st_size) {
-		pr_err("snapshot state file '%s': cannot read it", cfg->restore_state);
-		goto fail;
-	}
-	if (snap_reader_open(&in->r, in->buf, (size_t)n, err, sizeof(err))) {
+	if (snap_reader_open(&in->r, in->state.data, in->state.len, err, sizeof(err))) {
 		pr_err("snapshot state file '%s': %s", cfg->restore_state, err);
 		goto fail;
 	}
@@ -207,8 +190,6 @@ int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm
 		out->console = CONSOLE_STDIO;
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	snapshot_close(in);
 	return -EINVAL;
 }
@@ -239,8 +220,7 @@ void snapshot_close(struct snapshot_in *in)
 	if (in->mem_fd >= 0)
 		close(in->mem_fd);
 	in->mem_fd = -1;
-	free(in->buf);
-	in->buf = NULL;
+	file_unmap(&in->state);
 }
 
 #define SNAPSHOT_WORKER_QUIT (1ull << 40)

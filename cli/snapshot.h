@@ -7,13 +7,14 @@
 #include <stdbool.h>
 
 #include "core/snapfile.h"
+#include "file.h"
 #include "options.h"
 
 struct machine;
 
 /* A snapshot read and checked, before any VM exists. */
 struct snapshot_in {
-	uint8_t *buf;		/* the state file */
+	struct mapped_file state; /* the state file */
 	struct snap_reader r;
 	int mem_fd;		/* the memory file */
 };
