@@ -23,6 +23,9 @@
 #include "kvm/vm.h"
 #include "util/log.h"
 
+/* SDM Vol. 4, table 2-2. */
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
 /* The MSRs KVM saves and restores for this VM (KVM_GET_MSR_INDEX_LIST), at most this many. */
 #define MAX_MSRS 512
 
@@ -294,6 +297,11 @@ static int restore_vcpu(struct vcpu *v, const struct snap_reader *r, char *err, 
 	    (ret = VCPU_IOCTL(v, KVM_SET_MP_STATE, &mp)) ||
 	    (ret = VCPU_IOCTL(v, KVM_SET_VCPU_EVENTS, &events)))
 		snprintf(err, errlen, "KVM refused vCPU %u's state (see the log)", v->index);
+	/* KVM_SET_LAPIC resets the LAPIC timer, which drops the TSC deadline the MSRs set: an
+	 * idle guest waiting for that deadline would never wake. Set it again now. */
+	for (size_t i = 0; !ret && i < msr_len / sizeof(*msrs); i++)
+		if (msrs[i].index == MSR_IA32_TSC_DEADLINE)
+			ret = restore_msrs(v, &msrs[i], 1);
 	v->guest_lstar = trap.lstar;
 	v->guest_cstar = trap.cstar;
 	free(xsave);
