@@ -34,18 +34,23 @@ struct device_ops {
 	void (*stats)(void *dev, FILE *f);
 	/* Its counters as members of (obj), for the API's metrics (machine_metrics). */
 	void (*metrics)(void *dev, json_t *obj);
+	/* Why a snapshot cannot hold this device yet; NULL when its transport state and guest
+	 * RAM are all of it (snapshot.c). */
+	const char *no_snapshot;
 };
 
 struct device {
 	const char *name;
 	const struct device_ops *ops;
 	void *dev;
+	struct virtio_mmio *t;		/* its transport */
 };
 
 #define MAX_DEVICES VIRTIO_SLOTS
 
 /* Everything one running machine owns, torn down in reverse order. */
 struct machine {
+	const struct vm_config *cfg;	/* what it was built from (machine_run's) */
 	struct mapped_file kernel, initrd; /* open_inputs() until the guest is loaded */
 	enum accel_kind accel;
 	unsigned int ncpus;

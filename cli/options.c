@@ -66,10 +66,12 @@ const char options_usage[] =
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
 	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem) instead\n"
-	"                        of booting; KVM\n"
+	"                        of booting; KVM. The snapshot's disks and TAPs are used\n"
+	"                        unless -d/-n give all of them anew, in order (a clone's own\n"
+	"                        disk copy and TAP; the guest keeps its MAC)\n"
 	"      --snapshot-dir DIR\n"
 	"                        SIGUSR2 pauses the VM, writes a snapshot to DIR/state and\n"
-	"                        DIR/mem, and resumes it (KVM, no virtio devices so far)\n"
+	"                        DIR/mem, and resumes it (KVM; not with --vsock so far)\n"
 	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
 	"                        namespace with an empty root, once every file is open\n"
 	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
@@ -551,10 +553,12 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 	}
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
-	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->ndisks ||
-				   cfg->nnets || cfg->accel == ACCEL_DBT || cfg->accel == ACCEL_HYBRID))
+	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->vsock.on ||
+				   rng_given || cfg->accel == ACCEL_DBT ||
+				   cfg->accel == ACCEL_HYBRID))
 		return fail(err, errlen, "--restore takes the machine from the snapshot: no -k, -i, "
-			    "-p, -d, -n, and --accel kvm or auto");
+			    "-p, --vsock, --rng/--no-rng, and --accel kvm or auto (-d and -n name "
+			    "the clone's own disks and TAPs)");
 	if (!cfg->kernel && !cfg->restore_state)
 		return fail(err, errlen, "no kernel given (-k FILE)");
 	if ((cfg->jail.netns || cfg->jail.pidns || cfg->jail.cgroup || cfg->jail.nofile) &&

@@ -7,8 +7,14 @@
  * maps the memory file copy-on-write (pages load on first touch; clones of one snapshot share
  * what they did not write) and puts the state back before the first KVM_RUN.
  *
- * Supported so far: KVM machines with the legacy devices (serial console, i8042, CMOS) and no
- * virtio devices. The others are refused with a message saying so. */
+ * Virtio devices are frozen first (virtio_mmio_freeze(): what they had in flight completes into
+ * the used rings, receive buffers held for frames to come go back to the rings), so guest RAM
+ * and the transport's registers and ring indices are their whole state; the restore rebuilds
+ * them from the disks and NICs the snapshot names (or the ones given at restore in their place,
+ * for clones) and the I/O thread serves the rings from the saved indices.
+ *
+ * Supported so far: KVM machines with the legacy devices and virtio-blk, -net, -console and
+ * -rng. The others (the engine; vsock) are refused with a message saying so. */
 #define pr_fmt(fmt) "snapshot: " fmt
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -27,14 +33,34 @@
 #include "machine_internal.h"
 #include "snapshot.h"
 #include "util/log.h"
+#include "util/util.h"
+#include "virtio/net.h"
 
 /* SNAP_MACHINE: what the restored machine must be built as. */
 struct machine_state {
 	uint32_t accel;		/* enum accel_kind: ACCEL_KVM */
 	uint32_t ncpus;
 	uint64_t mem;		/* guest RAM, bytes */
-	uint32_t nvirtio;	/* virtio devices: 0 */
+	uint32_t nvirtio;	/* virtio devices: SNAP_VIRTIO_MMIO sections 0..nvirtio-1 */
+	uint32_t ndisks;	/* SNAP_CFG_DISK sections */
+	uint32_t nnets;		/* SNAP_CFG_NET sections */
+	uint32_t virtio_console; /* 0 or 1 */
+	uint32_t rng;		/* 0 or 1 */
 	uint32_t reserved;
+};
+
+/* SNAP_CFG_DISK: a disk, as -d gave it (the image's size is in the device's config space). */
+struct disk_state {
+	char path[MVM_DISK_PATH_MAX];
+	char id[24];		/* MVM_DISK_ID_MAX + 1, padded */
+	uint8_t ro, direct, pad[6];
+};
+_Static_assert(MVM_DISK_ID_MAX + 1 <= 24, "disk_state.id");
+
+/* SNAP_CFG_NET: a NIC: its TAP and the MAC the guest read at boot. */
+struct net_state {
+	char tap[MVM_TAP_NAME_MAX + 1];
+	uint8_t mac[6], pad[2];
 };
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -88,10 +114,48 @@ static int write_state_file(const char *path, const struct snap_header *h,
 	return ret;
 }
 
+/* Every virtio device's transport, and what the restore needs to build the same ones: the
+ * disks' paths and modes, the NICs' TAPs and MACs. */
+static void save_virtio(struct machine *m, struct snap_writer *w)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct virtio_mmio_state *vs = malloc(sizeof(*vs));
+
+	if (!vs) {
+		w->err = -ENOMEM;
+		return;
+	}
+	for (unsigned int i = 0; i < m->ndevices; i++) {
+		virtio_mmio_save(m->devices[i].t, vs);
+		snap_put(w, SNAP_VIRTIO_MMIO, i, vs, sizeof(*vs));
+	}
+	free(vs);
+	for (unsigned int i = 0; i < cfg->ndisks; i++) {
+		struct disk_state d = {.ro = cfg->disks[i].ro, .direct = cfg->disks[i].direct};
+
+		memcpy(d.path, cfg->disks[i].path, sizeof(d.path));
+		memcpy(d.id, cfg->disks[i].id, sizeof(cfg->disks[i].id));
+		snap_put(w, SNAP_CFG_DISK, i, &d, sizeof(d));
+	}
+	/* NICs follow the disks in m->devices (machine.c attaches them in that order). */
+	for (unsigned int i = 0; i < cfg->nnets; i++) {
+		const struct virtio_net *n = m->devices[cfg->ndisks + i].dev;
+		struct net_state ns = {0};
+
+		memcpy(ns.tap, cfg->nets[i].tap, sizeof(ns.tap));
+		memcpy(ns.mac, n->config.mac, sizeof(ns.mac));
+		snap_put(w, SNAP_CFG_NET, i, &ns, sizeof(ns));
+	}
+}
+
 int machine_snapshot(struct machine *m, const char *state_path, const char *mem_path)
 {
+	const struct vm_config *cfg = m->cfg;
 	struct machine_state ms = {.accel = ACCEL_KVM, .ncpus = m->ncpus,
-				   .mem = guest_mem_size(m->mem)};
+				   .mem = guest_mem_size(m->mem), .nvirtio = m->ndevices,
+				   .ndisks = cfg->ndisks, .nnets = cfg->nnets,
+				   .virtio_console = cfg->console == CONSOLE_VIRTIO, .rng = cfg->rng};
+	unsigned int frozen = 0;
 	struct snap_writer w;
 	struct snap_header h;
 	int fd, ret;
@@ -100,14 +164,22 @@ int machine_snapshot(struct machine *m, const char *state_path, const char *mem_
 		pr_err("snapshots are supported under --accel kvm only so far");
 		return -ENOTSUP;
 	}
-	if (m->ndevices) {
-		pr_err("snapshots of machines with virtio devices (%s, ...) are not supported yet",
-		       m->devices[0].name);
-		return -ENOTSUP;
-	}
+	for (unsigned int i = 0; i < m->ndevices; i++)
+		if (m->devices[i].ops->no_snapshot) {
+			pr_err("a snapshot cannot hold %s yet (%s)", m->devices[i].ops->no_snapshot,
+			       m->devices[i].name);
+			return -ENOTSUP;
+		}
 	if (!stop_pause_wanted(m->stop)) {
 		pr_err("the machine must be paused for a snapshot");
 		return -EBUSY;
+	}
+	/* Until the thaw below nothing but the vCPUs' state changes guest RAM. */
+	for (ret = 0; frozen < m->ndevices && !ret; frozen++)
+		ret = virtio_mmio_freeze(m->devices[frozen].t);
+	if (ret) {
+		frozen--; /* the failed one thawed itself */
+		goto thaw;
 	}
 	snap_writer_init(&w);
 	snap_put(&w, SNAP_MACHINE, 0, &ms, sizeof(ms));
@@ -116,6 +188,7 @@ int machine_snapshot(struct machine *m, const char *state_path, const char *mem_
 		uart8250_save(&m->uart, &w);
 		i8042_save(&m->i8042, &w);
 		cmos_save(&m->cmos, &w);
+		save_virtio(m, &w);
 		ret = snap_finish(&w, &h);
 		if (ret)
 			pr_err("building the state file: %s", strerror(-ret));
@@ -140,7 +213,81 @@ int machine_snapshot(struct machine *m, const char *state_path, const char *mem_
 	snap_writer_fini(&w);
 	if (!ret)
 		pr_info("snapshot: %s (%u sections), %s", state_path, h.nsections, mem_path);
+thaw:
+	while (frozen)
+		virtio_mmio_thaw(m->devices[--frozen].t);
 	return ret;
+}
+
+/* The disks and NICs of the snapshot into (out), with those given at restore in their place:
+ * -d paths replace the snapshot's disk paths and -n TAP names its TAPs, one for one (clones
+ * need their own), the rest (modes, MACs) stays what the guest booted with. */
+static int restore_devices(const struct snapshot_in *in, const struct machine_state *ms,
+			   const struct vm_config *cfg, struct vm_config *out)
+{
+	const char *file = cfg->restore_state;
+
+	if (ms->ndisks > MVM_MAX_DISKS || ms->nnets > MVM_MAX_NETS || ms->virtio_console > 1 ||
+	    ms->rng > 1 || ms->nvirtio != ms->ndisks + ms->nnets + ms->virtio_console + ms->rng) {
+		pr_err("snapshot state file '%s': no machine this mvm can build", file);
+		return -EINVAL;
+	}
+	if (cfg->ndisks && cfg->ndisks != ms->ndisks) {
+		pr_err("the snapshot has %u disk(s); give all of them (-d, in order) or none",
+		       ms->ndisks);
+		return -EINVAL;
+	}
+	if (cfg->nnets && cfg->nnets != ms->nnets) {
+		pr_err("the snapshot has %u NIC(s); give all of them (-n tap=NAME, in order) or none",
+		       ms->nnets);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < cfg->nnets; i++)
+		if (cfg->nets[i].has_mac) {
+			pr_err("--net %s: a restored guest keeps the MAC it booted with; no mac= at "
+			       "restore", cfg->nets[i].tap);
+			return -EINVAL;
+		}
+	out->ndisks = ms->ndisks;
+	for (unsigned int i = 0; i < ms->ndisks; i++) {
+		const struct disk_state *d = snap_get(&in->r, SNAP_CFG_DISK, i, sizeof(*d));
+		struct disk_config *dc = &out->disks[i];
+
+		if (!d || !memchr(d->path, 0, sizeof(d->path)) || !memchr(d->id, 0, sizeof(d->id)) ||
+		    strlen(d->id) > MVM_DISK_ID_MAX || d->ro > 1 || d->direct > 1) {
+			pr_err("snapshot state file '%s': disk %u is missing or malformed", file, i);
+			return -EINVAL;
+		}
+		memcpy(dc->path, cfg->ndisks ? cfg->disks[i].path : d->path, sizeof(dc->path));
+		memcpy(dc->id, d->id, sizeof(dc->id));
+		dc->ro = d->ro;
+		dc->direct = d->direct;
+	}
+	out->nnets = ms->nnets;
+	for (unsigned int i = 0; i < ms->nnets; i++) {
+		const struct net_state *n = snap_get(&in->r, SNAP_CFG_NET, i, sizeof(*n));
+		struct net_config *nc = &out->nets[i];
+
+		if (!n || !memchr(n->tap, 0, sizeof(n->tap)) || !n->tap[0]) {
+			pr_err("snapshot state file '%s': NIC %u is missing or malformed", file, i);
+			return -EINVAL;
+		}
+		memcpy(nc->tap, cfg->nnets ? cfg->nets[i].tap : n->tap, sizeof(nc->tap));
+		memcpy(nc->mac, n->mac, sizeof(nc->mac));
+		nc->has_mac = true;
+	}
+	for (unsigned int i = 0; i < ms->nvirtio; i++)
+		if (!snap_get(&in->r, SNAP_VIRTIO_MMIO, i, sizeof(struct virtio_mmio_state))) {
+			pr_err("snapshot state file '%s': virtio device %u has no state", file, i);
+			return -EINVAL;
+		}
+	out->rng = ms->rng;
+	out->vsock.on = false;
+	if (ms->virtio_console)
+		out->console = CONSOLE_VIRTIO;
+	else if (out->console == CONSOLE_VIRTIO)
+		out->console = CONSOLE_STDIO;
+	return 0;
 }
 
 int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm_config *out)
@@ -158,8 +305,7 @@ int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm
 		goto fail;
 	}
 	ms = snap_get(&in->r, SNAP_MACHINE, 0, sizeof(*ms));
-	if (!ms || ms->accel != ACCEL_KVM || ms->nvirtio || !ms->ncpus ||
-	    ms->ncpus > MVM_MAX_CPUS) {
+	if (!ms || ms->accel != ACCEL_KVM || !ms->ncpus || ms->ncpus > MVM_MAX_CPUS) {
 		pr_err("snapshot state file '%s': no machine this mvm can build", cfg->restore_state);
 		goto fail;
 	}
@@ -184,10 +330,8 @@ int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm
 	out->mem = ms->mem;
 	out->mem_thp = false; /* the RAM becomes a file mapping */
 	out->kernel = out->initrd = NULL;
-	out->ndisks = out->nnets = 0;
-	out->rng = false;
-	if (out->console == CONSOLE_VIRTIO)
-		out->console = CONSOLE_STDIO;
+	if (restore_devices(in, ms, cfg, out))
+		goto fail;
 	return 0;
 fail:
 	snapshot_close(in);
@@ -210,6 +354,18 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		ret = i8042_restore(&m->i8042, &in->r, err, sizeof(err));
 	if (!ret)
 		ret = cmos_restore(&m->cmos, &in->r, err, sizeof(err));
+	for (unsigned int i = 0; !ret && i < m->ndevices; i++) {
+		const void *p = snap_get(&in->r, SNAP_VIRTIO_MMIO, i, sizeof(struct virtio_mmio_state));
+		struct virtio_mmio_state vs;
+
+		if (!p) {
+			snprintf(err, sizeof(err), "%s is not in the snapshot", m->devices[i].name);
+			ret = -EINVAL;
+			break;
+		}
+		memcpy(&vs, p, sizeof(vs));
+		ret = virtio_mmio_load(m->devices[i].t, &vs, err, sizeof(err));
+	}
 	if (ret)
 		pr_err("restoring: %s", err[0] ? err : strerror(-ret));
 	return ret;

@@ -116,6 +116,8 @@ static void complete(struct virtio_blk_req *r, uint8_t status, uint32_t written)
 					   r->chain.iov[i].iov_len);
 	vq_push(&b->mmio.q[0].vq, r->chain.head, written);
 	virtio_mmio_signal_used(&b->mmio, 0);
+	if (!b->inflight)
+		virtio_mmio_quiesce_done(&b->mmio); /* a freeze waited for this one */
 }
 
 static void fail(struct virtio_blk_req *r, uint8_t status, const char *why)
@@ -421,9 +423,16 @@ static bool blk_reset(struct virtio_mmio *t)
 	return to_blk(t)->inflight == 0;
 }
 
+/* A freeze lets the requests in flight complete into the used ring (see blk_reset()). */
+static bool blk_quiesce(struct virtio_mmio *t)
+{
+	return to_blk(t)->inflight == 0;
+}
+
 static const struct virtio_mmio_dev_ops blk_ops = {
 	.activate = blk_activate,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
 	.notify = blk_notify,
 };
 

@@ -138,6 +138,8 @@ static void tx_finish(struct virtio_console *c)
 	vq_push(vq, c->tx.head, 0);
 	virtio_mmio_signal_used(&c->mmio, VIRTIO_CONSOLE_TX_QUEUE);
 	tx_process(c);
+	if (!c->tx_busy)
+		virtio_mmio_quiesce_done(&c->mmio); /* a freeze waited for this write */
 }
 
 static void tx_done(struct loop_op *op, int res, unsigned int flags)
@@ -234,8 +236,15 @@ static bool con_reset(struct virtio_mmio *t)
 	return false;
 }
 
+/* A freeze lets the write in flight finish (input waits in the host buffer). */
+static bool con_quiesce(struct virtio_mmio *t)
+{
+	return !to_con(t)->tx_busy;
+}
+
 static const struct virtio_mmio_dev_ops con_ops = {
 	.reset = con_reset,
+	.quiesce = con_quiesce,
 	.notify = con_notify,
 };
 

@@ -3,8 +3,10 @@
 #define pr_fmt(fmt) "virtio-mmio: " fmt
 #include "virtio/mmio.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -111,9 +113,38 @@ static void ctl_done(struct loop_op *op, int res, unsigned int flags)
 		}
 		ctl_complete(t, seq);
 		break;
+	case VIRTIO_CTL_FREEZE:
+		t->frozen = true;
+		if (t->live && t->ops->quiesce && !t->ops->quiesce(t)) {
+			/* virtio_mmio_quiesce_done() completes it */
+			t->quiescing = true;
+			t->quiescing_seq = seq;
+			break;
+		}
+		ctl_complete(t, seq);
+		break;
+	case VIRTIO_CTL_THAW:
+		t->frozen = false;
+		t->quiescing = false;
+		for (unsigned int i = 0; i < t->nqueues; i++)
+			t->q[i].budget = VIRTIO_MMIO_BUDGET;
+		/* What the driver made available while the device was frozen. */
+		for (unsigned int i = 0; i < t->nqueues; i++)
+			if (virtio_mmio_queue_live(t, i))
+				t->ops->notify(t, i);
+		ctl_complete(t, seq);
+		break;
 	case VIRTIO_CTL_NONE:
 		break;
 	}
+}
+
+void virtio_mmio_quiesce_done(struct virtio_mmio *t)
+{
+	if (!t->quiescing)
+		return;
+	t->quiescing = false;
+	ctl_complete(t, t->quiescing_seq);
 }
 
 void virtio_mmio_reset_done(struct virtio_mmio *t)
@@ -193,6 +224,8 @@ bool virtio_mmio_queue_budget(struct virtio_mmio *t, unsigned int q)
 {
 	struct virtio_mmio_queue *mq = &t->q[q];
 
+	if (t->frozen)
+		return false; /* virtio_mmio_thaw() notifies every queue */
 	if (mq->budget) {
 		mq->budget--;
 		return true;
@@ -203,7 +236,8 @@ bool virtio_mmio_queue_budget(struct virtio_mmio *t, unsigned int q)
 
 void virtio_mmio_queue_yield(struct virtio_mmio *t, unsigned int q)
 {
-	schedule_resume(t, &t->q[q]);
+	if (!t->frozen)
+		schedule_resume(t, &t->q[q]);
 }
 
 void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned int q)
@@ -705,4 +739,151 @@ int virtio_mmio_kick_fd(const struct virtio_mmio *t, unsigned int q)
 int virtio_mmio_irq_fd(const struct virtio_mmio *t)
 {
 	return t->irq_fd;
+}
+
+/* ---- snapshots ---- */
+
+int virtio_mmio_freeze(struct virtio_mmio *t)
+{
+	uint32_t seq;
+	int ret = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->reset_pending && reset_settle_locked(t)) {
+		pr_err("%s: a reset is still waiting for in-flight I/O", t->name);
+		ret = -EBUSY;
+	} else {
+		seq = ctl_send(t, VIRTIO_CTL_FREEZE);
+		if (!ctl_wait(t, seq)) {
+			pr_err("%s: in-flight requests did not complete in %u ms", t->name,
+			       t->ctl_timeout_ms);
+			ret = -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (ret == -ETIMEDOUT)
+		virtio_mmio_thaw(t);
+	return ret;
+}
+
+void virtio_mmio_thaw(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (!ctl_wait(t, ctl_send(t, VIRTIO_CTL_THAW)))
+		pr_err("%s: the I/O thread did not take the device back in %u ms", t->name,
+		       t->ctl_timeout_ms);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&t->lock);
+	s->device_id = t->device_id;
+	s->status = atomic_load(&t->status);
+	s->isr = atomic_load(&t->isr);
+	s->nqueues = t->nqueues;
+	s->device_features = t->device_features;
+	s->driver_features = t->driver_features;
+	s->dev_features_sel = t->dev_features_sel;
+	s->drv_features_sel = t->drv_features_sel;
+	s->queue_sel = t->queue_sel;
+	s->shm_sel = t->shm_sel;
+	s->handed_off = t->handed_off;
+	s->config_len = MIN(t->config_len, (uint32_t)sizeof(s->config));
+	memcpy(s->config, t->config, s->config_len);
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		const struct virtio_mmio_queue *q = &t->q[i];
+		struct virtio_mmio_queue_state *qs = &s->q[i];
+
+		qs->desc = q->desc;
+		qs->driver = q->driver;
+		qs->device = q->device;
+		qs->num = q->num;
+		qs->ready = q->ready;
+		/* Frozen: the I/O thread does not touch the vq until the thaw. */
+		qs->last_avail = q->vq.last_avail;
+		qs->used_idx = q->vq.used_idx;
+		qs->signalled_used = q->vq.signalled_used;
+		qs->signalled_used_valid = q->vq.signalled_used_valid;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int load_fail(char *err, size_t errlen, const struct virtio_mmio *t, const char *why)
+{
+	snprintf(err, errlen, "%s: %s", t->name, why);
+	return -EINVAL;
+}
+
+/* Sets up queue (q) of a restored, activated device from (qs). */
+static int load_queue(struct virtio_mmio *t, struct virtio_mmio_queue *q,
+		      const struct virtio_mmio_queue_state *qs, char *err, size_t errlen)
+{
+	uint16_t used;
+
+	if (q->num > t->queue_max ||
+	    vq_init(&q->vq, t->mem, q->num, q->desc, q->driver, q->device, t->driver_features))
+		return load_fail(err, errlen, t, "a queue of the snapshot is not in guest RAM");
+	/* Everything completed was published before the snapshot (virtio_mmio_freeze()). */
+	memcpy(&used, &q->vq.used->idx, sizeof(used));
+	if (le16toh(used) != qs->used_idx)
+		return load_fail(err, errlen, t,
+				 "a queue's used index differs from the one in guest memory");
+	q->vq.last_avail = qs->last_avail;
+	q->vq.used_idx = qs->used_idx;
+	q->vq.signalled_used = qs->signalled_used;
+	q->vq.signalled_used_valid = qs->signalled_used_valid;
+	return 0;
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, const struct virtio_mmio_state *s, char *err,
+		     size_t errlen)
+{
+	bool activate = s->handed_off && (s->status & VIRTIO_STATUS_DRIVER_OK) &&
+			!(s->status & VIRTIO_STATUS_NEEDS_RESET);
+	int ret = 0;
+
+	if (s->device_id != t->device_id || s->nqueues != t->nqueues ||
+	    s->device_features != t->device_features)
+		return load_fail(err, errlen, t, "the snapshot has another kind of device here");
+	if (s->config_len != MIN(t->config_len, (uint32_t)sizeof(s->config)) ||
+	    memcmp(s->config, t->config, s->config_len))
+		return load_fail(err, errlen, t, "the device's configuration differs from the "
+				 "snapshot's (a disk of another size?)");
+	if ((s->driver_features & ~s->device_features) || s->status > 0xff || s->handed_off > 1 ||
+	    (s->handed_off && !(s->status & VIRTIO_STATUS_DRIVER_OK)))
+		return load_fail(err, errlen, t, "inconsistent transport state");
+	pthread_mutex_lock(&t->lock);
+	t->dev_features_sel = s->dev_features_sel;
+	t->drv_features_sel = s->drv_features_sel;
+	t->queue_sel = s->queue_sel;
+	t->shm_sel = s->shm_sel;
+	t->driver_features = s->driver_features;
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		struct virtio_mmio_queue *q = &t->q[i];
+		const struct virtio_mmio_queue_state *qs = &s->q[i];
+
+		q->desc = qs->desc;
+		q->driver = qs->driver;
+		q->device = qs->device;
+		q->num = qs->num;
+		q->ready = qs->ready & 1;
+		memset(&q->vq, 0, sizeof(q->vq));
+		if (activate && q->ready && (ret = load_queue(t, q, qs, err, errlen)))
+			break;
+	}
+	if (!ret) {
+		atomic_store(&t->isr, s->isr & (VIRTIO_ISR_USED | VIRTIO_ISR_CONFIG));
+		atomic_store(&t->status, s->status);
+		t->handed_off = s->handed_off;
+		/* The I/O thread activates it when it starts, from the saved indices. */
+		if (activate)
+			ctl_send(t, VIRTIO_CTL_ACTIVATE);
+	} else {
+		for (unsigned int i = 0; i < t->nqueues; i++)
+			memset(&t->q[i].vq, 0, sizeof(t->q[i].vq));
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
 }

@@ -109,6 +109,21 @@ static void rx_drop_held(struct virtio_net *n)
 	n->rx_held_len = 0;
 }
 
+/* The held chains are the last ones popped from the receive ring, in order (it has no other
+ * consumer): a freeze gives them back, so the ring in guest RAM says everything. */
+static void rx_unpop_held(struct virtio_net *n)
+{
+	vq_unpop(&n->mmio.q[VIRTIO_NET_RX_QUEUE].vq, (uint16_t)n->rx_nr_held);
+	rx_drop_held(n);
+}
+
+/* Called when an op of (n) completed while a freeze waits for the device to quiesce. */
+static void quiesce_progress(struct virtio_net *n)
+{
+	if (!n->rx_busy && !n->tx_nr_busy)
+		virtio_mmio_quiesce_done(&n->mmio);
+}
+
 /* Pops receive chains until the held ones can take the largest frame the driver may be
  * handed or no more can be held (one chain without MRG_RXBUF; the whole ring, or the iovec
  * limit, with it). Returns 1 when a read may go ahead, 0 when the ring ran dry first (section
@@ -236,6 +251,15 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 	n->rx_poll = false;
 	if (n->draining)
 		return;
+	if (n->mmio.frozen && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE)) {
+		/* A freeze cancelled the read, unless a frame came first: that one goes to
+		 * the guest, the chains it did not fill back to the ring. */
+		if (!was_poll && res >= VNET_HDR_LEN)
+			rx_complete(n, (size_t)res);
+		rx_unpop_held(n);
+		quiesce_progress(n);
+		return;
+	}
 	if (n->mmio.resetting || res == -ECANCELED) {
 		/* The chains go back to nobody: the driver reset the device. */
 		rx_drop_held(n);
@@ -350,6 +374,8 @@ static void tx_done(struct loop_op *op, int res, unsigned int flags)
 	}
 	tx_complete(n, s->chain.head);
 	tx_process(n);
+	if (n->mmio.frozen)
+		quiesce_progress(n);
 }
 
 /* Checks the driver's header against what it negotiated: the TAP would act on any offload
@@ -530,9 +556,23 @@ static bool net_reset(struct virtio_mmio *t)
 	return false;
 }
 
+/* A freeze cancels the read that waits on the TAP (the chains it held go back to the ring,
+ * rx_done()) and lets the writes in flight complete into the used ring. */
+static bool net_quiesce(struct virtio_mmio *t)
+{
+	struct virtio_net *n = to_net(t);
+
+	if (n->rx_busy)
+		cancel(n, &n->rx_op);
+	else
+		rx_unpop_held(n);
+	return !n->rx_busy && !n->tx_nr_busy;
+}
+
 static const struct virtio_mmio_dev_ops net_ops = {
 	.activate = net_activate,
 	.reset = net_reset,
+	.quiesce = net_quiesce,
 	.notify = net_notify,
 };
 

@@ -217,6 +217,11 @@ void vq_flush(struct vq *vq)
 	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx), __ATOMIC_RELEASE);
 }
 
+void vq_unpop(struct vq *vq, uint16_t n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}
+
 void vq_push(struct vq *vq, uint16_t head, uint32_t written)
 {
 	vq_fill(vq, head, written);

@@ -15,8 +15,12 @@ Cases:
            a truncated or resized memory file, a flipped byte in the state file, another mvm
            version, a truncated state file, a missing file, --restore with --accel dbt; the API
            refuses a snapshot of a running (not paused) VM and of one with a virtio device.
-  linux    (MVM_VMLINUX/MVM_INITRAMFS) the default Linux guest is booted once, snapshotted after
-           MVM-INIT-READY, and restored: the restored shell runs commands typed on its console.
+  linux    (MVM_VMLINUX/MVM_INITRAMFS, root) in a network namespace of its own, the default
+           Linux guest with an ext4 disk and a NIC on a TAP is booted once, mounts the disk,
+           brings the NIC up, and is snapshotted; a clone restored with its own disk copy and
+           TAP (-d, -n) runs commands typed on its console, reads and writes the ext4 disk
+           (checked on the host with debugfs) and pings the host over its TAP. A disk count
+           or a MAC at restore that does not fit is refused.
 
 Usage: test_snapshot.py MVM GUEST_DIR CASE
 """
@@ -127,7 +131,8 @@ def case_cli(c, tmp):
     want = expected_checksum()
     snap = os.path.join(tmp, "snap")
     os.mkdir(snap)
-    p = subprocess.Popen([MVM, "run", "--no-rng", "--snapshot-dir", snap, "-k",
+    # virtio-rng (on by default) is in the snapshot too.
+    p = subprocess.Popen([MVM, "run", "--snapshot-dir", snap, "-k",
                           mvmtest.guest_path(GUEST_DIR, "snapcount")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf = b""
@@ -148,8 +153,9 @@ def case_cli(c, tmp):
     c.check(r.status == 0 and f"CHECKSUM {want}" in r.out and steps and steps[0] > 5,
             f"--restore continues from after step 5 to the same checksum: {r}")
 
-    # With virtio-rng: refused, said so, the guest goes on.
-    p = subprocess.Popen([MVM, "run", "--snapshot-dir", os.path.join(tmp, "none"), "-k",
+    # With virtio-vsock: refused, said so, the guest goes on.
+    p = subprocess.Popen([MVM, "run", "--snapshot-dir", os.path.join(tmp, "none"), "--vsock",
+                          f"cid=3,path={os.path.join(tmp, 'v.sock')}", "-k",
                           mvmtest.guest_path(GUEST_DIR, "snapcount")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf = b""
@@ -161,9 +167,9 @@ def case_cli(c, tmp):
     p.send_signal(12)
     out, err = p.communicate(timeout=300)
     err = err.decode(errors="replace")
-    c.check(p.returncode == 0 and "virtio" in err and
+    c.check(p.returncode == 0 and "virtio-vsock" in err and
             not os.path.exists(os.path.join(tmp, "none", "state")),
-            f"with virtio-rng the snapshot is refused naming virtio, the guest finishes: "
+            f"with virtio-vsock the snapshot is refused naming it, the guest finishes: "
             f"{p.returncode} {err}")
 
 
@@ -220,23 +226,75 @@ def case_bad(c, tmp):
     c.check(r.status == 64 and "--restore" in r.err, f"--restore with --accel dbt: {r}")
     r = mvmtest.run(MVM, ["run", "--restore", snap, "-k", "x"], timeout=30)
     c.check(r.status == 64, f"--restore with -k: {r}")
+    img = os.path.join(tmp, "disk.img")
+    with open(img, "wb") as f:
+        f.truncate(1 << 20)
+    r = mvmtest.run(MVM, ["run", "--restore", snap, "-d", img], timeout=30)
+    c.check(r.status == 64 and "the snapshot has 0 disk(s)" in r.err and "STEP" not in r.out,
+            f"a disk the snapshot does not have: refused naming the count: {r}")
 
-    # A VM with a virtio device cannot be snapshotted yet: said so, and it keeps running.
-    vm, sock = start_guest(c, tmp, name="rng.sock", extra_puts=(("/entropy", {}),))
-    c.check(vm.wait_out("STEP 1\r\n", 120), "the guest with virtio-rng runs", vm)
+    # A VM with virtio-vsock cannot be snapshotted yet: said so, and it keeps running.
+    vm, sock = start_guest(c, tmp, name="vsock.sock", extra_puts=(
+        ("/vsock", {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),))
+    c.check(vm.wait_out("STEP 1\r\n", 120), "the guest with virtio-vsock runs", vm)
     c.check(curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204, "paused")
     r = curl(sock, "PUT", "/snapshot/create", {"snapshot_path": os.path.join(tmp, "x.state"),
                                               "mem_file_path": os.path.join(tmp, "x.mem")})
-    c.check(fault_says(r, "virtio"), f"a VM with virtio-rng is refused, saying why: {r}")
+    c.check(fault_says(r, "virtio-vsock"), f"a VM with virtio-vsock is refused, saying why: {r}")
     c.check(not os.path.exists(os.path.join(tmp, "x.state")), "and no state file is left")
     c.check(curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204, "resumed")
     c.check(vm.wait(300) == 0, "the guest still finishes", vm)
 
 
+TAP_A, TAP_B, HOST_IP, GUEST_IP = "mvmsnap0", "mvmsnap1", "10.210.0.1", "10.210.0.2"
+
+
+def sh(*args):
+    return subprocess.run(list(args), capture_output=True, text=True)
+
+
 def case_linux(c, tmp):
+    """Runs case_linux_netns inside a network namespace this test creates (mvmtest-snap-PID,
+    deleted at the end even on failure: both TAPs and every address live in it)."""
+    if os.geteuid() != 0:
+        mvmtest.skip("network namespaces and TAPs need root")
     for k in ("MVM_VMLINUX", "MVM_INITRAMFS"):
         if not os.environ.get(k) or not os.path.exists(os.environ[k]):
             mvmtest.skip(f"{k} unset or missing (scripts/test.sh sets it)")
+    ns = f"mvmtest-snap-{os.getpid()}"
+    r = sh("ip", "netns", "add", ns)
+    if r.returncode != 0:
+        mvmtest.skip(f"ip netns add: {r.stderr.strip()}")
+    try:
+        p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__),
+                            MVM, GUEST_DIR, "linux-netns"], timeout=1800)
+        sys.exit(p.returncode)
+    finally:
+        sh("ip", "netns", "delete", ns)
+
+
+def case_linux_netns(c, tmp):
+    """The default Linux guest with an ext4 disk and a NIC is booted once through the API,
+    mounts the disk and brings its NIC up, and is snapshotted. A clone is restored with its own
+    copy of the disk and its own TAP (-d, -n): its shell answers on the console, reads and
+    writes the ext4 disk (the host finds the file in the clone's copy with debugfs, not in the
+    original's) and pings the host over the new TAP."""
+    sh("ip", "link", "set", "lo", "up")
+    for cmd in (["ip", "tuntap", "add", "dev", TAP_A, "mode", "tap"],
+                ["ip", "addr", "add", f"{HOST_IP}/24", "dev", TAP_A],
+                ["ip", "link", "set", TAP_A, "up"],
+                ["ip", "tuntap", "add", "dev", TAP_B, "mode", "tap"]):
+        r = sh(*cmd)
+        if not c.check(r.returncode == 0, f"{' '.join(cmd)}: {r.stderr.strip()}"):
+            c.done()
+    files = os.path.join(tmp, "files")
+    os.mkdir(files)
+    with open(os.path.join(files, "hello"), "w") as f:
+        f.write("hello from the host\n")
+    disk_a, disk_b = os.path.join(tmp, "a.ext4"), os.path.join(tmp, "b.ext4")
+    p = subprocess.run(["mkfs.ext4", "-q", "-F", "-d", files, disk_a, "16M"], capture_output=True)
+    if p.returncode != 0:
+        mvmtest.skip(f"mkfs.ext4 failed: {p.stderr.decode(errors='replace')}")
     snap = os.path.join(tmp, "snap")
     os.mkdir(snap)
     sock = os.path.join(tmp, "linux.sock")
@@ -245,36 +303,78 @@ def case_linux(c, tmp):
                                          "initrd_path": os.environ["MVM_INITRAMFS"],
                                          "boot_args": "console=ttyS0 reboot=k panic=-1"}),
                        ("/machine-config", {"vcpu_count": 1, "mem_size_mib": 256}),
+                       ("/drives/data", {"drive_id": "data", "path_on_host": disk_a,
+                                         "is_root_device": False, "is_read_only": False}),
+                       ("/network-interfaces/eth0", {"iface_id": "eth0",
+                                                     "host_dev_name": TAP_A}),
                        ("/actions", {"action_type": "InstanceStart"})):
         c.check(curl(sock, "PUT", path, body)[0] == 204, f"PUT {path}", vm)
     t = time.monotonic()
     c.check(vm.wait_out("MVM-INIT-READY", 900), "Linux boots", vm)
     boot = time.monotonic() - t
+    vm.send(f"mkdir -p /mnt/d && mount -t ext4 /dev/vda /mnt/d && ip link set eth0 up && "
+            f"ip addr add {GUEST_IP}/24 dev eth0 && ping -c 1 -W 20 {HOST_IP} >/dev/null && "
+            f"echo SETUP-$((20+1))\n")
+    c.check(vm.wait_out("SETUP-21", 600), "the original mounts its disk and pings the host",
+            vm)
     c.check(curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204, "paused")
+    t = time.monotonic()
     r = curl(sock, "PUT", "/snapshot/create", {"snapshot_path": os.path.join(snap, "state"),
                                               "mem_file_path": os.path.join(snap, "mem")})
-    c.check(r[0] == 204, f"snapshot of Linux: {r}", vm)
-    vm.p.terminate()
+    took = time.monotonic() - t
+    c.check(r[0] == 204, f"snapshot of Linux with a disk and a NIC: {r}", vm)
+    vm.p.kill()
     vm.wait(30)
-    # The restored shell: a command typed on its console runs (a marker the shell computes,
-    # so the console's echo of the typed line cannot match).
+    # The clone's own disk (a copy of the original's as of the snapshot) and TAP, which takes
+    # over the host address of the original's.
+    # The clone's ARP cache holds the MAC of the original's host end: the clone's host end
+    # takes it over with the address, as a clone's network must look the same to the guest.
+    shutil.copyfile(disk_a, disk_b)
+    with open(f"/sys/class/net/{TAP_A}/address") as f:
+        host_mac = f.read().strip()
+    for cmd in (["ip", "link", "del", TAP_A], ["ip", "link", "set", TAP_B, "address", host_mac],
+                ["ip", "addr", "add", f"{HOST_IP}/24", "dev", TAP_B],
+                ["ip", "link", "set", TAP_B, "up"]):
+        r = sh(*cmd)
+        c.check(r.returncode == 0, f"{' '.join(cmd)}: {r.stderr.strip()}")
+    r = mvmtest.run(MVM, ["run", "--restore", snap, "-d", disk_b, "-d", disk_a], timeout=60)
+    c.check(r.status == 64 and "the snapshot has 1 disk(s)" in r.err,
+            f"--restore with two disks for the snapshot's one: refused: {r}")
+    r = mvmtest.run(MVM, ["run", "--restore", snap, "-n", f"tap={TAP_B},mac=02:00:00:00:00:01"],
+                    timeout=60)
+    c.check(r.status == 64 and "keeps the MAC" in r.err, f"a MAC at restore: refused: {r}")
+    # The restored shell: commands typed on its console run (markers the shell computes, so
+    # the console's echo of the typed line cannot match).
     t = time.monotonic()
-    p = subprocess.Popen([MVM, "run", "--restore", snap], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    p.stdin.write(b"echo RESTORED-$((6*7)); uname -s; reboot -f\n")
+    p = subprocess.Popen([MVM, "run", "--restore", snap, "-d", disk_b, "-n", f"tap={TAP_B}"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(f"echo RESTORED-$((6*7)); uname -s; cat /mnt/d/hello; "
+                  f"echo written by the clone > /mnt/d/clone && sync && "
+                  f"echo WROTE-$((5*5)); "
+                  f"ping -c 2 -W 20 {HOST_IP} >/dev/null && echo PING-$((3*7)); "
+                  f"umount /mnt/d && echo UMOUNT-$((2*4)); reboot -f\n".encode())
     p.stdin.flush()
     try:
         out, err = p.communicate(timeout=600)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
-    took = time.monotonic() - t
+    took_restore = time.monotonic() - t
     out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    what = f"(status {p.returncode})\n{out[-3000:]}\n{err[-3000:]}"
     c.check("RESTORED-42" in out and "Linux" in out,
-            f"the restored Linux shell runs commands (status {p.returncode})\n{out[-2000:]}\n"
-            f"{err[-2000:]}")
-    print(f"boot to MVM-INIT-READY {boot:.1f} s; restore, run a command and reboot "
-          f"{took:.2f} s")
+            f"the restored Linux shell runs commands {what}")
+    c.check("hello from the host" in out, f"the clone reads its ext4 disk {what}")
+    c.check("WROTE-25" in out and "UMOUNT-8" in out,
+            f"the clone writes, syncs and unmounts its ext4 disk {what}")
+    c.check("PING-21" in out, f"the clone pings the host over its own TAP {what}")
+    got = subprocess.run(["debugfs", "-R", "cat /clone", disk_b], capture_output=True, text=True)
+    c.check("written by the clone" in got.stdout,
+            f"the clone's file is in the clone's disk copy: {got.stdout!r} {got.stderr!r}")
+    got = subprocess.run(["debugfs", "-R", "cat /clone", disk_a], capture_output=True, text=True)
+    c.check("written by the clone" not in got.stdout, "and not in the original's disk")
+    print(f"boot to MVM-INIT-READY {boot:.1f} s; snapshot {took * 1000:.0f} ms (curl round "
+          f"trip included); restore, run the commands and reboot {took_restore:.2f} s")
 
 
 def main():
@@ -282,7 +382,7 @@ def main():
     c = mvmtest.Checker(f"snapshot-{CASE}")
     with tempfile.TemporaryDirectory(prefix="mvm-snap-") as tmp:
         {"guest": case_guest, "bad": case_bad, "cli": case_cli,
-         "linux": case_linux}[CASE](c, tmp)
+         "linux": case_linux, "linux-netns": case_linux_netns}[CASE](c, tmp)
     c.done()
 
 

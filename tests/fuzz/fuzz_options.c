@@ -38,8 +38,8 @@ static void check(const struct vm_config *cfg)
 	    (cfg->snapshot_state && (!memchr(cfg->snapshot_paths[0], 0, MVM_DISK_PATH_MAX) ||
 				     !memchr(cfg->snapshot_paths[1], 0, MVM_DISK_PATH_MAX))))
 		fail("snapshot paths not terminated");
-	if (cfg->restore_state && (cfg->kernel || cfg->ndisks || cfg->nnets))
-		fail("--restore with a kernel, disks or NICs");
+	if (cfg->restore_state && (cfg->kernel || cfg->vsock.on))
+		fail("--restore with a kernel or a vsock");
 	if (cfg->cpus < 1 || cfg->cpus > MVM_MAX_CPUS)
 		fail("cpus out of range");
 	if (cfg->ndisks > MVM_MAX_DISKS || cfg->nnets > MVM_MAX_NETS)

@@ -56,6 +56,13 @@ struct virtio_mmio_dev_ops {
 	 * transport mutex held. NULL: config space is read-only. */
 	void (*config_write)(struct virtio_mmio *t, uint32_t off, const void *data,
 			     unsigned int size);
+	/* The VMM freezes the device for a snapshot (virtio_mmio_freeze()): the transport
+	 * already hands out no more chains (virtio_mmio_queue_budget() says no). Complete or
+	 * cancel what is in flight, writing the used entries of what completes, and give back
+	 * chains popped but not used (vq_unpop()), so the rings in guest RAM say everything.
+	 * Return true when nothing is in flight; otherwise call virtio_mmio_quiesce_done()
+	 * once it is. NULL: the device never has anything in flight between iterations. */
+	bool (*quiesce)(struct virtio_mmio *t);
 };
 
 struct virtio_mmio_queue {
@@ -84,7 +91,13 @@ struct virtio_mmio_queue {
 	unsigned int index;
 };
 
-enum virtio_mmio_ctl { VIRTIO_CTL_NONE, VIRTIO_CTL_ACTIVATE, VIRTIO_CTL_RESET };
+enum virtio_mmio_ctl {
+	VIRTIO_CTL_NONE,
+	VIRTIO_CTL_ACTIVATE,
+	VIRTIO_CTL_RESET,
+	VIRTIO_CTL_FREEZE,
+	VIRTIO_CTL_THAW,
+};
 
 struct virtio_mmio {
 	const char *name;		/* borrowed, for messages ("virtio-blk vda") */
@@ -127,6 +140,9 @@ struct virtio_mmio {
 	bool resetting;			/* a reset waits for the device to drain */
 	uint32_t ctl_handled;		/* the last request number taken */
 	uint32_t resetting_seq;		/* the request number of the reset that waits */
+	bool frozen;			/* virtio_mmio_freeze(): no new chains */
+	bool quiescing;			/* a freeze waits for the device to quiesce */
+	uint32_t quiescing_seq;		/* its request number */
 	_Atomic bool warned;		/* a guest error was logged for this device */
 };
 
@@ -176,5 +192,44 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *why);
 void virtio_mmio_guest_error(struct virtio_mmio *t, const char *why);
 /* The device has nothing in flight any more after reset() returned false. */
 void virtio_mmio_reset_done(struct virtio_mmio *t);
+/* The same after quiesce() returned false. */
+void virtio_mmio_quiesce_done(struct virtio_mmio *t);
+
+/* ---- snapshots: any thread but the I/O thread, every vCPU paused ---- */
+
+/* Stops the device taking chains and waits (at most the control timeout) until what it had in
+ * flight completed into the used rings (see quiesce()), so guest RAM plus
+ * virtio_mmio_save() are the device's whole state. Returns 0, -EBUSY when a reset is still
+ * pending, or -ETIMEDOUT (the device is thawed again). */
+int virtio_mmio_freeze(struct virtio_mmio *t);
+/* Lets a frozen device go on: every live queue is served again. */
+void virtio_mmio_thaw(struct virtio_mmio *t);
+
+/* The transport's state in a snapshot: fixed-width, little-endian like the host. */
+#define VIRTIO_MMIO_STATE_CONFIG_MAX 256
+struct virtio_mmio_queue_state {
+	uint64_t desc, driver, device;
+	uint16_t num, last_avail, used_idx, signalled_used;
+	uint8_t ready, signalled_used_valid, pad[6];
+};
+
+struct virtio_mmio_state {
+	uint32_t device_id, status, isr, nqueues;
+	uint64_t device_features, driver_features;
+	uint32_t dev_features_sel, drv_features_sel, queue_sel, shm_sel;
+	uint32_t config_len, handed_off;
+	struct virtio_mmio_queue_state q[VIRTIO_MMIO_MAX_QUEUES];
+	uint8_t config[VIRTIO_MMIO_STATE_CONFIG_MAX];
+};
+
+/* The state of a frozen (or never activated) device. */
+void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *s);
+/* Puts (s) back into a device built the same way, before the I/O thread serves it: checks
+ * that it is that device (ID, features, queues, config space), that every ready queue lies in
+ * guest RAM and that its used index is the one in guest RAM; then, for a device the driver
+ * had set up, hands the activation to the I/O thread, which serves the rings from the saved
+ * indices when it starts. Returns 0, or -EINVAL with the reason in (err). */
+int virtio_mmio_load(struct virtio_mmio *t, const struct virtio_mmio_state *s, char *err,
+		     size_t errlen);
 
 #endif

@@ -66,6 +66,9 @@ int vq_walk(struct vq *vq, uint16_t head, struct vq_chain *c);
  * c->head is valid when the walk, not the head, failed: see vq->error). */
 int vq_pop(struct vq *vq, struct vq_chain *c);
 
+/* Gives back the last (n) chains popped and not used, in the order they were popped, so the
+ * next pops take them again (a device that freezes with receive buffers held). */
+void vq_unpop(struct vq *vq, uint16_t n);
 /* Returns (head) to the driver with (written) bytes written into its writable buffers. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t written);
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define SNAP_MAGIC	 "MVMSNAP\0"
-#define SNAP_FORMAT	 1
+#define SNAP_FORMAT	 2
 #define SNAP_VERSION_LEN 32
 /* A state file is registers and device state: far below this. */
 #define SNAP_MAX_LEN	 (64u << 20)
@@ -55,6 +55,9 @@ enum snap_type {
 	SNAP_DEV_UART,		/* the 8250 */
 	SNAP_DEV_I8042,		/* the keyboard controller */
 	SNAP_DEV_CMOS,		/* the RTC's index register */
+	SNAP_VIRTIO_MMIO,	/* per virtio device: struct virtio_mmio_state */
+	SNAP_CFG_DISK,		/* per disk: what it was opened as (cli/snapshot.c) */
+	SNAP_CFG_NET,		/* per NIC: its TAP and MAC */
 };
 
 /* Collects sections in memory. Out of memory is remembered and reported by snap_finish(). */
