@@ -1,14 +1,20 @@
 /* test_kvm_vm.c: the KVM layer alone, with the guest code beside the checks: port I/O and MMIO
  * exits reach bus devices with their exact width, unclaimed MMIO reads all ones, a triple
- * fault stops the machine as a crash, and a stop request from another thread ends vm_run()
- * while vCPUs sit in HLT or wait for SIPI. */
+ * fault stops the machine as a crash, a stop request from another thread ends vm_run()
+ * while vCPUs sit in HLT or wait for SIPI, and the SYSCALL trap's MSR filter, set by its own
+ * thread, takes over an LSTAR the guest wrote straight into KVM before it was in place. */
 #include "kvm/vm.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "core/layout.h"
+#include "kvm/msr.h"
+#include "kvm/syscall_trap.h"
+#include "kvm/vcpu.h"
 #include "test.h"
 
 #define CODE_GPA 0x100000ULL
@@ -146,6 +152,45 @@ static void test_stop_halted(void)
 	vm_destroy(&vm);
 }
 
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+
+/* The filter comes on its own thread after the vCPUs exist: a guest write to LSTAR that
+ * reached KVM before it (here: put there with KVM_SET_MSRS) is taken over by the reconcile as
+ * if it had exited; an LSTAR already holding the trap (a restored, armed vCPU) is kept. */
+static void test_trap_reconcile(void)
+{
+	static const uint32_t idx[2] = {MSR_LSTAR, MSR_CSTAR};
+	struct vm *vm = calloc(1, sizeof(*vm));
+	uint64_t v[2] = {0xffffffff81a00040ull, 0};
+	struct vcpu *c;
+
+	setenv("MVM_SYSCALL_TRAP", "on", 1);
+	CHECK_EQ(vm_create(vm, 64 << 20, 1), 0);
+	unsetenv("MVM_SYSCALL_TRAP");
+	c = &vm->vcpus[0];
+	CHECK(vm->syscall_trap);
+	CHECK_EQ(msr_set(c->fd, idx, v, 2), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&vm->trap_filter_ready); i++)
+		usleep(1000);
+	CHECK(atomic_load(&vm->trap_filter_ready));
+	syscall_trap_reconcile(c);
+	CHECK(c->trap_reconciled);
+	CHECK_EQ(c->guest_lstar, 0xffffffff81a00040ull);
+	CHECK_EQ(c->guest_cstar, 0);
+	CHECK_EQ(msr_get(c->fd, idx, v, 2), 0);
+	CHECK_EQ(v[0], SYSCALL_TRAP_LSTAR);
+	CHECK_EQ(v[1], 0); /* never written: nothing to take over */
+	/* Armed already: the guest's value stays what mvm recorded. */
+	c->guest_lstar = 0xffffffff81b00000ull;
+	syscall_trap_reconcile(c);
+	CHECK_EQ(c->guest_lstar, 0xffffffff81b00000ull);
+	CHECK_EQ(msr_get(c->fd, idx, v, 1), 0);
+	CHECK_EQ(v[0], SYSCALL_TRAP_LSTAR);
+	vm_destroy(vm);
+	free(vm);
+}
+
 int main(void)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -156,5 +201,6 @@ int main(void)
 	test_io();
 	test_triple_fault();
 	test_stop_halted();
+	test_trap_reconcile();
 	return t_done();
 }

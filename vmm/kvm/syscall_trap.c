@@ -56,6 +56,8 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -122,23 +124,15 @@ enum syscall_trap_mode syscall_trap_mode_from_env(void)
 	return SYSCALL_TRAP_AUTO;
 }
 
+static void install_window(struct vcpu *v);
+
 int syscall_trap_init(struct vm *vm)
 {
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
 				     .args = {KVM_MSR_EXIT_REASON_FILTER}};
-	uint8_t deny = 0; /* one bit per MSR, 0 = denied: the access exits to us */
-	struct kvm_msr_filter filter = {
-		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
-		.ranges = {{.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 2,
-			    .base = MSR_LSTAR, .bitmap = &deny}},
-	};
 
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
 		pr_err("KVM_ENABLE_CAP(X86_USER_SPACE_MSR): %s", strerror(errno));
-		return -errno;
-	}
-	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
-		pr_err("KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
 		return -errno;
 	}
 	if (!syscall_trap_tables(&vm->mem))
@@ -147,6 +141,82 @@ int syscall_trap_init(struct vm *vm)
 	pr_info("SYSCALL from guest user mode is trapped and completed by mvm (KVM backend %s)",
 		kvm_backend_name(vm->backend));
 	return 0;
+}
+
+/* KVM_X86_SET_MSR_FILTER waits in the kernel for an SRCU grace period (the README's start-up
+ * figure). This thread takes that wait while the vCPUs start; it touches nothing the guest
+ * controls, makes this one ioctl and ends, before the VM could have been snapshotted. */
+static void *filter_thread(void *arg)
+{
+	struct vm *vm = arg;
+	uint8_t deny = 0; /* one bit per MSR, 0 = denied: the access exits to us */
+	struct kvm_msr_filter filter = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges = {{.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 2,
+			    .base = MSR_LSTAR, .bitmap = &deny}},
+	};
+
+	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+		pr_err("KVM_X86_SET_MSR_FILTER: %s; SYSCALL from user mode cannot be trapped",
+		       strerror(errno));
+		stop_request(&vm->stop, STOP_VMM_ERROR, 0);
+		return NULL;
+	}
+	atomic_store(&vm->trap_filter_ready, true);
+	vm_kick_all(vm);
+	return NULL;
+}
+
+int syscall_trap_start(struct vm *vm)
+{
+	int ret;
+
+	if (!vm->syscall_trap)
+		return 0;
+	ret = pthread_create(&vm->trap_thread, NULL, filter_thread, vm);
+	if (ret) {
+		pr_err("cannot start the MSR filter thread: %s", strerror(ret));
+		return -ret;
+	}
+	pthread_setname_np(vm->trap_thread, "mvm-msrfilter");
+	vm->trap_thread_started = true;
+	return 0;
+}
+
+void syscall_trap_fini(struct vm *vm)
+{
+	if (vm->trap_thread_started)
+		pthread_join(vm->trap_thread, NULL);
+	vm->trap_thread_started = false;
+}
+
+void syscall_trap_reconcile(struct vcpu *v)
+{
+	static const uint32_t idx[2] = {MSR_LSTAR, MSR_CSTAR};
+	static const uint64_t trap[2] = {SYSCALL_TRAP_LSTAR, SYSCALL_TRAP_CSTAR};
+	uint64_t *guest[2] = {&v->guest_lstar, &v->guest_cstar};
+	uint64_t now[2];
+
+	v->trap_reconciled = true;
+	if (msr_get(v->fd, idx, now, 2)) {
+		pr_err("vCPU %u: reading LSTAR/CSTAR failed", v->index);
+		return;
+	}
+	for (unsigned int i = 0; i < 2; i++) {
+		/* KVM holds the trap address (armed, or restored armed) or what the guest wrote
+		 * before the filter: the latter is taken over as the filtered write would have. */
+		if (now[i] == trap[i])
+			continue;
+		*guest[i] = now[i];
+		if (!now[i])
+			continue;
+		pr_debug("vCPU %u: MSR 0x%x written (0x%llx) before the filter was in place",
+			 v->index, idx[i], (unsigned long long)now[i]);
+		if (idx[i] == MSR_LSTAR)
+			install_window(v);
+		if (msr_set(v->fd, &idx[i], &trap[i], 1))
+			pr_err("vCPU %u: cannot set the trap address in MSR 0x%x", v->index, idx[i]);
+	}
 }
 
 bool syscall_trap_tables(const struct guest_mem *mem)

@@ -352,6 +352,8 @@ static void *vcpu_thread(void *arg)
 			stop_park(&vm->stop);
 			continue;
 		}
+		if (vm->syscall_trap && !v->trap_reconciled && atomic_load(&vm->trap_filter_ready))
+			syscall_trap_reconcile(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* A kick: clear it, then the loop condition sees the stop request,

@@ -248,6 +248,9 @@ int vm_create(struct vm *vm, uint64_t ram_size, unsigned int ncpus)
 		ret = emulate_features_init(vm, &vm->emu_features);
 	if (!ret)
 		ret = vm_state_init(vm);
+	/* Last: nothing below may fail once the filter thread runs. */
+	if (!ret)
+		ret = syscall_trap_start(vm);
 	if (ret)
 		goto exit_vcpus;
 	return 0;
@@ -268,6 +271,7 @@ exit_kvm:
 
 void vm_destroy(struct vm *vm)
 {
+	syscall_trap_fini(vm);
 	free(vm->snapshot_msrs);
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		vcpu_fini(&vm->vcpus[i]);

@@ -33,9 +33,20 @@ bool syscall_trap_tables(const struct guest_mem *mem);
  * (*old), or 0 when (cr3) is not RAM. */
 bool syscall_trap_fill_slot(const struct guest_mem *mem, uint64_t cr3, uint64_t *old);
 
-/* Arms the mechanism for (vm): user-space MSR exits and an MSR filter on LSTAR and CSTAR.
- * Returns 0 or -errno after logging. */
+/* Arms the mechanism for (vm): user-space MSR exits now; the MSR filter on LSTAR and CSTAR
+ * from syscall_trap_start(). Returns 0 or -errno after logging. */
 int syscall_trap_init(struct vm *vm);
+/* Once the vCPUs exist: sets the MSR filter on a thread of its own, so its SRCU grace period
+ * (~14 ms on KVM-PVM) is not on the way to the first instruction; when it is in place the
+ * vCPUs are kicked and each runs syscall_trap_reconcile() before it enters the guest again.
+ * Until then a guest RDMSR of LSTAR/CSTAR reads KVM's value (the trap address after a
+ * restore). Returns 0 or -errno after logging. */
+int syscall_trap_start(struct vm *vm);
+/* Joins the filter thread. */
+void syscall_trap_fini(struct vm *vm);
+/* On the vCPU thread, once vm->trap_filter_ready: takes over an LSTAR/CSTAR the guest wrote
+ * straight into KVM before the filter routed its writes to mvm, as if the write had exited. */
+void syscall_trap_reconcile(struct vcpu *v);
 
 /* Handles KVM_EXIT_X86_RDMSR/WRMSR for the filtered MSRs. Returns true when handled. */
 bool syscall_trap_msr_exit(struct vcpu *v);

@@ -31,6 +31,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	uint64_t guest_lstar, guest_cstar; /* what the guest wrote (syscall_trap.c) */
+	bool trap_reconciled;		/* syscall_trap_reconcile() ran after the filter came */
 	/* Written by the vCPU thread only (a relaxed load and store, no locked instruction on
 	 * the exit path), read by anyone. */
 	_Atomic uint64_t exits[VCPU_EXIT_KINDS];

@@ -4,6 +4,7 @@
 #ifndef MVM_KVM_VM_H
 #define MVM_KVM_VM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,6 +44,11 @@ struct vm {
 	bool tsc_deadline;
 	struct emu_features emu_features; /* what the instruction emulator may use (CPUID) */
 	bool syscall_trap;		/* SYSCALL from user mode completed by mvm (PVM) */
+	/* The trap's MSR filter is set by its own thread while the vCPUs start (it waits for an
+	 * SRCU grace period); each vCPU then reconciles its LSTAR/CSTAR (syscall_trap.c). */
+	_Atomic bool trap_filter_ready;
+	pthread_t trap_thread;
+	bool trap_thread_started;
 	/* The MSRs a snapshot saves (KVM_GET_MSR_INDEX_LIST, a /dev/kvm ioctl: asked once at
 	 * creation, so the thread that snapshots needs no ioctl on /dev/kvm). */
 	uint32_t *snapshot_msrs;
