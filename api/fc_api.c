@@ -259,14 +259,13 @@ static unsigned int instance_start(struct fc_api *a, json_t **reply)
  * allows it only on a VMM that nothing was configured on. */
 static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply)
 {
-	const char *state, *mem;
+	struct fc_snapshot_load req = {0};
 	char err[600];
-	bool resume;
 	unsigned int status = pre_boot_only(a, reply);
 
 	if (status)
 		return status;
-	if (fc_snapshot_load(body, &state, &mem, &resume, err, sizeof(err))) {
+	if (fc_snapshot_load(body, &req, err, sizeof(err))) {
 		*reply = fault(err);
 		return 400;
 	}
@@ -278,13 +277,16 @@ static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply
 	a->cfg = *a->base;
 	a->cfg.command = CMD_RUN;
 	a->cfg.fc_thread_names = true;
-	snprintf(a->cfg.restore_paths[0], sizeof(a->cfg.restore_paths[0]), "%s", state);
-	snprintf(a->cfg.restore_paths[1], sizeof(a->cfg.restore_paths[1]), "%s", mem);
+	snprintf(a->cfg.restore_paths[0], sizeof(a->cfg.restore_paths[0]), "%s", req.state);
+	snprintf(a->cfg.restore_paths[1], sizeof(a->cfg.restore_paths[1]), "%s", req.mem);
 	a->cfg.restore_state = a->cfg.restore_paths[0];
 	a->cfg.restore_mem = a->cfg.restore_paths[1];
-	a->cfg.restore_paused = !resume;
+	a->cfg.restore_paused = !req.resume;
+	a->cfg.restore_clock_realtime = req.clock_realtime;
+	memcpy(a->cfg.restore_nets, req.nets, sizeof(req.nets));
+	a->cfg.nrestore_nets = req.nnets;
 	status = start_on_main(a, "snapshot/load", reply);
-	if (status == 204 && !resume)
+	if (status == 204 && !req.resume)
 		a->state = FC_PAUSED;
 	return status;
 }

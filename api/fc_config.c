@@ -710,8 +710,49 @@ int fc_snapshot_create(json_t *body, const char **state, const char **mem, char 
 	return 0;
 }
 
-int fc_snapshot_load(json_t *body, const char **state, const char **mem, bool *resume,
-		     char *err, size_t errlen)
+/* network_overrides: [{iface_id, host_dev_name}], each NIC once. */
+static int net_overrides(json_t *list, struct net_override *nets, unsigned int *nnets, char *err,
+			 size_t errlen)
+{
+	static const char what[] = "snapshot/load: network_overrides";
+	static const struct field fields[] = {
+		{"iface_id", F_STRING, true},
+		{"host_dev_name", F_STRING, true},
+	};
+	json_t *e;
+	size_t i;
+
+	*nnets = 0;
+	if (!list)
+		return 0;
+	if (json_array_size(list) > MVM_MAX_NETS)
+		return fail(err, errlen, "%s: at most %d entries", what, MVM_MAX_NETS);
+	json_array_foreach(list, i, e) {
+		const char *id, *tap;
+		int ret = check_object(e, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+		if (ret)
+			return ret;
+		id = get_str(e, "iface_id");
+		tap = get_str(e, "host_dev_name");
+		if ((ret = check_id(what, id, err, errlen)))
+			return ret;
+		if (!*tap || strlen(tap) > MVM_TAP_NAME_MAX || strchr(tap, '/') ||
+		    json_string_length(get(e, "host_dev_name")) != strlen(tap))
+			return fail(err, errlen, "%s: host_dev_name '%s' is not a TAP name (1 to "
+				    "%d characters, no '/')", what, tap, MVM_TAP_NAME_MAX);
+		for (unsigned int j = 0; j < *nnets; j++)
+			if (!strcmp(nets[j].id, id) || !strcmp(nets[j].tap, tap))
+				return fail(err, errlen, "%s: iface_id '%s' or TAP '%s' given twice",
+					    what, id, tap);
+		snprintf(nets[*nnets].id, sizeof(nets[*nnets].id), "%s", id);
+		snprintf(nets[*nnets].tap, sizeof(nets[*nnets].tap), "%s", tap);
+		(*nnets)++;
+	}
+	return 0;
+}
+
+int fc_snapshot_load(json_t *body, struct fc_snapshot_load *req, char *err, size_t errlen)
 {
 	static const char what[] = "snapshot/load";
 	static const struct field fields[] = {
@@ -748,21 +789,23 @@ int fc_snapshot_load(json_t *body, const char **state, const char **mem, bool *r
 		if (strcmp(get_str(mb, "backend_type"), "File"))
 			return fail(err, errlen, "%s: backend_type '%s': mvm loads memory from a "
 				    "File only", what, get_str(mb, "backend_type"));
-		*mem = get_str(mb, "backend_path");
+		req->mem = get_str(mb, "backend_path");
 	} else {
-		*mem = get_str(body, "mem_file_path");
+		req->mem = get_str(body, "mem_file_path");
 	}
 	if (get_bool(body, "enable_diff_snapshots", false) ||
 	    get_bool(body, "track_dirty_pages", false))
 		return fail(err, errlen, "%s: mvm has no diff snapshots (dirty page tracking)",
 			    what);
-	if (json_array_size(get(body, "network_overrides")) || get(body, "vsock_override"))
-		return fail(err, errlen, "%s: overrides: mvm snapshots have no network or vsock "
-			    "devices yet", what);
-	if (get_bool(body, "clock_realtime", false))
-		return fail(err, errlen, "%s: clock_realtime is not supported yet", what);
-	*state = get_str(body, "snapshot_path");
-	*resume = get_bool(body, "resume_vm", false);
+	if (get(body, "vsock_override"))
+		return fail(err, errlen, "%s: vsock_override: mvm snapshots have no vsock device "
+			    "yet", what);
+	ret = net_overrides(get(body, "network_overrides"), req->nets, &req->nnets, err, errlen);
+	if (ret)
+		return ret;
+	req->clock_realtime = get_bool(body, "clock_realtime", false);
+	req->state = get_str(body, "snapshot_path");
+	req->resume = get_bool(body, "resume_vm", false);
 	return 0;
 }
 
@@ -900,6 +943,7 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 
 		*nc = (struct net_config){.has_mac = vm->nets[i].has_mac};
 		snprintf(nc->tap, sizeof(nc->tap), "%s", vm->nets[i].tap);
+		snprintf(nc->id, sizeof(nc->id), "%s", vm->nets[i].id);
 		memcpy(nc->mac, vm->nets[i].mac, 6);
 	}
 	if (cfg->ndisks + cfg->nnets + cfg->rng + cfg->vsock.on + (cfg->console == CONSOLE_VIRTIO) >

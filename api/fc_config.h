@@ -87,11 +87,17 @@ int fc_put_mmds(struct fc_vm *vm, json_t *body, bool patch, size_t limit, char *
 int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const char **path,
 		   char *err, size_t errlen);
 /* PUT /snapshot/create and /snapshot/load: the bodies checked, the paths (borrowed from body)
- * returned. */
+ * returned; for a load also resume_vm, clock_realtime and network_overrides. */
 int fc_snapshot_create(json_t *body, const char **state, const char **mem, char *err,
 		       size_t errlen);
-int fc_snapshot_load(json_t *body, const char **state, const char **mem, bool *resume,
-		     char *err, size_t errlen);
+struct fc_snapshot_load {
+	const char *state, *mem;	/* borrowed from the body */
+	bool resume;			/* resume_vm */
+	bool clock_realtime;		/* clock_realtime */
+	struct net_override nets[MVM_MAX_NETS]; /* network_overrides */
+	unsigned int nnets;
+};
+int fc_snapshot_load(json_t *body, struct fc_snapshot_load *req, char *err, size_t errlen);
 /* Refuses the bodies of devices mvm does not have yet (balloon, cpu-config, ...), naming it. */
 int fc_unsupported(const char *what, char *err, size_t errlen);
 

@@ -69,6 +69,8 @@ const char options_usage[] =
 	"                        of booting; KVM. The snapshot's disks and TAPs are used\n"
 	"                        unless -d/-n give all of them anew, in order (a clone's own\n"
 	"                        disk copy and TAP; the guest keeps its MAC)\n"
+	"      --clock-realtime  with --restore: move the guest's KVM clock on by the time\n"
+	"                        since the snapshot, so it wakes with the host's date\n"
 	"      --snapshot-dir DIR\n"
 	"                        SIGUSR2 pauses the VM, writes a snapshot to DIR/state and\n"
 	"                        DIR/mem, and resumes it (KVM; not with --vsock so far)\n"
@@ -402,7 +404,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 {
 	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
 	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE, OPT_RESTORE,
-	       OPT_VSOCK, OPT_SNAPSHOT_DIR };
+	       OPT_VSOCK, OPT_SNAPSHOT_DIR, OPT_CLOCK_REALTIME };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -426,6 +428,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"jail-nofile", required_argument, NULL, OPT_JAIL_NOFILE},
 		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR},
+		{"clock-realtime", no_argument, NULL, OPT_CLOCK_REALTIME},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -536,6 +539,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			if (ret)
 				return ret;
 			break;
+		case OPT_CLOCK_REALTIME:
+			cfg->restore_clock_realtime = true;
+			break;
 		case OPT_SNAPSHOT_DIR:
 			ret = snapshot_dir("--snapshot-dir", optarg, cfg->snapshot_paths,
 					   &cfg->snapshot_state, &cfg->snapshot_mem, err, errlen);
@@ -561,6 +567,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			    "the clone's own disks and TAPs)");
 	if (!cfg->kernel && !cfg->restore_state)
 		return fail(err, errlen, "no kernel given (-k FILE)");
+	if (cfg->restore_clock_realtime && !cfg->restore_state)
+		return fail(err, errlen, "--clock-realtime steps a restored guest's clock: it needs "
+			    "--restore DIR");
 	if ((cfg->jail.netns || cfg->jail.pidns || cfg->jail.cgroup || cfg->jail.nofile) &&
 	    !cfg->jail.on)
 		return fail(err, errlen, "--jail-netns, --jail-pidns, --jail-cgroup and --jail-nofile "

@@ -48,10 +48,19 @@ struct disk_config {
 };
 
 /* One -n/--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]. */
+#define MVM_NET_ID_MAX 64	/* Firecracker's iface_id */
 struct net_config {
 	char tap[MVM_TAP_NAME_MAX + 1];
 	uint8_t mac[6];
 	bool has_mac;		/* false: mvm generates a locally administered one */
+	char id[MVM_NET_ID_MAX + 1]; /* Firecracker's iface_id; "" from -n */
+};
+
+/* A NIC's TAP given anew at restore, naming the NIC by its id in the snapshot (Firecracker's
+ * network_overrides). */
+struct net_override {
+	char id[MVM_NET_ID_MAX + 1];
+	char tap[MVM_TAP_NAME_MAX + 1];
 };
 
 /* --vsock cid=N,path=PATH: a virtio-vsock device (virtio/vsock.h). */
@@ -113,6 +122,9 @@ struct vm_config {
 	 * state file and the memory file; with restore_paused the vCPUs wait for a resume. */
 	const char *restore_state, *restore_mem;
 	bool restore_paused;
+	struct net_override restore_nets[MVM_MAX_NETS]; /* PUT /snapshot/load network_overrides */
+	unsigned int nrestore_nets;
+	bool restore_clock_realtime;	/* --clock-realtime, clock_realtime: step the clock */
 	char restore_paths[2][MVM_DISK_PATH_MAX]; /* --restore DIR: DIR/state, DIR/mem */
 	/* --snapshot-dir DIR: SIGUSR2 writes a snapshot to DIR/state and DIR/mem. */
 	const char *snapshot_state, *snapshot_mem;

@@ -57,11 +57,13 @@ struct disk_state {
 };
 _Static_assert(MVM_DISK_ID_MAX + 1 <= 24, "disk_state.id");
 
-/* SNAP_CFG_NET: a NIC: its TAP and the MAC the guest read at boot. */
+/* SNAP_CFG_NET: a NIC: its TAP, the MAC the guest read at boot, its Firecracker iface_id. */
 struct net_state {
 	char tap[MVM_TAP_NAME_MAX + 1];
 	uint8_t mac[6], pad[2];
+	char id[72];		/* MVM_NET_ID_MAX + 1, padded */
 };
+_Static_assert(MVM_NET_ID_MAX + 1 <= 72, "net_state.id");
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -144,6 +146,7 @@ static void save_virtio(struct machine *m, struct snap_writer *w)
 
 		memcpy(ns.tap, cfg->nets[i].tap, sizeof(ns.tap));
 		memcpy(ns.mac, n->config.mac, sizeof(ns.mac));
+		memcpy(ns.id, cfg->nets[i].id, sizeof(cfg->nets[i].id));
 		snap_put(w, SNAP_CFG_NET, i, &ns, sizeof(ns));
 	}
 }
@@ -268,13 +271,29 @@ static int restore_devices(const struct snapshot_in *in, const struct machine_st
 		const struct net_state *n = snap_get(&in->r, SNAP_CFG_NET, i, sizeof(*n));
 		struct net_config *nc = &out->nets[i];
 
-		if (!n || !memchr(n->tap, 0, sizeof(n->tap)) || !n->tap[0]) {
+		if (!n || !memchr(n->tap, 0, sizeof(n->tap)) || !n->tap[0] ||
+		    !memchr(n->id, 0, sizeof(n->id)) || strlen(n->id) > MVM_NET_ID_MAX) {
 			pr_err("snapshot state file '%s': NIC %u is missing or malformed", file, i);
 			return -EINVAL;
 		}
 		memcpy(nc->tap, cfg->nnets ? cfg->nets[i].tap : n->tap, sizeof(nc->tap));
 		memcpy(nc->mac, n->mac, sizeof(nc->mac));
+		memcpy(nc->id, n->id, sizeof(nc->id));
 		nc->has_mac = true;
+	}
+	/* Firecracker's network_overrides name the NICs by iface_id. */
+	for (unsigned int i = 0; i < cfg->nrestore_nets; i++) {
+		const struct net_override *o = &cfg->restore_nets[i];
+		unsigned int k;
+
+		for (k = 0; k < ms->nnets && strcmp(out->nets[k].id, o->id); k++)
+			;
+		if (k == ms->nnets) {
+			pr_err("network_overrides: the snapshot has no network interface '%s'",
+			       o->id);
+			return -EINVAL;
+		}
+		memcpy(out->nets[k].tap, o->tap, sizeof(out->nets[k].tap));
 	}
 	for (unsigned int i = 0; i < ms->nvirtio; i++)
 		if (!snap_get(&in->r, SNAP_VIRTIO_MMIO, i, sizeof(struct virtio_mmio_state))) {
@@ -347,7 +366,7 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		pr_err("mapping the memory file: %s", strerror(-ret));
 		return ret;
 	}
-	ret = vm_restore_state(&m->vm, &in->r, err, sizeof(err));
+	ret = vm_restore_state(&m->vm, &in->r, m->cfg->restore_clock_realtime, err, sizeof(err));
 	if (!ret)
 		ret = uart8250_restore(&m->uart, &in->r, err, sizeof(err));
 	if (!ret)

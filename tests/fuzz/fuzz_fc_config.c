@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fc_vm_init(&vm);
 	while (at + 4 <= size) {
-		unsigned int op = data[at] % 13, len = data[at + 2] | data[at + 3] << 8;
+		unsigned int op = data[at] % 14, len = data[at + 2] | data[at + 3] << 8;
 		const char *id = ids[data[at + 1] % 4], *path;
 		json_error_t jerr;
 		json_t *body;
@@ -111,6 +111,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 9: ret = fc_put_mmds(&vm, body, true, 4096, err, sizeof(err)); break;
 		case 10: ret = fc_put_mmds_config(&vm, body, err, sizeof(err)); break;
 		case 11: ret = fc_patch_drive(&vm, id, body, &path, err, sizeof(err)); break;
+		case 13: {
+			struct fc_snapshot_load req = {0};
+
+			ret = fc_snapshot_load(body, &req, err, sizeof(err));
+			if (!ret && (!req.state || !req.mem || req.nnets > MVM_MAX_NETS))
+				fail("a snapshot load without paths or with too many overrides");
+			for (unsigned int i = 0; !ret && i < req.nnets; i++)
+				if (!memchr(req.nets[i].id, 0, sizeof(req.nets[i].id)) ||
+				    !req.nets[i].id[0] ||
+				    !memchr(req.nets[i].tap, 0, sizeof(req.nets[i].tap)) ||
+				    !req.nets[i].tap[0])
+					fail("a network override's id or TAP empty or unterminated");
+			break;
+		}
 		}
 		json_decref(body);
 checked:

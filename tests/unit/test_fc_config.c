@@ -1,6 +1,8 @@
 /* test_fc_config.c: Firecracker's configuration bodies (api/fc_config.h): what each accepts,
  * what each refuses (and that a refused body leaves the configuration as it was), the config
  * file, and the struct vm_config that comes out (root drive first, root= appended). */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fc_config.h"
@@ -280,8 +282,68 @@ static void test_config_file(void)
 	}
 }
 
+/* PUT /snapshot/load: network_overrides name NICs by iface_id and give each a TAP. */
+static struct fc_snapshot_load req;
+static char req_state[64], req_mem[64]; /* the paths, copied before the body goes */
+
+static int load(const char *text)
+{
+	json_t *j = J(text);
+	int ret;
+
+	err[0] = 0;
+	memset(&req, 0, sizeof(req));
+	ret = fc_snapshot_load(j, &req, err, sizeof(err));
+	snprintf(req_state, sizeof(req_state), "%s", ret ? "" : req.state);
+	snprintf(req_mem, sizeof(req_mem), "%s", ret ? "" : req.mem);
+	json_decref(j);
+	return ret;
+}
+
+static void test_snapshot_load(void)
+{
+#define SNAP "\"snapshot_path\": \"/s/state\", \"mem_file_path\": \"/s/mem\""
+	CHECK_EQ(load("{" SNAP "}"), 0);
+	CHECK(!strcmp(req_state, "/s/state") && !strcmp(req_mem, "/s/mem"));
+	CHECK(!req.resume && !req.clock_realtime && req.nnets == 0);
+	CHECK_EQ(load("{" SNAP ", \"resume_vm\": true, \"clock_realtime\": true}"), 0);
+	CHECK(req.resume && req.clock_realtime);
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": [{\"iface_id\": \"eth0\", "
+		      "\"host_dev_name\": \"tap-clone1\"}, {\"iface_id\": \"net_2\", "
+		      "\"host_dev_name\": \"tap-clone2\"}]}"), 0);
+	CHECK_EQ(req.nnets, 2);
+	CHECK(!strcmp(req.nets[0].id, "eth0") && !strcmp(req.nets[0].tap, "tap-clone1"));
+	CHECK(!strcmp(req.nets[1].id, "net_2") && !strcmp(req.nets[1].tap, "tap-clone2"));
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": {}}"), -EINVAL);
+	CHECK(err_has("network_overrides"));
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": [{\"iface_id\": \"eth0\"}]}"),
+		 -EINVAL);
+	CHECK(err_has("host_dev_name"));
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": [{\"iface_id\": \"eth 0\", "
+		      "\"host_dev_name\": \"t\"}]}"), -EINVAL);
+	CHECK(err_has("eth 0"));
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": [{\"iface_id\": \"eth0\", "
+		      "\"host_dev_name\": \"a-tap-name-too-long\"}]}"), -EINVAL);
+	CHECK(err_has("not a TAP name"));
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": [{\"iface_id\": \"eth0\", "
+		      "\"host_dev_name\": \"t1\"}, {\"iface_id\": \"eth0\", "
+		      "\"host_dev_name\": \"t2\"}]}"), -EINVAL);
+	CHECK(err_has("given twice"));
+	CHECK_EQ(load("{" SNAP ", \"network_overrides\": [{\"iface_id\": \"a\", "
+		      "\"host_dev_name\": \"t1\"}, {\"iface_id\": \"b\", \"host_dev_name\": "
+		      "\"t2\"}, {\"iface_id\": \"c\", \"host_dev_name\": \"t3\"}, "
+		      "{\"iface_id\": \"d\", \"host_dev_name\": \"t4\"}, {\"iface_id\": "
+		      "\"e\", \"host_dev_name\": \"t5\"}]}"), -EINVAL);
+	CHECK(err_has("at most"));
+	CHECK_EQ(load("{" SNAP ", \"vsock_override\": {\"uds_path\": \"/v\"}}"),
+		 -EINVAL);
+	CHECK(err_has("vsock_override"));
+#undef SNAP
+}
+
 int main(void)
 {
+	test_snapshot_load();
 	test_machine_config();
 	test_devices();
 	test_mmds();

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 
 #include "core/snapfile.h"
@@ -24,6 +25,7 @@
 #include "util/log.h"
 
 /* SDM Vol. 4, table 2-2. */
+#define MSR_IA32_TSC	      0x10
 #define MSR_IA32_TSC_DEADLINE 0x6e0
 
 /* The MSRs KVM saves and restores for this VM (KVM_GET_MSR_INDEX_LIST), at most this many. */
@@ -238,7 +240,9 @@ static const void *need(const struct snap_reader *r, enum snap_type type, uint32
 	return p;
 }
 
-static int restore_vcpu(struct vcpu *v, const struct snap_reader *r, char *err, size_t errlen)
+/* (tsc_delta): ticks added to the saved TSC (--clock-realtime; 0 otherwise). */
+static int restore_vcpu(struct vcpu *v, const struct snap_reader *r, uint64_t tsc_delta,
+			char *err, size_t errlen)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -277,6 +281,19 @@ static int restore_vcpu(struct vcpu *v, const struct snap_reader *r, char *err, 
 		free(xsave);
 		return -EINVAL;
 	}
+	if (tsc_delta) {
+		struct msr_pair *copy = malloc(msr_len);
+
+		if (!copy) {
+			free(xsave);
+			return -ENOMEM;
+		}
+		memcpy(copy, msrs, msr_len);
+		for (size_t i = 0; i < msr_len / sizeof(*copy); i++)
+			if (copy[i].index == MSR_IA32_TSC)
+				copy[i].value += tsc_delta;
+		msrs = copy;
+	}
 	memcpy(&regs, p[0], sizeof(regs));
 	memcpy(&sregs, p[1], sizeof(sregs));
 	memcpy(xsave, p[2], sizeof(*xsave));
@@ -304,13 +321,50 @@ static int restore_vcpu(struct vcpu *v, const struct snap_reader *r, char *err, 
 			ret = restore_msrs(v, &msrs[i], 1);
 	v->guest_lstar = trap.lstar;
 	v->guest_cstar = trap.cstar;
+	if (tsc_delta)
+		free((void *)msrs);
 	free(xsave);
 	return ret;
 }
 
-int vm_restore_state(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen)
+/* --clock-realtime: the TSC ticks the host's real time moved on since the snapshot was taken
+ * (its KVM clock reading carries the host's CLOCK_REALTIME then). A guest on kvm-clock goes on
+ * by the KVM clock, one on the TSC (Linux on KVM-PVM here) by the TSC: both move on alike. */
+static int realtime_tsc_delta(struct vm *vm, const struct snap_reader *r, uint64_t *delta,
+			      char *err, size_t errlen)
+{
+	struct kvm_clock_data clock;
+	const void *p = need(r, SNAP_KVM_CLOCK, 0, sizeof(clock), "clock", err, errlen);
+	struct timespec now;
+	int khz;
+	int64_t ns;
+
+	*delta = 0;
+	if (!p)
+		return -EINVAL;
+	memcpy(&clock, p, sizeof(clock));
+	if (!(clock.flags & KVM_CLOCK_REALTIME)) {
+		snprintf(err, errlen, "the snapshot's clock has no host real-time stamp "
+			 "(KVM_CLOCK_REALTIME): the clock cannot be stepped to the host's");
+		return -EINVAL;
+	}
+	khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0) {
+		snprintf(err, errlen, "KVM_GET_TSC_KHZ: %s", strerror(errno));
+		return -EINVAL;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - (int64_t)clock.realtime;
+	if (ns > 0)
+		*delta = (uint64_t)((unsigned __int128)ns * (unsigned int)khz / 1000000);
+	return 0;
+}
+
+int vm_restore_state(struct vm *vm, const struct snap_reader *r, bool clock_realtime, char *err,
+		     size_t errlen)
 {
 	const void *cpuid, *p;
+	uint64_t tsc_delta = 0;
 	size_t len;
 	int ret = 0;
 
@@ -354,8 +408,10 @@ int vm_restore_state(struct vm *vm, const struct snap_reader *r, char *err, size
 		if (!same)
 			return -EINVAL;
 	}
+	if (clock_realtime && (ret = realtime_tsc_delta(vm, r, &tsc_delta, err, errlen)))
+		return ret;
 	for (unsigned int i = 0; !ret && i < vm->ncpus; i++)
-		ret = restore_vcpu(&vm->vcpus[i], r, err, errlen);
+		ret = restore_vcpu(&vm->vcpus[i], r, tsc_delta, err, errlen);
 	for (unsigned int chip = 0; !ret && chip < 3; chip++) {
 		struct kvm_irqchip c;
 
@@ -383,9 +439,9 @@ int vm_restore_state(struct vm *vm, const struct snap_reader *r, char *err, size
 		if (!(p = need(r, SNAP_KVM_CLOCK, 0, sizeof(clock), "clock", err, errlen)))
 			return -EINVAL;
 		memcpy(&clock, p, sizeof(clock));
-		/* Only the clock value: the flags KVM_GET_CLOCK reported (stable, realtime) are
-		 * not inputs of KVM_SET_CLOCK. */
-		clock.flags = 0;
+		/* The clock value, and with (clock_realtime) the host's real time it was read
+		 * at (KVM API doc, KVM_SET_CLOCK: KVM adds the real time elapsed since). */
+		clock.flags = clock_realtime ? KVM_CLOCK_REALTIME : 0;
 		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
 			snprintf(err, errlen, "KVM_SET_CLOCK: %s", strerror(errno));
 			return -EINVAL;
