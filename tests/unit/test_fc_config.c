@@ -306,6 +306,33 @@ static void test_rate_limiters(void)
 	CHECK(fc_patch_net(&vm, "eth7", j, &rx, &tx, err, sizeof(err)) < 0 &&
 	      err_has("no network interface 'eth7'"));
 	json_decref(j);
+	/* The config file takes them through the same checks, naming the section. */
+	{
+		static const char doc[] =
+			"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+			"[{\"drive_id\": \"r\", \"path_on_host\": \"/r\", \"is_root_device\": true, "
+			"\"rate_limiter\": {\"ops\": {\"size\": 7, \"refill_time\": 70}}}], "
+			"\"network-interfaces\": [{\"iface_id\": \"e\", \"host_dev_name\": \"t\", "
+			"\"tx_rate_limiter\": {\"bandwidth\": {\"size\": 9, \"refill_time\": 90, "
+			"\"one_time_burst\": 99}}}], \"entropy\": {\"rate_limiter\": {\"ops\": "
+			"{\"size\": 1, \"refill_time\": 10}}}}";
+		static const char bad[] =
+			"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+			"[{\"drive_id\": \"r\", \"path_on_host\": \"/r\", \"is_root_device\": true, "
+			"\"rate_limiter\": {\"ops\": {\"size\": 7, \"refill_time\": 0}}}]}";
+		struct fc_vm v2;
+
+		fc_vm_init(&v2);
+		CHECK_EQ(fc_load_config(&v2, doc, strlen(doc), err, sizeof(err)), 0);
+		CHECK_EQ(v2.drives[0].limit.ops.size, 7);
+		CHECK_EQ(v2.nets[0].tx_limit.bw.one_time_burst, 99);
+		CHECK_EQ(v2.entropy_limit.ops.refill_ms, 10);
+		fc_vm_fini(&v2);
+		fc_vm_init(&v2);
+		CHECK(fc_load_config(&v2, bad, strlen(bad), err, sizeof(err)) < 0 &&
+		      err_has("drives[0]") && err_has("rate_limiter.ops: refill_time is 0"));
+		fc_vm_fini(&v2);
+	}
 	/* Back out as Firecracker's JSON. */
 	j = fc_rate_limiter_json(&vm.nets[0].rx_limit);
 	CHECK_EQ(json_integer_value(json_object_get(json_object_get(j, "ops"), "size")), 100);
