@@ -672,7 +672,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		}
 	}
 	if (optind < argc)
-		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return fail(err, errlen, "unexpected argument '%s'%s", argv[optind],
+			    !strncmp(argv[optind], "bw=", 3) || !strncmp(argv[optind], "ops=", 4)
+				    ? " (--rng takes its limits after '=': --rng=bw=SIZE/MS)" : "");
 	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->vsock.on ||
 				   rng_given || cfg->accel == ACCEL_DBT ||
 				   cfg->accel == ACCEL_HYBRID))

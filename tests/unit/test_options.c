@@ -325,6 +325,8 @@ int main(void)
 	CHECK(strstr(err, "--net: rx_bw='1M'"));
 	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,tx_ops=5/0"), -EINVAL);
 	CHECK(strstr(err, "--net: tx_ops=5/0: refill_time is 0"));
+	CHECK_EQ(P("run", "-k", "k", "--rng", "bw=1K/100"), -EINVAL);
+	CHECK(strstr(err, "--rng takes its limits after '='"));
 	CHECK_EQ(P("run", "-k", "k", "--rng="), -EINVAL);
 	CHECK_EQ(P("run", "-k", "k", "--rng=bw=1M/0"), -EINVAL);
 	CHECK(strstr(err, "--rng: bw=1M/0"));
