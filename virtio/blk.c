@@ -477,10 +477,17 @@ static bool blk_reset(struct virtio_mmio *t)
 	return b->inflight == 0;
 }
 
-/* A freeze lets the requests in flight complete into the used ring (see blk_reset()). */
+/* A freeze lets the requests in flight complete into the used ring (see blk_reset()); the one
+ * the rate limiter holds never started and was the last popped: it goes back to the ring. */
 static bool blk_quiesce(struct virtio_mmio *t)
 {
-	return to_blk(t)->inflight == 0;
+	struct virtio_blk *b = to_blk(t);
+
+	if (b->held) {
+		vq_unpop(&t->q[0].vq, 1);
+		drop_held(b);
+	}
+	return b->inflight == 0;
 }
 
 static const struct virtio_mmio_dev_ops blk_ops = {

@@ -620,6 +620,17 @@ static bool net_quiesce(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
 
+	/* A frame the RX limiter holds is in guest RAM already: it goes to the guest (one frame
+	 * over the limit) rather than being lost. A transmit chain the TX limiter holds was the
+	 * last popped: back to the ring. */
+	if (n->rx_pending) {
+		rx_complete(n, n->rx_pending);
+		n->rx_pending = 0;
+	}
+	if (n->tx_held) {
+		vq_unpop(&t->q[VIRTIO_NET_TX_QUEUE].vq, 1);
+		n->tx_held = NULL;
+	}
 	if (n->rx_busy)
 		cancel(n, &n->rx_op);
 	else

@@ -119,8 +119,21 @@ static bool rng_reset(struct virtio_mmio *t)
 	return true;
 }
 
+/* A freeze: the chain the limiter holds was the last popped and goes back to the ring. */
+static bool rng_quiesce(struct virtio_mmio *t)
+{
+	struct virtio_rng *r = to_rng(t);
+
+	if (r->held) {
+		vq_unpop(&t->q[0].vq, 1);
+		r->held = false;
+	}
+	return true;
+}
+
 static const struct virtio_mmio_dev_ops rng_ops = {
 	.reset = rng_reset,
+	.quiesce = rng_quiesce,
 	.notify = rng_notify,
 };
 

@@ -10,8 +10,8 @@
  * pending, and nothing reaches the next rings), and the drain at exit. A rate limiter: a
  * throttled queue serves nothing more until tokens return (counted once per wait), requests go
  * in the driver's order with their data intact, an oversize request goes from a full bucket,
- * lifting the limit while the guest runs frees the queue, and a reset or the exit drops the
- * request the limiter holds. */
+ * lifting the limit while the guest runs frees the queue, a reset or the exit drops the
+ * request the limiter holds and a snapshot's freeze gives it back to the ring. */
 #include "virtio/blk.h"
 
 #include <endian.h>
@@ -790,9 +790,37 @@ static void test_limit(void)
 	CHECK(d.b->held == NULL);
 	CHECK_EQ(d.b->inflight, 0);
 
+	/* A snapshot's freeze gives the held request back to the ring: the saved state has taken
+	 * only the first; after the thaw, with the limit lifted, the second is served. */
+	rate_limiter_update(&d.b->rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	start(&d, all_features());
+	post(&d, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	post(&d, 1, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	kick(&d.b->mmio, 0);
+	CHECK(fring_wait_used(&d.r, &id, &len, 2000));
+	CHECK_EQ(id, 0);
+	usleep(50000);
+	CHECK(d.b->held != NULL);
+	CHECK_EQ(virtio_mmio_freeze(&d.b->mmio), 0);
+	CHECK(d.b->held == NULL);
+	CHECK_EQ(d.b->inflight, 0);
+	{
+		static struct virtio_mmio_state st;
+
+		virtio_mmio_save(&d.b->mmio, &st);
+		CHECK_EQ(st.q[0].last_avail, 1);
+		CHECK_EQ(st.q[0].used_idx, 1);
+	}
+	rate_limiter_update(&d.b->rl, &off);
+	virtio_mmio_thaw(&d.b->mmio);
+	CHECK(fring_wait_used(&d.r, &id, &len, 2000));
+	CHECK_EQ(id, 8);
+	rate_limiter_update(&d.b->rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+
 	/* At exit with a request held: the drain lets it go and cancels the timeout. */
 	start(&d, all_features());
 	post(&d, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	post(&d, 1, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
 	kick(&d.b->mmio, 0);
 	usleep(50000);
 	CHECK(d.b->held != NULL);

@@ -5,7 +5,8 @@
  * whole frame at once, refused offloads, a transmit header rewritten by the guest after it was
  * checked, malformed chains, a reset while a receive waits; RX and TX rate limiters, each
  * direction on its own: a throttled direction holds its next frame (in order, data intact)
- * while the other flows, each wait counted once, a reset drops what is held. Then, as root in a private network
+ * while the other flows, each wait counted once, a reset drops what is held, a snapshot's
+ * freeze publishes the held received frame and gives the held transmit chain back. Then, as root in a private network
  * namespace, tap_open() on real TAPs, a UFO datagram through one to a host UDP socket, and
  * TSO6 and TSO6+ECN frames that reach the TAP with their vnet header only when negotiated. */
 #include "virtio/net.h"
@@ -718,6 +719,35 @@ static void limiter_tests(struct virtio_mmio *t)
 	kick(t, 0);
 	/* "rx four" went with the reset; the next frame lands whole in the new buffer. */
 	check_rx(0, "rx five");
+
+	/* A snapshot's freeze: the received frame the RX limiter holds goes to the guest, the
+	 * transmit chain the TX limiter holds goes back to the ring and is sent after the thaw. */
+	rate_limiter_update(&net->rx_rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	rate_limiter_update(&net->tx_rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	post_rx(1, 2048);
+	post_rx(2, 2048);
+	kick(t, 0);
+	host_send("rx six");
+	host_send("rx seven");
+	check_rx(1, "rx six");
+	tx_send(6, &h, "tx four");
+	tx_send(8, &h, "tx five");
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 7);
+	check_used(&tx, 6, 0);
+	usleep(100000);
+	CHECK_EQ(net->rx_pending, HDR + 8);
+	CHECK(net->tx_held != NULL);
+	CHECK_EQ(virtio_mmio_freeze(t), 0);
+	CHECK_EQ(net->rx_pending, 0);
+	CHECK(net->tx_held == NULL);
+	check_rx(2, "rx seven");
+	CHECK(!fring_used(&tx, &id, &len));
+	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
+	rate_limiter_update(&net->tx_rl, &off);
+	virtio_mmio_thaw(t);
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 7);
+	CHECK(!memcmp(buf + HDR, "tx five", 7));
+	check_used(&tx, 8, 0);
 	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
 	host_recv(buf, sizeof(buf), 20);
 }

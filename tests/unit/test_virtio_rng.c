@@ -3,7 +3,8 @@
  * buffer stays untouched, and malformed chains (readable buffer, loop, address outside RAM)
  * set NEEDS_RESET without touching host memory; the device works again after a reset. A rate
  * limiter: a throttled queue hands out nothing more until tokens return, in order, a kick does
- * not get past it, each wait counts once, and a reset drops the held chain. */
+ * not get past it, each wait counts once, a reset drops the held chain and a snapshot's freeze
+ * gives it back to the ring. */
 #include "virtio/rng.h"
 
 #include "core/loop.h"
@@ -182,6 +183,32 @@ int main(void)
 	fring_publish(&rq, 0);
 	kick(t, 0);
 	CHECK(fring_wait_used(&rq, &id, &len, 3000));
+	CHECK_EQ(len, 64);
+	/* A snapshot's freeze gives the held chain back to the ring (the saved state has not
+	 * taken it); after the thaw, with the limit lifted, it is served. */
+	rate_limiter_update(&rng.rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	fring_desc(&rq, 1, BUF + 0x1000, 64, VRING_DESC_F_WRITE, 0);
+	fring_desc(&rq, 2, BUF + 0x2000, 64, VRING_DESC_F_WRITE, 0);
+	fring_publish(&rq, 1);
+	fring_publish(&rq, 2);
+	kick(t, 0);
+	CHECK(fring_wait_used(&rq, &id, &len, 3000));
+	CHECK_EQ(id, 1);
+	usleep(50000);
+	CHECK(rng.held);
+	CHECK_EQ(virtio_mmio_freeze(t), 0);
+	CHECK(!rng.held);
+	{
+		static struct virtio_mmio_state st;
+
+		virtio_mmio_save(t, &st);
+		CHECK_EQ(st.q[0].last_avail, 2);
+		CHECK_EQ(st.q[0].used_idx, 2);
+	}
+	rate_limiter_update(&rng.rl, &(struct rl_config){0});
+	virtio_mmio_thaw(t);
+	CHECK(fring_wait_used(&rq, &id, &len, 3000));
+	CHECK_EQ(id, 2);
 	CHECK_EQ(len, 64);
 
 	loop_join(&loop);
