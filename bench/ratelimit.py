@@ -118,6 +118,21 @@ def run_net(mvm, guests, suffix, ms):
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
 
 
+def retried(what, fn, report):
+    """fn() once more when the guest failed (a frame lost at the TAP's start-up leaves the
+    echo guest waiting for a reply that never comes), at most twice; each failure is kept in
+    the report."""
+    for attempt in range(3):
+        try:
+            return fn()
+        except RuntimeError as e:
+            log(f"{what}: attempt {attempt + 1} failed: {str(e)[:2000]}")
+            report.setdefault("failed_attempts", []).append({"what": what, "error": str(e)})
+            if attempt == 2:
+                raise
+    return None
+
+
 def fmt_rate(v, unit):
     if unit == "B/s":
         return f"{v / MIB:.2f} MiB/s"
@@ -156,7 +171,8 @@ def main():
             samples, waits = [], []
             for i in range(a.runs):
                 log(f"virtio-blk {name}: run {i + 1}/{a.runs}")
-                got, w = run_blk(a.mvm, a.guests, img, suffix, a.ms)
+                got, w = retried(f"virtio-blk {name}",
+                                 lambda: run_blk(a.mvm, a.guests, img, suffix, a.ms), report)
                 samples.append(got)
                 waits.append(w)
             med = {b: (statistics.median(s[b][0] for s in samples),
@@ -186,7 +202,8 @@ def main():
             samples, waits = [], []
             for i in range(a.runs):
                 log(f"virtio-net {name}: run {i + 1}/{a.runs}")
-                got, w = run_net(a.mvm, a.guests, suffix, a.ms)
+                got, w = retried(f"virtio-net {name}",
+                                 lambda: run_net(a.mvm, a.guests, suffix, a.ms), report)
                 samples.append(got)
                 waits.append(w)
             med = {b: statistics.median(s[b] for s in samples) for b in samples[0]}
@@ -212,6 +229,10 @@ def main():
     head = (f"mvm rate limiters: measured rate / limit, `--accel dbt`, median of {a.runs} runs "
             f"of {a.ms} ms per bench. Host {platform.node()}, {os.cpu_count()} CPUs, load "
             f"average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
+    failed = report.get("failed_attempts", [])
+    if failed:
+        head += (f" {len(failed)} guest run(s) failed and were run again: " +
+                 ", ".join(f["what"] for f in failed) + " (the errors are in the JSON).")
     md = head + "\n\n" + "\n".join(lines) + "\n"
     report["load"] = {"before": load_before, "after": load_after}
     report["markdown"] = md
