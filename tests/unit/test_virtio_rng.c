@@ -164,15 +164,12 @@ int main(void)
 	kick(t, 0);
 	usleep(50000);
 	CHECK(!fring_used(&rq, &id, &len));
-	CHECK(all_zero(gpa(&f, BUF + 0x1000), 64));
-	CHECK(rng.held);
 	CHECK(fring_wait_used(&rq, &id, &len, 3000));
 	CHECK_EQ(id, 1);
 	CHECK_EQ(len, 64);
 	CHECK(looks_random(gpa(&f, BUF + 0x1000), 64));
 	usleep(50000);
-	CHECK(rng.held); /* the third waits: its own throttle event */
-	CHECK_EQ(atomic_load(&rng.rl.throttled), 2);
+	CHECK_EQ(atomic_load(&rng.rl.throttled), 2); /* the third waits: its own event */
 	/* A reset drops the chain the limiter holds; the device works after it. */
 	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
 	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_STATUS), 0);
@@ -195,7 +192,8 @@ int main(void)
 	CHECK(fring_wait_used(&rq, &id, &len, 3000));
 	CHECK_EQ(id, 1);
 	usleep(50000);
-	CHECK(rng.held);
+	CHECK(!fring_used(&rq, &id, &len));
+	/* (Device fields are read only after a hand-off to the I/O thread: a reset, a freeze.) */
 	CHECK_EQ(virtio_mmio_freeze(t), 0);
 	CHECK(!rng.held);
 	{
