@@ -380,6 +380,8 @@ static json_t *vm_config_json(const struct fc_api *a)
 
 		if (d->partuuid)
 			json_object_set_new(j, "partuuid", json_string(d->partuuid));
+		if (rl_config_on(&d->limit))
+			json_object_set_new(j, "rate_limiter", fc_rate_limiter_json(&d->limit));
 		json_array_append_new(drives, j);
 	}
 	json_object_set_new(root, "drives", drives);
@@ -394,11 +396,19 @@ static json_t *vm_config_json(const struct fc_api *a)
 				 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
 			json_object_set_new(j, "guest_mac", json_string(mac));
 		}
+		if (rl_config_on(&n->rx_limit))
+			json_object_set_new(j, "rx_rate_limiter", fc_rate_limiter_json(&n->rx_limit));
+		if (rl_config_on(&n->tx_limit))
+			json_object_set_new(j, "tx_rate_limiter", fc_rate_limiter_json(&n->tx_limit));
 		json_array_append_new(nets, j);
 	}
 	json_object_set_new(root, "network-interfaces", nets);
 	if (vm->entropy)
-		json_object_set_new(root, "entropy", json_object());
+		json_object_set_new(root, "entropy",
+				    rl_config_on(&vm->entropy_limit)
+					    ? json_pack("{s:o}", "rate_limiter",
+							fc_rate_limiter_json(&vm->entropy_limit))
+					    : json_object());
 	if (vm->vsock.on)
 		json_object_set_new(root, "vsock", json_pack("{s:I, s:s}", "guest_cid",
 							     (json_int_t)vm->vsock.cid, "uds_path",
@@ -424,6 +434,18 @@ static int check_body_file(const char *what, json_t *body, const char *field, ch
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* Hands a rate limiter PATCHed into a->vm to the running device (index (i) in the machine's
+ * attach order). */
+static int set_limit(struct fc_api *a, enum machine_limit what, int i, const struct rl_config *c,
+		     char *err, size_t errlen)
+{
+	if (i >= 0 && !machine_set_rate_limit(a->m, what, (unsigned int)i, c))
+		return 0;
+	snprintf(err, errlen, "%s: the running machine has no such device",
+		 what == MACHINE_LIMIT_DISK ? "drives" : "network-interfaces");
+	return -EINVAL;
 }
 
 /* Routes one request; under (lock). (id) is the path's second segment, or NULL. */
@@ -479,25 +501,38 @@ static unsigned int route(struct fc_api *a, const char *method, const char *top,
 			ret = fc_put_drive(&a->vm, id, body, err, sizeof(err));
 	} else if (!strcmp(top, "drives") && id && patch) {
 		const char *path = NULL;
+		bool limit = false;
 
 		if ((status = post_boot_only(a, reply)))
 			return status;
-		ret = fc_patch_drive(&a->vm, id, body, &path, err, sizeof(err));
+		ret = fc_patch_drive(&a->vm, id, body, &path, &limit, err, sizeof(err));
 		if (!ret && path) {
 			snprintf(err, sizeof(err), "drives: replacing the backing file of a running "
 				 "drive is not supported by mvm yet");
 			ret = -EINVAL;
 		}
+		for (unsigned int i = 0; !ret && limit && i < a->vm.ndrives; i++)
+			if (!strcmp(a->vm.drives[i].id, id))
+				ret = set_limit(a, MACHINE_LIMIT_DISK, fc_drive_index(&a->vm, id),
+						&a->vm.drives[i].limit, err, sizeof(err));
 	} else if (!strcmp(top, "network-interfaces") && id && put) {
 		if ((status = pre_boot_only(a, reply)))
 			return status;
 		ret = fc_put_net(&a->vm, id, body, err, sizeof(err));
 	} else if (!strcmp(top, "network-interfaces") && id && patch) {
+		bool rx = false, tx = false;
+		int i;
+
 		if ((status = post_boot_only(a, reply)))
 			return status;
-		snprintf(err, sizeof(err), "network-interfaces: PATCH only changes rate limiters, "
-			 "which mvm does not have yet");
-		ret = -EINVAL;
+		ret = fc_patch_net(&a->vm, id, body, &rx, &tx, err, sizeof(err));
+		i = fc_net_index(&a->vm, id);
+		if (!ret && rx)
+			ret = set_limit(a, MACHINE_LIMIT_NET_RX, i, &a->vm.nets[i].rx_limit, err,
+					sizeof(err));
+		if (!ret && tx)
+			ret = set_limit(a, MACHINE_LIMIT_NET_TX, i, &a->vm.nets[i].tx_limit, err,
+					sizeof(err));
 	} else if (!strcmp(top, "logger") && !id && put) {
 		if ((status = pre_boot_only(a, reply)))
 			return status;

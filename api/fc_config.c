@@ -138,14 +138,83 @@ static int check_id(const char *what, const char *id, char *err, size_t errlen)
 	return 0;
 }
 
-/* A rate limiter field: mvm has none yet (issue 18), so only an absent or null one passes. */
-static int no_rate_limiter(const char *what, json_t *body, const char *field, char *err,
-			   size_t errlen)
+/* Firecracker's TokenBucket {size, one_time_burst, refill_time (ms)} at (v) into (tb); (what)
+ * names it in messages ("drives: rate_limiter.bandwidth"). A zero size is no limit, as in
+ * Firecracker; a zero refill time with a size is refused (Firecracker silently drops such a
+ * limit). */
+static int parse_bucket(const char *what, json_t *v, struct tb_config *tb, char *err,
+			size_t errlen)
 {
-	if (get(body, field))
-		return fail(err, errlen, "%s: '%s': mvm has no rate limiters yet; leave it out",
-			    what, field);
+	static const struct field fields[] = {
+		{"size", F_UINT, true},
+		{"one_time_burst", F_UINT, false},
+		{"refill_time", F_UINT, true},
+	};
+	int ret = check_object(v, what, fields, ARRAY_SIZE(fields), err, errlen);
+	const char *why;
+
+	if (ret)
+		return ret;
+	tb->size = (uint64_t)json_integer_value(get(v, "size"));
+	tb->refill_ms = (uint64_t)json_integer_value(get(v, "refill_time"));
+	tb->one_time_burst = get(v, "one_time_burst")
+				     ? (uint64_t)json_integer_value(get(v, "one_time_burst")) : 0;
+	why = tb_config_check(tb);
+	if (why)
+		return fail(err, errlen, "%s: %s", what, why);
 	return 0;
+}
+
+/* Firecracker's RateLimiter {bandwidth, ops} in (body)'s (field), into (rl). A bucket the
+ * object leaves out (or null) keeps what (rl) holds: PUT passes zeroes (no limit), PATCH the
+ * current value (Firecracker's BucketUpdate::None). (*given) says whether the field was there.
+ * (rl) is written only when everything parsed. */
+static int parse_rate_limiter(const char *what, json_t *body, const char *field,
+			      struct rl_config *rl, bool *given, char *err, size_t errlen)
+{
+	static const struct field fields[] = {
+		{"bandwidth", F_OBJECT, false},
+		{"ops", F_OBJECT, false},
+	};
+	json_t *v = get(body, field);
+	struct rl_config c = *rl;
+	char path[128];
+	int ret;
+
+	if (given)
+		*given = v != NULL;
+	if (!v)
+		return 0;
+	snprintf(path, sizeof(path), "%s: %s", what, field);
+	ret = check_object(v, path, fields, ARRAY_SIZE(fields), err, errlen);
+	if (!ret && get(v, "bandwidth")) {
+		snprintf(path, sizeof(path), "%s: %s.bandwidth", what, field);
+		ret = parse_bucket(path, get(v, "bandwidth"), &c.bw, err, errlen);
+	}
+	if (!ret && get(v, "ops")) {
+		snprintf(path, sizeof(path), "%s: %s.ops", what, field);
+		ret = parse_bucket(path, get(v, "ops"), &c.ops, err, errlen);
+	}
+	if (!ret)
+		*rl = c;
+	return ret;
+}
+
+static json_t *bucket_json(const struct tb_config *tb)
+{
+	return json_pack("{s:I, s:I, s:I}", "size", (json_int_t)tb->size, "one_time_burst",
+			 (json_int_t)tb->one_time_burst, "refill_time", (json_int_t)tb->refill_ms);
+}
+
+json_t *fc_rate_limiter_json(const struct rl_config *c)
+{
+	json_t *o = json_object();
+
+	if (o && tb_config_on(&c->bw))
+		json_object_set_new(o, "bandwidth", bucket_json(&c->bw));
+	if (o && tb_config_on(&c->ops))
+		json_object_set_new(o, "ops", bucket_json(&c->ops));
+	return o;
 }
 
 static char *dup_or_null(const char *s)
@@ -328,7 +397,7 @@ int fc_put_drive(struct fc_vm *vm, const char *id, json_t *body, char *err, size
 	if (!ret)
 		ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
 	if (!ret)
-		ret = no_rate_limiter(what, body, "rate_limiter", err, errlen);
+		ret = parse_rate_limiter(what, body, "rate_limiter", &d.limit, NULL, err, errlen);
 	if (!ret)
 		ret = check_text(what, "path_on_host", body, MVM_DISK_PATH_MAX - 1, err, errlen);
 	if (!ret)
@@ -372,8 +441,16 @@ int fc_put_drive(struct fc_vm *vm, const char *id, json_t *body, char *err, size
 	return 0;
 }
 
-int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const char **path,
-		   char *err, size_t errlen)
+static int find_index(const struct fc_vm *vm, const char *id)
+{
+	for (unsigned int i = 0; i < vm->ndrives; i++)
+		if (!strcmp(vm->drives[i].id, id))
+			return (int)i;
+	return -1;
+}
+
+int fc_patch_drive(struct fc_vm *vm, const char *id, json_t *body, const char **path,
+		   bool *limit, char *err, size_t errlen)
 {
 	static const char what[] = "drives";
 	static const struct field fields[] = {
@@ -381,13 +458,11 @@ int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const c
 		{"path_on_host", F_STRING, false},
 		{"rate_limiter", F_ANY, false},
 	};
-	bool found = false;
-	int ret = check_id(what, id, err, errlen);
+	struct rl_config rl;
+	int i, ret = check_id(what, id, err, errlen);
 
 	if (!ret)
 		ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
-	if (!ret)
-		ret = no_rate_limiter(what, body, "rate_limiter", err, errlen);
 	if (!ret)
 		ret = check_text(what, "path_on_host", body, MVM_DISK_PATH_MAX - 1, err, errlen);
 	if (ret)
@@ -395,12 +470,77 @@ int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const c
 	if (strcmp(get_str(body, "drive_id"), id))
 		return fail(err, errlen, "%s: the drive_id '%s' differs from the id '%s' in the "
 			    "path", what, get_str(body, "drive_id"), id);
-	for (unsigned int i = 0; i < vm->ndrives; i++)
-		found |= !strcmp(vm->drives[i].id, id);
-	if (!found)
+	i = find_index(vm, id);
+	if (i < 0)
 		return fail(err, errlen, "%s: no drive '%s'", what, id);
+	rl = vm->drives[i].limit;
+	ret = parse_rate_limiter(what, body, "rate_limiter", &rl, limit, err, errlen);
+	if (ret)
+		return ret;
 	*path = get_str(body, "path_on_host");
+	if (!*path)
+		vm->drives[i].limit = rl;
 	return 0;
+}
+
+int fc_patch_net(struct fc_vm *vm, const char *id, json_t *body, bool *rx, bool *tx, char *err,
+		 size_t errlen)
+{
+	static const char what[] = "network-interfaces";
+	static const struct field fields[] = {
+		{"iface_id", F_STRING, true},
+		{"rx_rate_limiter", F_ANY, false},
+		{"tx_rate_limiter", F_ANY, false},
+	};
+	struct rl_config r, t;
+	int i, ret = check_id(what, id, err, errlen);
+
+	if (!ret)
+		ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+	if (ret)
+		return ret;
+	if (strcmp(get_str(body, "iface_id"), id))
+		return fail(err, errlen, "%s: the iface_id '%s' differs from the id '%s' in the "
+			    "path", what, get_str(body, "iface_id"), id);
+	i = fc_net_index(vm, id);
+	if (i < 0)
+		return fail(err, errlen, "%s: no network interface '%s'", what, id);
+	r = vm->nets[i].rx_limit;
+	t = vm->nets[i].tx_limit;
+	ret = parse_rate_limiter(what, body, "rx_rate_limiter", &r, rx, err, errlen);
+	if (!ret)
+		ret = parse_rate_limiter(what, body, "tx_rate_limiter", &t, tx, err, errlen);
+	if (ret)
+		return ret;
+	vm->nets[i].rx_limit = r;
+	vm->nets[i].tx_limit = t;
+	return 0;
+}
+
+int fc_drive_index(const struct fc_vm *vm, const char *id)
+{
+	int i = find_index(vm, id), n = 0;
+	bool root = false;
+
+	if (i < 0)
+		return -1;
+	/* fc_vm_to_config(): the root drive first, the others in the order they were put. */
+	if (vm->drives[i].root)
+		return 0;
+	for (unsigned int j = 0; j < vm->ndrives; j++) {
+		root |= vm->drives[j].root;
+		if (j < (unsigned int)i && !vm->drives[j].root)
+			n++;
+	}
+	return n + root;
+}
+
+int fc_net_index(const struct fc_vm *vm, const char *id)
+{
+	for (unsigned int i = 0; i < vm->nnets; i++)
+		if (!strcmp(vm->nets[i].id, id))
+			return (int)i;
+	return -1;
 }
 
 static int parse_mac(const char *s, uint8_t mac[6])
@@ -432,9 +572,11 @@ int fc_put_net(struct fc_vm *vm, const char *id, json_t *body, char *err, size_t
 	if (!ret)
 		ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
 	if (!ret)
-		ret = no_rate_limiter(what, body, "rx_rate_limiter", err, errlen);
+		ret = parse_rate_limiter(what, body, "rx_rate_limiter", &n.rx_limit, NULL, err,
+					 errlen);
 	if (!ret)
-		ret = no_rate_limiter(what, body, "tx_rate_limiter", err, errlen);
+		ret = parse_rate_limiter(what, body, "tx_rate_limiter", &n.tx_limit, NULL, err,
+					 errlen);
 	if (ret)
 		return ret;
 	if (strcmp(get_str(body, "iface_id"), id))
@@ -535,13 +677,15 @@ int fc_put_entropy(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
 {
 	static const char what[] = "entropy";
 	static const struct field fields[] = {{"rate_limiter", F_ANY, false}};
+	struct rl_config rl = {0};
 	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
 
 	if (!ret)
-		ret = no_rate_limiter(what, body, "rate_limiter", err, errlen);
+		ret = parse_rate_limiter(what, body, "rate_limiter", &rl, NULL, err, errlen);
 	if (ret)
 		return ret;
 	vm->entropy = true;
+	vm->entropy_limit = rl;
 	return 0;
 }
 
@@ -916,6 +1060,7 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 	cfg->mem_thp = vm->thp;
 	cfg->cpus = vm->vcpus;
 	cfg->rng = vm->entropy;
+	cfg->rng_limit = vm->entropy_limit;
 	cfg->vsock = vm->vsock;
 	cfg->ndisks = 0;
 	cfg->nnets = 0;
@@ -932,7 +1077,7 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 			if ((d == root) != (pass == 0))
 				continue;
 			dc = &cfg->disks[cfg->ndisks++];
-			*dc = (struct disk_config){.ro = d->ro};
+			*dc = (struct disk_config){.ro = d->ro, .limit = d->limit};
 			snprintf(dc->path, sizeof(dc->path), "%s", d->path);
 			/* The drive id is the serial the guest reads (virtio-blk GET_ID, 20 bytes). */
 			snprintf(dc->id, sizeof(dc->id), "%.*s", MVM_DISK_ID_MAX, d->id);
@@ -941,7 +1086,9 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 	for (unsigned int i = 0; i < vm->nnets; i++) {
 		struct net_config *nc = &cfg->nets[cfg->nnets++];
 
-		*nc = (struct net_config){.has_mac = vm->nets[i].has_mac};
+		*nc = (struct net_config){.has_mac = vm->nets[i].has_mac,
+					  .rx_limit = vm->nets[i].rx_limit,
+					  .tx_limit = vm->nets[i].tx_limit};
 		snprintf(nc->tap, sizeof(nc->tap), "%s", vm->nets[i].tap);
 		snprintf(nc->id, sizeof(nc->id), "%s", vm->nets[i].id);
 		memcpy(nc->mac, vm->nets[i].mac, 6);

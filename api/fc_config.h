@@ -26,6 +26,7 @@ struct fc_drive {
 	char *path;		/* path_on_host */
 	char *partuuid;		/* NULL: root=/dev/vda */
 	bool root, ro;
+	struct rl_config limit;	/* rate_limiter (all zero: none) */
 };
 
 struct fc_net {
@@ -33,6 +34,7 @@ struct fc_net {
 	char tap[MVM_TAP_NAME_MAX + 1];
 	uint8_t mac[6];
 	bool has_mac;
+	struct rl_config rx_limit, tx_limit;	/* rx_rate_limiter, tx_rate_limiter */
 };
 
 struct fc_vm {
@@ -48,6 +50,7 @@ struct fc_vm {
 	struct fc_net nets[MVM_MAX_NETS];
 	unsigned int nnets;
 	bool entropy;		/* PUT /entropy: a virtio-rng device */
+	struct rl_config entropy_limit;	/* its rate_limiter */
 	struct vsock_config vsock; /* PUT /vsock: a virtio-vsock device */
 	/* logger, metrics: applied by the caller (they open files) */
 	char *log_path;
@@ -82,10 +85,23 @@ int fc_put_mmds_config(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
  * a store that would serialize to more than (limit) bytes. */
 int fc_put_mmds(struct fc_vm *vm, json_t *body, bool patch, size_t limit, char *err,
 		size_t errlen);
-/* The post-boot PATCH /drives/{id}: only checks the body and returns the new path (borrowed
- * from body) in (*path). */
-int fc_patch_drive(const struct fc_vm *vm, const char *id, json_t *body, const char **path,
-		   char *err, size_t errlen);
+/* The post-boot PATCH /drives/{id}: checks the body and returns the new path (borrowed from
+ * body, NULL when absent) in (*path); a rate_limiter in the body is applied to the drive in
+ * (vm) (a bucket it leaves out keeps its value, as Firecracker's partial update) and (*limit)
+ * says so. The caller passes the drive's new limiter on to the running device. */
+int fc_patch_drive(struct fc_vm *vm, const char *id, json_t *body, const char **path,
+		   bool *limit, char *err, size_t errlen);
+/* The post-boot PATCH /network-interfaces/{id}: rx_rate_limiter and tx_rate_limiter, applied
+ * to the interface in (vm) as above; (*rx) and (*tx) say which the body had. */
+int fc_patch_net(struct fc_vm *vm, const char *id, json_t *body, bool *rx, bool *tx, char *err,
+		 size_t errlen);
+/* Where drive (id) and interface (id) are in the struct vm_config fc_vm_to_config() builds
+ * (the root drive first), or -1. */
+int fc_drive_index(const struct fc_vm *vm, const char *id);
+int fc_net_index(const struct fc_vm *vm, const char *id);
+/* A rate limiter as Firecracker's RateLimiter JSON ({"bandwidth": ..., "ops": ...}, only the
+ * buckets that are set). New reference. */
+json_t *fc_rate_limiter_json(const struct rl_config *c);
 /* PUT /snapshot/create and /snapshot/load: the bodies checked, the paths (borrowed from body)
  * returned; for a load also resume_vm, clock_realtime and network_overrides. */
 int fc_snapshot_create(json_t *body, const char **state, const char **mem, char *err,

@@ -205,6 +205,28 @@ static void blk_drain(void *dev)
 	virtio_blk_drain(dev);
 }
 
+static uint64_t throttled(const struct rate_limiter *r)
+{
+	return atomic_load_explicit(&r->throttled, memory_order_relaxed);
+}
+
+static void blk_stats(void *dev, FILE *f)
+{
+	const struct virtio_blk *b = dev;
+
+	fprintf(f, "mvm: %s: rate limiter waits %llu\n", b->name,
+		(unsigned long long)throttled(&b->rl));
+}
+
+/* Firecracker's block metric name. */
+static void blk_metrics(void *dev, json_t *obj)
+{
+	const struct virtio_blk *b = dev;
+
+	json_object_set_new(obj, "rate_limiter_throttled_events",
+			    json_integer((json_int_t)throttled(&b->rl)));
+}
+
 static void blk_destroy(void *dev)
 {
 	virtio_blk_destroy(dev);
@@ -237,6 +259,11 @@ static void net_metrics(void *dev, json_t *obj)
 	json_object_set_new(obj, "tx_packets", json_integer((json_int_t)n->tx_packets));
 	json_object_set_new(obj, "tx_bytes", json_integer((json_int_t)n->tx_bytes));
 	json_object_set_new(obj, "tx_dropped", json_integer((json_int_t)n->tx_dropped));
+	/* Firecracker's net metric names. */
+	json_object_set_new(obj, "rx_rate_limiter_throttled",
+			    json_integer((json_int_t)throttled(&n->rx_rl)));
+	json_object_set_new(obj, "tx_rate_limiter_throttled",
+			    json_integer((json_int_t)throttled(&n->tx_rl)));
 }
 
 static void console_destroy(void *dev)
@@ -244,16 +271,41 @@ static void console_destroy(void *dev)
 	virtio_console_fini(dev);
 }
 
+static void rng_drain(void *dev)
+{
+	virtio_rng_drain(dev);
+}
+
 static void rng_destroy(void *dev)
 {
 	virtio_rng_fini(dev);
 }
 
-static const struct device_ops blk_device = {.drain = blk_drain, .destroy = blk_destroy};
+static void rng_stats(void *dev, FILE *f)
+{
+	const struct virtio_rng *r = dev;
+
+	fprintf(f, "mvm: virtio-rng: %llu bytes, rate limiter waits %llu\n",
+		(unsigned long long)r->bytes, (unsigned long long)throttled(&r->rl));
+}
+
+/* Read while the I/O thread updates them, as net_metrics(). */
+static void rng_metrics(void *dev, json_t *obj)
+{
+	const struct virtio_rng *r = dev;
+
+	json_object_set_new(obj, "entropy_bytes", json_integer((json_int_t)r->bytes));
+	json_object_set_new(obj, "rate_limiter_throttled_events",
+			    json_integer((json_int_t)throttled(&r->rl)));
+}
+
+static const struct device_ops blk_device = {.drain = blk_drain, .destroy = blk_destroy,
+					     .stats = blk_stats, .metrics = blk_metrics};
 static const struct device_ops net_device = {.drain = net_drain, .destroy = net_destroy,
 					     .stats = net_stats, .metrics = net_metrics};
 static const struct device_ops console_device = {.destroy = console_destroy};
-static const struct device_ops rng_device = {.destroy = rng_destroy};
+static const struct device_ops rng_device = {.drain = rng_drain, .destroy = rng_destroy,
+					     .stats = rng_stats, .metrics = rng_metrics};
 
 static void vsock_destroy(void *dev)
 {
@@ -321,6 +373,9 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 
 		if (!b)
 			return -ENOMEM;
+		if (rl_config_on(&cfg->disks[i].limit))
+			rate_limiter_update(&b->rl, &cfg->disks[i].limit);
+		m->blks[i] = b;
 		ret = add_virtio_device(m, names[i], &blk_device, b, &b->mmio);
 		if (ret)
 			return ret;
@@ -341,6 +396,11 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 		n = virtio_net_create(net_names[i], m->tap_fds[i], true, mac, m->mem, &m->loop);
 		if (!n)
 			return -ENOMEM;
+		if (rl_config_on(&nc->rx_limit))
+			rate_limiter_update(&n->rx_rl, &nc->rx_limit);
+		if (rl_config_on(&nc->tx_limit))
+			rate_limiter_update(&n->tx_rl, &nc->tx_limit);
+		m->nets[i] = n;
 		ret = add_virtio_device(m, net_names[i], &net_device, n, &n->mmio);
 		if (ret)
 			return ret;
@@ -374,6 +434,9 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 		ret = virtio_rng_init(&m->rng, "virtio-rng", m->mem, &m->loop);
 		if (ret)
 			return ret;
+		if (rl_config_on(&cfg->rng_limit))
+			rate_limiter_update(&m->rng.rl, &cfg->rng_limit);
+		m->has_rng = true;
 		ret = add_virtio_device(m, "virtio-rng", &rng_device, &m->rng, &m->rng.mmio);
 		if (ret)
 			return ret;
@@ -817,6 +880,33 @@ int machine_pause(struct machine *m, bool pause)
 		pr_err("the guest stopped while it was being paused");
 		return -ESHUTDOWN;
 	}
+	return 0;
+}
+
+int machine_set_rate_limit(struct machine *m, enum machine_limit what, unsigned int index,
+			   const struct rl_config *c)
+{
+	struct rate_limiter *r = NULL;
+
+	switch (what) {
+	case MACHINE_LIMIT_DISK:
+		if (index < MVM_MAX_DISKS && m->blks[index])
+			r = &m->blks[index]->rl;
+		break;
+	case MACHINE_LIMIT_NET_RX:
+	case MACHINE_LIMIT_NET_TX:
+		if (index < MVM_MAX_NETS && m->nets[index])
+			r = what == MACHINE_LIMIT_NET_RX ? &m->nets[index]->rx_rl
+							 : &m->nets[index]->tx_rl;
+		break;
+	case MACHINE_LIMIT_RNG:
+		if (index == 0 && m->has_rng)
+			r = &m->rng.rl;
+		break;
+	}
+	if (!r)
+		return -ENODEV;
+	rate_limiter_update(r, c);
 	return 0;
 }
 

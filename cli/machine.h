@@ -40,6 +40,15 @@ int machine_pause(struct machine *m, bool pause);
  * (mem_path, sparse). KVM machines without virtio devices so far; others are refused. Returns
  * 0 or -errno (logged). */
 int machine_snapshot(struct machine *m, const char *state_path, const char *mem_path);
+/* Which rate limiter machine_set_rate_limit() changes. */
+enum machine_limit { MACHINE_LIMIT_DISK, MACHINE_LIMIT_NET_RX, MACHINE_LIMIT_NET_TX,
+		     MACHINE_LIMIT_RNG };
+/* Replaces the rate limiter (what) of disk or NIC (index) in attach order (the rng has index
+ * 0) with (c), checked by the caller; it takes effect while the guest runs (within
+ * RATE_LIMITER_MAX_WAIT_MS for a queue that waits). Returns 0, or -ENODEV when there is no
+ * such device. */
+int machine_set_rate_limit(struct machine *m, enum machine_limit what, unsigned int index,
+			   const struct rl_config *c);
 /* Adds the machine's counters to (root): unclaimed bus accesses, emulated instructions
  * (KVM), each device's counters under "devices". */
 void machine_metrics(struct machine *m, json_t *root);

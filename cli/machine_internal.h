@@ -19,6 +19,7 @@
 #include "snapshot.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 
 /* virtio-mmio device slots (machine.c): one per ISA IRQ that no other device uses. */
@@ -75,6 +76,10 @@ struct machine {
 	unsigned int ntaps;		/* TAPs opened (tap_fds[0, ntaps)) */
 	struct virtio_console vcon;
 	struct virtio_rng rng;
+	bool has_rng;			/* rng is attached */
+	/* The devices with rate limiters, for machine_set_rate_limit(); owned by devices[]. */
+	struct virtio_blk *blks[MVM_MAX_DISKS];
+	struct virtio_net *nets[MVM_MAX_NETS];
 	struct device devices[MAX_DEVICES];
 	unsigned int ndevices;
 	struct console_escape vcon_escape;

@@ -30,17 +30,19 @@ const char options_usage[] =
 	"                        thp: back it with transparent huge pages where the host allows\n"
 	"                        (default on, as QEMU; off saves RSS for sparse guests)\n"
 	"  -c, --cpus N          number of vCPUs, 1-64 (default 1)\n"
-	"  -d, --disk PATH[,ro][,direct][,id=NAME]\n"
+	"  -d, --disk PATH[,ro][,direct][,id=NAME][,bw=LIMIT][,ops=LIMIT]\n"
 	"                        a raw disk image as a virtio-blk device (repeatable, up to 8;\n"
 	"                        the guest sees vda, vdb, ... in order). ro: read-only;\n"
 	"                        direct: O_DIRECT, bypassing the host page cache;\n"
-	"                        id: the serial the guest reads (up to 20 bytes). The image\n"
-	"                        is locked: one writer or several read-only users. \",,\" in\n"
-	"                        PATH is a comma\n"
-	"  -n, --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]\n"
+	"                        id: the serial the guest reads (up to 20 bytes); bw, ops:\n"
+	"                        rate limits (below). The image is locked: one writer or\n"
+	"                        several read-only users. \",,\" in PATH is a comma\n"
+	"  -n, --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,rx_bw=LIMIT][,rx_ops=LIMIT]\n"
+	"            [,tx_bw=LIMIT][,tx_ops=LIMIT]\n"
 	"                        a virtio-net NIC on TAP device NAME (repeatable, up to 4),\n"
 	"                        created if it does not exist (needs CAP_NET_ADMIN); mac: the\n"
-	"                        guest's address (default: a random locally administered one)\n"
+	"                        guest's address (default: a random locally administered one);\n"
+	"                        rx_*: to the guest, tx_*: from it (below)\n"
 	"      --vsock cid=N,path=PATH\n"
 	"                        a virtio-vsock device for guest CID N (3 or more), bridged\n"
 	"                        to Unix sockets as Firecracker does: mvm listens on PATH\n"
@@ -48,8 +50,15 @@ const char options_usage[] =
 	"                        process writes \"CONNECT <port>\\n\" to reach the guest's\n"
 	"                        listener on <port> and reads \"OK <hostport>\\n\"; the guest's\n"
 	"                        connections to host port P go to the Unix socket PATH_P\n"
-	"      --rng, --no-rng   a virtio-rng entropy device (the guest's /dev/hwrng), fed\n"
+	"      --rng[=bw=LIMIT,ops=LIMIT], --no-rng\n"
+	"                        a virtio-rng entropy device (the guest's /dev/hwrng), fed\n"
 	"                        from getrandom(); on by default\n"
+	"                        Rate limits (Firecracker's token buckets): bw=SIZE/MS[/BURST]\n"
+	"                        lets SIZE bytes (K, M, G suffixes) through per MS milliseconds,\n"
+	"                        ops=N/MS[/BURST] N requests (frames on a NIC); the bucket\n"
+	"                        starts full, BURST is a one-time extra at the start; either\n"
+	"                        alone or both. A queue over its limit waits, in order;\n"
+	"                        e.g. bw=10M/1000 is 10 MiB/s\n"
 	"      --console KIND    stdio (default), none, or file:PATH for the serial console;\n"
 	"                        virtio: stdio on a virtio console (hvc0) instead\n"
 	"      --accel kvm|dbt|hybrid|auto\n"
@@ -190,6 +199,77 @@ static int next_field(const char **p, char *out, size_t size)
 	return (int)n;
 }
 
+/* One token bucket, "A/MS[/BURST]": A bytes (SIZE, with K/M/G/T suffixes; a bare number is
+ * bytes) or operations (a plain count), refilled in MS milliseconds, and a one-time burst of
+ * the same unit. (opt) and (key) name it in messages. */
+static int parse_bucket(const char *opt, const char *key, const char *val, bool bytes,
+			struct tb_config *tb, char *err, unsigned int errlen)
+{
+	char part[3][32];
+	uint64_t v[3] = {0};
+	const char *why, *p = val;
+	unsigned int n = 0;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n == 3 || len == 0 || len >= sizeof(part[n]))
+			goto malformed;
+		memcpy(part[n], p, len);
+		part[n++][len] = 0;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (n < 2)
+		goto malformed;
+	for (unsigned int i = 0; i < n; i++) {
+		bool size = bytes && i != 1;
+		int ret = size && part[i][strspn(part[i], "0123456789")]
+				  ? parse_size(part[i], &v[i])
+				  : parse_uint(part[i], UINT64_MAX, &v[i]);
+
+		if (ret == -ERANGE)
+			return fail(err, errlen, "%s: %s: '%s' is too large", opt, key, part[i]);
+		if (ret)
+			goto malformed;
+	}
+	*tb = (struct tb_config){.size = v[0], .refill_ms = v[1], .one_time_burst = v[2]};
+	if (!tb->size)
+		return fail(err, errlen, "%s: %s: the %s per refill must be more than 0", opt, key,
+			    bytes ? "size" : "count");
+	why = tb_config_check(tb);
+	if (why)
+		return fail(err, errlen, "%s: %s=%s: %s", opt, key, val, why);
+	return 0;
+malformed:
+	return fail(err, errlen, "%s: %s='%s' is not %s/MS[/BURST] (e.g. %s)", opt, key, val,
+		    bytes ? "SIZE" : "N", bytes ? "bw=10M/1000" : "ops=1000/1000");
+}
+
+/* "bw=..." or "ops=..." (after (prefix), "" or "rx_"/"tx_") into (rl). Returns 1 when (opt)
+ * is not one of them, 0 when parsed, -EINVAL (message in err) when malformed. */
+static int parse_limit(const char *what, const char *prefix, const char *opt,
+		       struct rl_config *rl, char *err, unsigned int errlen)
+{
+	size_t pl = strlen(prefix);
+	char key[16];
+
+	if (strncmp(opt, prefix, pl))
+		return 1;
+	opt += pl;
+	if (!strncmp(opt, "bw=", 3)) {
+		snprintf(key, sizeof(key), "%sbw", prefix);
+		return parse_bucket(what, key, opt + 3, true, &rl->bw, err, errlen);
+	}
+	if (!strncmp(opt, "ops=", 4)) {
+		snprintf(key, sizeof(key), "%sops", prefix);
+		return parse_bucket(what, key, opt + 4, false, &rl->ops, err, errlen);
+	}
+	return 1;
+}
+
 static int parse_disk(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
 {
 	struct disk_config *d;
@@ -222,9 +302,13 @@ static int parse_disk(const char *arg, struct vm_config *cfg, char *err, unsigne
 					    MVM_DISK_ID_MAX);
 			memcpy(d->id, opt + 3, (size_t)n - 3 + 1);
 		} else {
-			return fail(err, errlen,
-				    "--disk: unknown option '%s' in '%s' (ro, direct, id=NAME)",
-				    opt, arg);
+			int ret = parse_limit("--disk", "", opt, &d->limit, err, errlen);
+
+			if (ret < 0)
+				return ret;
+			if (ret)
+				return fail(err, errlen, "--disk: unknown option '%s' in '%s' (ro, "
+					    "direct, id=NAME, bw=SIZE/MS, ops=N/MS)", opt, arg);
 		}
 	}
 	cfg->ndisks++;
@@ -301,8 +385,16 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 					    "XX:XX:XX:XX:XX:XX", opt + 4);
 			n->has_mac = true;
 		} else {
-			return fail(err, errlen, "--net: unknown option '%s' in '%s' "
-				    "(tap=NAME[,mac=XX:XX:XX:XX:XX:XX])", opt, arg);
+			int ret = parse_limit("--net", "rx_", opt, &n->rx_limit, err, errlen);
+
+			if (ret > 0)
+				ret = parse_limit("--net", "tx_", opt, &n->tx_limit, err, errlen);
+			if (ret < 0)
+				return ret;
+			if (ret)
+				return fail(err, errlen, "--net: unknown option '%s' in '%s' "
+					    "(tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,rx_bw=SIZE/MS]"
+					    "[,rx_ops=N/MS][,tx_bw=SIZE/MS][,tx_ops=N/MS])", opt, arg);
 		}
 	}
 	if (!n->tap[0])
@@ -311,6 +403,29 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, unsigned
 		if (!strcmp(cfg->nets[i].tap, n->tap))
 			return fail(err, errlen, "--net: TAP '%s' given twice", n->tap);
 	cfg->nnets++;
+	return 0;
+}
+
+/* --rng=bw=...,ops=... */
+static int parse_rng(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	const char *p = arg;
+	char opt[64];
+
+	if (!*arg)
+		return fail(err, errlen, "--rng=: give bw=SIZE/MS and/or ops=N/MS, or plain --rng");
+	while (*p) {
+		int ret, len = next_field(&p, opt, sizeof(opt));
+
+		if (len < 0)
+			return fail(err, errlen, "--rng: an option in '%s' is too long", arg);
+		ret = parse_limit("--rng", "", opt, &cfg->rng_limit, err, errlen);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			return fail(err, errlen, "--rng: unknown option '%s' in '%s' (bw=SIZE/MS, "
+				    "ops=N/MS)", opt, arg);
+	}
 	return 0;
 }
 
@@ -416,7 +531,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"disk", required_argument, NULL, 'd'},
 		{"net", required_argument, NULL, 'n'},
 		{"vsock", required_argument, NULL, OPT_VSOCK},
-		{"rng", no_argument, NULL, OPT_RNG},
+		{"rng", optional_argument, NULL, OPT_RNG},
 		{"no-rng", no_argument, NULL, OPT_NO_RNG},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"accel", required_argument, NULL, OPT_ACCEL},
@@ -488,6 +603,12 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		case OPT_NO_RNG:
 			cfg->rng = c == OPT_RNG;
 			rng_given = true;
+			cfg->rng_limit = (struct rl_config){0};
+			if (optarg) {
+				ret = parse_rng(optarg, cfg, err, errlen);
+				if (ret)
+					return ret;
+			}
 			break;
 		case OPT_STATS:
 			cfg->stats = true;
@@ -558,7 +679,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		}
 	}
 	if (optind < argc)
-		return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return fail(err, errlen, "unexpected argument '%s'%s", argv[optind],
+			    !strncmp(argv[optind], "bw=", 3) || !strncmp(argv[optind], "ops=", 4)
+				    ? " (--rng takes its limits after '=': --rng=bw=SIZE/MS)" : "");
 	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->vsock.on ||
 				   rng_given || cfg->accel == ACCEL_DBT ||
 				   cfg->accel == ACCEL_HYBRID))

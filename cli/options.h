@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/token_bucket.h"
 #include "sandbox/jail.h"
 #include "sandbox/seccomp.h"
 
@@ -39,20 +40,24 @@
  * there too (early boot messages), but gets no input. */
 enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE, CONSOLE_VIRTIO };
 
-/* One -d/--disk PATH[,ro][,id=NAME]. Copied out of argv (",," in PATH stands for a comma). */
+/* One -d/--disk PATH[,ro][,id=NAME][,bw=...][,ops=...]. Copied out of argv (",," in PATH
+ * stands for a comma). */
 struct disk_config {
 	char path[MVM_DISK_PATH_MAX];
 	char id[MVM_DISK_ID_MAX + 1];	/* "" for none */
 	bool ro;
 	bool direct;			/* O_DIRECT */
+	struct rl_config limit;		/* all zero: no rate limit */
 };
 
-/* One -n/--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]. */
+/* One -n/--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,rx_bw=...][,rx_ops=...][,tx_bw=...]
+ * [,tx_ops=...]. */
 #define MVM_NET_ID_MAX 64	/* Firecracker's iface_id */
 struct net_config {
 	char tap[MVM_TAP_NAME_MAX + 1];
 	uint8_t mac[6];
 	bool has_mac;		/* false: mvm generates a locally administered one */
+	struct rl_config rx_limit, tx_limit;	/* to the guest, from the guest */
 	char id[MVM_NET_ID_MAX + 1]; /* Firecracker's iface_id; "" from -n */
 };
 
@@ -111,6 +116,7 @@ struct vm_config {
 	struct vsock_config vsock;
 	bool rng;		/* a virtio-rng device (default on; dropped, with --rng not given,
 				 * when the other virtio devices take every slot) */
+	struct rl_config rng_limit;	/* --rng=bw=...,ops=... */
 	enum accel_kind accel;
 	bool stats;		/* print exit and emulation counters when the VM stops */
 	enum sandbox_seccomp seccomp;	/* --seccomp: per-thread allow-lists (default on) */

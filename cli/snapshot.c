@@ -265,6 +265,8 @@ static int restore_devices(const struct snapshot_in *in, const struct machine_st
 		memcpy(dc->id, d->id, sizeof(dc->id));
 		dc->ro = d->ro;
 		dc->direct = d->direct;
+		/* Rate limits are not in the snapshot: those given with -d at restore apply. */
+		dc->limit = cfg->ndisks ? cfg->disks[i].limit : (struct rl_config){0};
 	}
 	out->nnets = ms->nnets;
 	for (unsigned int i = 0; i < ms->nnets; i++) {
@@ -280,6 +282,8 @@ static int restore_devices(const struct snapshot_in *in, const struct machine_st
 		memcpy(nc->mac, n->mac, sizeof(nc->mac));
 		memcpy(nc->id, n->id, sizeof(nc->id));
 		nc->has_mac = true;
+		nc->rx_limit = cfg->nnets ? cfg->nets[i].rx_limit : (struct rl_config){0};
+		nc->tx_limit = cfg->nnets ? cfg->nets[i].tx_limit : (struct rl_config){0};
 	}
 	/* Firecracker's network_overrides name the NICs by iface_id. */
 	for (unsigned int i = 0; i < cfg->nrestore_nets; i++) {

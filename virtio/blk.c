@@ -314,64 +314,42 @@ static void start_discard(struct virtio_blk_req *r, const struct iovec *iov, uns
 	loop_sqe_fixed(sqe);
 }
 
-/* Starts the validated chain in (r). Every failure from here on completes the request with
- * a status, except a chain without a writable byte for that status. */
-static void start(struct virtio_blk *b, struct virtio_blk_req *r)
+/* Bytes of a request for the bandwidth bucket: the data a read or write moves (Firecracker
+ * charges those; flush, GET_ID, discard and write-zeroes cost one operation only). */
+static uint64_t cost(const struct virtio_blk_req *r)
 {
-	struct vq_chain *c = &r->chain;
-	struct virtio_blk_outhdr hdr;
-	struct iovec *in = c->iov + c->nr_out, *last;
-	unsigned int nin = c->nr_in, nout = c->nr_out;
-	uint64_t in_len, out_len;
+	return r->type == VIRTIO_BLK_T_IN ? r->in_len
+	       : r->type == VIRTIO_BLK_T_OUT ? r->out_len : 0;
+}
+
+/* Serves the request parsed by start(). */
+static void dispatch(struct virtio_blk *b, struct virtio_blk_req *r)
+{
 	size_t n;
-
-	if (c->in_len == 0) {
-		virtio_mmio_set_needs_reset(&b->mmio, "request without a writable status byte");
-		return;
-	}
-	/* Section 5.2.6: the status is the last byte the device writes. */
-	last = &in[nin - 1];
-	r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
-	if (--last->iov_len == 0)
-		nin--;
-	in_len = c->in_len - 1;
-	r->busy = true;
-	r->type = UINT32_MAX;
-	r->sync_after = false;
-	r->op.done = rw_done;
-	b->inflight++;
-
-	if (iov_to_buf(c->iov, nout, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
-		fail(r, VIRTIO_BLK_S_IOERR, "request header shorter than 16 bytes");
-		virtio_mmio_guest_error(&b->mmio, "virtio-blk request header shorter than 16 bytes");
-		return;
-	}
-	iov_consume(c->iov, &nout, sizeof(hdr));
-	out_len = c->out_len - sizeof(hdr);
-	r->type = le32toh(hdr.type);
 
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
-		start_rw(r, le64toh(hdr.sector), in, nin, in_len);
+		start_rw(r, r->sector, r->in, r->nin, r->in_len);
 		break;
 	case VIRTIO_BLK_T_OUT:
 		if (b->ro) {
 			fail(r, VIRTIO_BLK_S_IOERR, "write to a read-only disk");
 			break;
 		}
-		start_rw(r, le64toh(hdr.sector), c->iov, nout, out_len);
+		start_rw(r, r->sector, r->chain.iov, r->nout, r->out_len);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		start_flush(r);
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		/* Up to 20 bytes, NUL-padded, not necessarily NUL-terminated (5.2.6). */
-		n = buf_to_iov(in, nin, 0, b->id, MIN(in_len, (uint64_t)VIRTIO_BLK_ID_BYTES));
+		n = buf_to_iov(r->in, r->nin, 0, b->id,
+			       MIN(r->in_len, (uint64_t)VIRTIO_BLK_ID_BYTES));
 		complete(r, VIRTIO_BLK_S_OK, (uint32_t)n + 1);
 		break;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		start_discard(r, c->iov, nout, out_len);
+		start_discard(r, r->chain.iov, r->nout, r->out_len);
 		break;
 	default:
 		fail(r, VIRTIO_BLK_S_UNSUPP, "unknown request type");
@@ -379,11 +357,64 @@ static void start(struct virtio_blk *b, struct virtio_blk_req *r)
 	}
 }
 
+/* Starts the validated chain in (r). Every failure from here on completes the request with
+ * a status, except a chain without a writable byte for that status. Returns false when the
+ * rate limiter holds the request (parsed, in b->held): the queue stops until it goes. */
+static bool start(struct virtio_blk *b, struct virtio_blk_req *r)
+{
+	struct vq_chain *c = &r->chain;
+	struct virtio_blk_outhdr hdr;
+	struct iovec *last;
+
+	if (c->in_len == 0) {
+		virtio_mmio_set_needs_reset(&b->mmio, "request without a writable status byte");
+		return true;
+	}
+	/* Section 5.2.6: the status is the last byte the device writes. */
+	r->in = c->iov + c->nr_out;
+	r->nin = c->nr_in;
+	r->nout = c->nr_out;
+	last = &r->in[r->nin - 1];
+	r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	if (--last->iov_len == 0)
+		r->nin--;
+	r->in_len = c->in_len - 1;
+	r->busy = true;
+	r->type = UINT32_MAX;
+	r->sync_after = false;
+	r->op.done = rw_done;
+	b->inflight++;
+
+	if (iov_to_buf(c->iov, r->nout, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		fail(r, VIRTIO_BLK_S_IOERR, "request header shorter than 16 bytes");
+		virtio_mmio_guest_error(&b->mmio, "virtio-blk request header shorter than 16 bytes");
+		return true;
+	}
+	iov_consume(c->iov, &r->nout, sizeof(hdr));
+	r->out_len = c->out_len - sizeof(hdr);
+	r->type = le32toh(hdr.type);
+	r->sector = le64toh(hdr.sector);
+	if (!rate_limiter_consume(&b->rl, cost(r))) {
+		b->held = r;
+		return false;
+	}
+	dispatch(b, r);
+	return true;
+}
+
 static void blk_notify(struct virtio_mmio *t, unsigned int q)
 {
 	struct virtio_blk *b = to_blk(t);
 	struct vq *vq = &t->q[0].vq;
 
+	if (b->held) {
+		struct virtio_blk_req *r = b->held;
+
+		if (!virtio_mmio_queue_live(t, 0) || !rate_limiter_consume(&b->rl, cost(r)))
+			return;
+		b->held = NULL;
+		dispatch(b, r);
+	}
 	while (virtio_mmio_queue_live(t, 0) && virtio_mmio_queue_budget(t, 0)) {
 		struct virtio_blk_req *r;
 		uint16_t head;
@@ -404,8 +435,27 @@ static void blk_notify(struct virtio_mmio *t, unsigned int q)
 			virtio_mmio_set_needs_reset(t, vq->error);
 			break;
 		}
-		start(b, r);
+		if (!start(b, r))
+			break;
 	}
+}
+
+/* Tokens may be back: the held request first, then the queue. I/O thread. */
+static void blk_resume(struct rate_limiter *rl)
+{
+	struct virtio_blk *b = container_of(rl, struct virtio_blk, rl);
+
+	blk_notify(&b->mmio, 0);
+}
+
+/* The request the limiter holds never started: it goes with the queue, unanswered. */
+static void drop_held(struct virtio_blk *b)
+{
+	if (!b->held)
+		return;
+	b->held->busy = false;
+	b->held = NULL;
+	b->inflight--;
 }
 
 static void blk_activate(struct virtio_mmio *t)
@@ -420,13 +470,24 @@ static void blk_activate(struct virtio_mmio *t)
  * them (they are short). */
 static bool blk_reset(struct virtio_mmio *t)
 {
-	return to_blk(t)->inflight == 0;
+	struct virtio_blk *b = to_blk(t);
+
+	drop_held(b);
+	rate_limiter_reset(&b->rl);
+	return b->inflight == 0;
 }
 
-/* A freeze lets the requests in flight complete into the used ring (see blk_reset()). */
+/* A freeze lets the requests in flight complete into the used ring (see blk_reset()); the one
+ * the rate limiter holds never started and was the last popped: it goes back to the ring. */
 static bool blk_quiesce(struct virtio_mmio *t)
 {
-	return to_blk(t)->inflight == 0;
+	struct virtio_blk *b = to_blk(t);
+
+	if (b->held) {
+		vq_unpop(&t->q[0].vq, 1);
+		drop_held(b);
+	}
+	return b->inflight == 0;
 }
 
 static const struct virtio_mmio_dev_ops blk_ops = {
@@ -476,20 +537,26 @@ struct virtio_blk *virtio_blk_create(const char *name, const struct blk_image *i
 		features |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
 	else
 		features |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+	if (rate_limiter_init(&b->rl, &(struct rl_config){0}, loop, blk_resume)) {
+		free(b);
+		return NULL;
+	}
 	b->file = loop_file_add(loop, b->fd);
 	if (b->file < 0) {
 		pr_err("%s: registering the image with the io_uring: %s", name,
 		       strerror(-b->file));
-		free(b);
-		return NULL;
+		goto exit_rl;
 	}
 	if (virtio_mmio_init(&b->mmio, b->name, &blk_ops, VIRTIO_ID_BLOCK, features, 1,
-			     VIRTIO_BLK_QUEUE_SIZE, c, sizeof(*c), mem, loop)) {
-		loop_file_remove(loop, b->file);
-		free(b);
-		return NULL;
-	}
+			     VIRTIO_BLK_QUEUE_SIZE, c, sizeof(*c), mem, loop))
+		goto exit_file;
 	return b;
+exit_file:
+	loop_file_remove(loop, b->file);
+exit_rl:
+	rate_limiter_fini(&b->rl);
+	free(b);
+	return NULL;
 }
 
 static bool blk_idle(void *arg)
@@ -501,6 +568,8 @@ static bool blk_idle(void *arg)
 
 void virtio_blk_drain(struct virtio_blk *b)
 {
+	drop_held(b);
+	rate_limiter_drain(&b->rl);
 	if (loop_drain(b->mmio.loop, blk_idle, b, 5000))
 		pr_warn("%s: %u request(s) still in flight at exit", b->name, b->inflight);
 }
@@ -511,5 +580,6 @@ void virtio_blk_destroy(struct virtio_blk *b)
 		return;
 	loop_file_remove(b->mmio.loop, b->file);
 	virtio_mmio_fini(&b->mmio);
+	rate_limiter_fini(&b->rl);
 	free(b);
 }

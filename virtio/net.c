@@ -104,6 +104,7 @@ static void reset_progress(struct virtio_net *n)
 
 static void rx_drop_held(struct virtio_net *n)
 {
+	n->rx_pending = 0;
 	n->rx_nr_held = 0;
 	n->rx_nr_iov = 0;
 	n->rx_held_len = 0;
@@ -192,7 +193,8 @@ static void rx_submit(struct virtio_net *n)
  * vq_pop_head() asked for that kick). */
 static void rx_arm(struct virtio_net *n)
 {
-	if (n->rx_busy || n->rx_stopped || !virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE))
+	if (n->rx_busy || n->rx_pending || n->rx_stopped ||
+	    !virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE))
 		return;
 	if (rx_hold(n) > 0)
 		rx_submit(n);
@@ -240,6 +242,27 @@ static void rx_complete(struct virtio_net *n, size_t len)
 	if (frame > n->rx_largest)
 		n->rx_largest = (uint32_t)frame;
 	virtio_mmio_signal_used(&n->mmio, VIRTIO_NET_RX_QUEUE);
+}
+
+/* Publishes the frame read into the held chains once the RX limiter lets it go, then reads
+ * the next one; until then the frame stays unpublished (the driver cannot see it) and nothing
+ * more is read, so frames keep their order. */
+static void rx_release(struct virtio_net *n)
+{
+	if (!rate_limiter_consume(&n->rx_rl, n->rx_pending - VNET_HDR_LEN))
+		return;
+	rx_complete(n, n->rx_pending);
+	n->rx_pending = 0;
+	rx_arm(n);
+}
+
+static void rx_resume(struct rate_limiter *rl)
+{
+	struct virtio_net *n = container_of(rl, struct virtio_net, rx_rl);
+
+	if (n->rx_pending && !n->draining &&
+	    virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_RX_QUEUE))
+		rx_release(n);
 }
 
 static void rx_done(struct loop_op *op, int res, unsigned int flags)
@@ -301,8 +324,8 @@ static void rx_done(struct loop_op *op, int res, unsigned int flags)
 		rx_arm(n);
 		return;
 	}
-	rx_complete(n, (size_t)res);
-	rx_arm(n);
+	n->rx_pending = (size_t)res;
+	rx_release(n);
 }
 
 /* ---- transmit ---- */
@@ -410,53 +433,77 @@ static const char *tx_check_hdr(struct virtio_net *n, const struct virtio_net_hd
 static struct virtio_net_tx_slot *tx_free_slot(struct virtio_net *n)
 {
 	for (unsigned int i = 0; i < VIRTIO_NET_TX_SLOTS; i++)
-		if (!n->tx[i].busy)
+		if (!n->tx[i].busy && &n->tx[i] != n->tx_held)
 			return &n->tx[i];
 	return NULL;
 }
 
-/* Starts a write for every available chain while a slot is free; the writes of one kick are
- * submitted together, in the driver's order (tun takes each whole and at once). */
-static void tx_process(struct virtio_net *n)
+/* Pops the next transmit chain into (s) and checks it. Returns 1 with the writev's iovec
+ * ready, 0 when the ring is empty or broken, -1 when the chain was refused (completed). */
+static int tx_pop(struct virtio_net *n, struct virtio_net_tx_slot *s)
 {
 	struct vq *vq = &n->mmio.q[VIRTIO_NET_TX_QUEUE].vq;
+	const char *why;
+	unsigned int nr;
+	int ret = vq_pop(vq, &s->chain);
+
+	if (ret == 0)
+		return 0;
+	if (ret < 0) {
+		virtio_mmio_set_needs_reset(&n->mmio, vq->error);
+		return 0;
+	}
+	/* Writable segments of a transmit chain are ignored (section 5.1.6.2 has the driver post
+	 * only readable ones). */
+	if (iov_to_buf(s->chain.iov, s->chain.nr_out, 0, &s->hdr, sizeof(s->hdr)) != sizeof(s->hdr))
+		why = "virtio-net transmit shorter than the header";
+	else if (s->chain.out_len > VNET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
+		why = "virtio-net transmit longer than 64 KiB";
+	else
+		why = tx_check_hdr(n, &s->hdr);
+	if (why) {
+		virtio_mmio_guest_error(&n->mmio, why);
+		n->tx_dropped++;
+		tx_complete(n, s->chain.head);
+		return -1;
+	}
+	/* The checked copy goes out in place of the guest's header, which another vCPU could
+	 * switch to offloads never negotiated before the write reads it. */
+	nr = s->chain.nr_out;
+	iov_consume(s->chain.iov, &nr, VNET_HDR_LEN);
+	s->iov[0] = (struct iovec){.iov_base = &s->hdr, .iov_len = VNET_HDR_LEN};
+	memcpy(s->iov + 1, s->chain.iov, nr * sizeof(s->iov[0]));
+	s->nr_iov = 1 + nr;
+	return 1;
+}
+
+/* Starts a write for every available chain while a slot is free; the writes of one kick are
+ * submitted together, in the driver's order (tun takes each whole and at once). A frame the
+ * TX limiter refuses waits in its slot (tx_held) and goes first once tokens return. */
+static void tx_process(struct virtio_net *n)
+{
 	struct virtio_net_tx_slot *s;
 
-	while ((s = tx_free_slot(n)) && virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE) &&
-	       virtio_mmio_queue_budget(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
-		const char *why;
-		unsigned int nr;
-		int ret = vq_pop(vq, &s->chain);
-
-		if (ret == 0)
-			break;
-		if (ret < 0) {
-			virtio_mmio_set_needs_reset(&n->mmio, vq->error);
-			break;
-		}
-		/* Writable segments of a transmit chain are ignored (section 5.1.6.2 has the
-		 * driver post only readable ones). */
-		if (iov_to_buf(s->chain.iov, s->chain.nr_out, 0, &s->hdr, sizeof(s->hdr)) !=
-		    sizeof(s->hdr)) {
-			why = "virtio-net transmit shorter than the header";
-		} else if (s->chain.out_len > VNET_HDR_LEN + VIRTIO_NET_MAX_FRAME) {
-			why = "virtio-net transmit longer than 64 KiB";
+	while (virtio_mmio_queue_live(&n->mmio, VIRTIO_NET_TX_QUEUE)) {
+		if (n->tx_held) {
+			s = n->tx_held;
 		} else {
-			why = tx_check_hdr(n, &s->hdr);
+			int ret;
+
+			s = tx_free_slot(n);
+			if (!s || !virtio_mmio_queue_budget(&n->mmio, VIRTIO_NET_TX_QUEUE))
+				break;
+			ret = tx_pop(n, s);
+			if (ret == 0)
+				break;
+			if (ret < 0)
+				continue;
 		}
-		if (why) {
-			virtio_mmio_guest_error(&n->mmio, why);
-			n->tx_dropped++;
-			tx_complete(n, s->chain.head);
-			continue;
+		if (!rate_limiter_consume(&n->tx_rl, s->chain.out_len - VNET_HDR_LEN)) {
+			n->tx_held = s;
+			break;
 		}
-		/* The checked copy goes out in place of the guest's header, which another vCPU
-		 * could switch to offloads never negotiated before the write reads it. */
-		nr = s->chain.nr_out;
-		iov_consume(s->chain.iov, &nr, VNET_HDR_LEN);
-		s->iov[0] = (struct iovec){.iov_base = &s->hdr, .iov_len = VNET_HDR_LEN};
-		memcpy(s->iov + 1, s->chain.iov, nr * sizeof(s->iov[0]));
-		s->nr_iov = 1 + nr;
+		n->tx_held = NULL;
 		tx_submit(n, s);
 		if (!s->busy) {
 			pr_warn_once("%s: io_uring submission queue full; dropping a frame",
@@ -465,6 +512,14 @@ static void tx_process(struct virtio_net *n)
 			tx_complete(n, s->chain.head);
 		}
 	}
+}
+
+static void tx_resume(struct rate_limiter *rl)
+{
+	struct virtio_net *n = container_of(rl, struct virtio_net, tx_rl);
+
+	if (!n->draining)
+		tx_process(n);
 }
 
 /* ---- transport callbacks ---- */
@@ -550,6 +605,9 @@ static bool net_reset(struct virtio_mmio *t)
 	struct virtio_net *n = to_net(t);
 
 	rx_drop_held(n);
+	n->tx_held = NULL;	/* its chain goes with the queue */
+	rate_limiter_reset(&n->rx_rl);
+	rate_limiter_reset(&n->tx_rl);
 	if (!n->rx_busy && !n->tx_nr_busy)
 		return true;
 	cancel_all(n);
@@ -562,6 +620,17 @@ static bool net_quiesce(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
 
+	/* A frame the RX limiter holds is in guest RAM already: it goes to the guest (one frame
+	 * over the limit) rather than being lost. A transmit chain the TX limiter holds was the
+	 * last popped: back to the ring. */
+	if (n->rx_pending) {
+		rx_complete(n, n->rx_pending);
+		n->rx_pending = 0;
+	}
+	if (n->tx_held) {
+		vq_unpop(&t->q[VIRTIO_NET_TX_QUEUE].vq, 1);
+		n->tx_held = NULL;
+	}
 	if (n->rx_busy)
 		cancel(n, &n->rx_op);
 	else
@@ -610,19 +679,28 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
 		   VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO) |
 		   VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		   VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+	if (rate_limiter_init(&n->rx_rl, &(struct rl_config){0}, loop, rx_resume))
+		goto exit_free;
+	if (rate_limiter_init(&n->tx_rl, &(struct rl_config){0}, loop, tx_resume))
+		goto exit_rx_rl;
 	n->file = loop_file_add(loop, fd);
 	if (n->file < 0) {
 		pr_err("%s: registering the TAP with the io_uring: %s", name, strerror(-n->file));
-		free(n);
-		return NULL;
+		goto exit_tx_rl;
 	}
 	if (virtio_mmio_init(&n->mmio, n->name, &net_ops, VIRTIO_ID_NET, features, 2,
-			     VIRTIO_NET_QUEUE_SIZE, &n->config, VIRTIO_NET_CONFIG_LEN, mem, loop)) {
-		loop_file_remove(loop, n->file);
-		free(n);
-		return NULL;
-	}
+			     VIRTIO_NET_QUEUE_SIZE, &n->config, VIRTIO_NET_CONFIG_LEN, mem, loop))
+		goto exit_file;
 	return n;
+exit_file:
+	loop_file_remove(loop, n->file);
+exit_tx_rl:
+	rate_limiter_fini(&n->tx_rl);
+exit_rx_rl:
+	rate_limiter_fini(&n->rx_rl);
+exit_free:
+	free(n);
+	return NULL;
 }
 
 static bool net_idle(void *arg)
@@ -636,6 +714,9 @@ void virtio_net_drain(struct virtio_net *n)
 {
 	/* Every completion from here on is final. */
 	n->draining = true;
+	n->tx_held = NULL;
+	rate_limiter_drain(&n->rx_rl);
+	rate_limiter_drain(&n->tx_rl);
 	cancel_all(n);
 	if (loop_drain(n->mmio.loop, net_idle, n, 5000))
 		pr_warn("%s: an operation is still in flight at exit", n->name);
@@ -646,14 +727,19 @@ void virtio_net_destroy(struct virtio_net *n)
 	if (!n)
 		return;
 	virtio_mmio_fini(&n->mmio);
+	rate_limiter_fini(&n->rx_rl);
+	rate_limiter_fini(&n->tx_rl);
 	free(n);
 }
 
 void virtio_net_print_stats(const struct virtio_net *n, FILE *out)
 {
 	fprintf(out, "mvm: %s: received %llu frames, %llu bytes, largest %u, %llu dropped; sent "
-		"%llu frames, %llu bytes, largest %u, %llu dropped\n", n->name,
+		"%llu frames, %llu bytes, largest %u, %llu dropped; rate limiter waits: rx %llu, "
+		"tx %llu\n", n->name,
 		(unsigned long long)n->rx_packets, (unsigned long long)n->rx_bytes, n->rx_largest,
 		(unsigned long long)n->rx_dropped, (unsigned long long)n->tx_packets,
-		(unsigned long long)n->tx_bytes, n->tx_largest, (unsigned long long)n->tx_dropped);
+		(unsigned long long)n->tx_bytes, n->tx_largest, (unsigned long long)n->tx_dropped,
+		(unsigned long long)atomic_load(&n->rx_rl.throttled),
+		(unsigned long long)atomic_load(&n->tx_rl.throttled));
 }

@@ -47,6 +47,12 @@ static uint32_t fill(struct vq_chain *c)
 	return done;
 }
 
+/* The bytes (c) asks for, as fill() will hand them out. */
+static uint32_t want(const struct vq_chain *c)
+{
+	return c->in_len < VIRTIO_RNG_MAX_BYTES ? c->in_len : VIRTIO_RNG_MAX_BYTES;
+}
+
 static void rng_notify(struct virtio_mmio *t, unsigned int q)
 {
 	struct virtio_rng *r = to_rng(t);
@@ -54,21 +60,32 @@ static void rng_notify(struct virtio_mmio *t, unsigned int q)
 	bool pushed = false;
 	uint64_t bytes = 0;
 
-	while (virtio_mmio_queue_live(t, 0) && virtio_mmio_queue_budget(t, 0)) {
+	while (virtio_mmio_queue_live(t, 0)) {
 		uint32_t n;
-		int ret = vq_pop(vq, &r->chain);
 
-		if (ret == 0)
-			break;
-		if (ret < 0) {
-			virtio_mmio_set_needs_reset(t, vq->error);
-			break;
+		if (!r->held) {
+			int ret;
+
+			if (!virtio_mmio_queue_budget(t, 0))
+				break;
+			ret = vq_pop(vq, &r->chain);
+			if (ret == 0)
+				break;
+			if (ret < 0) {
+				virtio_mmio_set_needs_reset(t, vq->error);
+				break;
+			}
+			/* Section 5.4.6.1: the driver must not post device-readable buffers. */
+			if (r->chain.nr_out) {
+				virtio_mmio_set_needs_reset(t,
+							    "virtio-rng request with a readable buffer");
+				break;
+			}
 		}
-		/* Section 5.4.6.1: the driver must not post device-readable buffers. */
-		if (r->chain.nr_out) {
-			virtio_mmio_set_needs_reset(t, "virtio-rng request with a readable buffer");
+		/* A refused chain stays popped and goes first when tokens return. */
+		r->held = !rate_limiter_consume(&r->rl, want(&r->chain));
+		if (r->held)
 			break;
-		}
 		n = fill(&r->chain);
 		r->bytes += n;
 		vq_push(vq, r->chain.head, n);
@@ -84,26 +101,66 @@ static void rng_notify(struct virtio_mmio *t, unsigned int q)
 		virtio_mmio_signal_used(t, 0);
 }
 
+/* Tokens may be back. I/O thread. */
+static void rng_resume(struct rate_limiter *rl)
+{
+	struct virtio_rng *r = container_of(rl, struct virtio_rng, rl);
+
+	rng_notify(&r->mmio, 0);
+}
+
 static bool rng_reset(struct virtio_mmio *t)
 {
-	return true; /* nothing is ever in flight */
+	struct virtio_rng *r = to_rng(t);
+
+	/* A held chain goes with the queue; nothing else is ever in flight. */
+	r->held = false;
+	rate_limiter_reset(&r->rl);
+	return true;
+}
+
+/* A freeze: the chain the limiter holds was the last popped and goes back to the ring. */
+static bool rng_quiesce(struct virtio_mmio *t)
+{
+	struct virtio_rng *r = to_rng(t);
+
+	if (r->held) {
+		vq_unpop(&t->q[0].vq, 1);
+		r->held = false;
+	}
+	return true;
 }
 
 static const struct virtio_mmio_dev_ops rng_ops = {
 	.reset = rng_reset,
+	.quiesce = rng_quiesce,
 	.notify = rng_notify,
 };
 
 int virtio_rng_init(struct virtio_rng *r, const char *name, const struct guest_mem *mem,
 		    struct loop *loop)
 {
+	int ret;
+
 	memset(r, 0, sizeof(*r));
-	return virtio_mmio_init(&r->mmio, name, &rng_ops, VIRTIO_ID_RNG,
-				VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX), 1,
-				VIRTIO_RNG_QUEUE_SIZE, NULL, 0, mem, loop);
+	ret = rate_limiter_init(&r->rl, &(struct rl_config){0}, loop, rng_resume);
+	if (ret)
+		return ret;
+	ret = virtio_mmio_init(&r->mmio, name, &rng_ops, VIRTIO_ID_RNG,
+			       VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX),
+			       1, VIRTIO_RNG_QUEUE_SIZE, NULL, 0, mem, loop);
+	if (ret)
+		rate_limiter_fini(&r->rl);
+	return ret;
+}
+
+void virtio_rng_drain(struct virtio_rng *r)
+{
+	rate_limiter_drain(&r->rl);
 }
 
 void virtio_rng_fini(struct virtio_rng *r)
 {
 	virtio_mmio_fini(&r->mmio);
+	rate_limiter_fini(&r->rl);
 }

@@ -1,10 +1,12 @@
 /* fuzz_fc_config.c: libFuzzer target for Firecracker's configuration bodies and config file
  * (api/fc_config.c, compiled into this target: it is pure). The input is a sequence of records
  * [op][id][len lo][len hi][len bytes of body] applied in turn to one struct fc_vm, as a client
- * would send API calls (op 12 loads the body as a whole config file instead). Whatever the
+ * would send API calls (op 12 loads the body as a whole config file instead; op 13 is PATCH
+ * /network-interfaces). Whatever the
  * bodies, each call returns 0 or -EINVAL with a message, the configuration keeps Firecracker's
  * and mvm's limits (one root drive, at most 8 drives and 4 NICs, ids and TAP names terminated,
- * vCPUs 1-32, memory within mvm's range, no two NICs on one TAP), and the struct vm_config
+ * vCPUs 1-32, memory within mvm's range, no two NICs on one TAP, every rate limiter one the
+ * token bucket takes, each drive's index within the config), and the struct vm_config
  * built from it stays within what options.h promises; the target aborts otherwise. */
 #include <errno.h>
 #include <sanitizer/common_interface_defs.h>
@@ -25,9 +27,17 @@ static void fail(const char *why)
 	abort();
 }
 
+static void check_limit(const struct rl_config *c)
+{
+	if (tb_config_check(&c->bw) || tb_config_check(&c->ops))
+		fail("a rate limiter the token bucket refuses");
+}
+
 static void check_vm(const struct fc_vm *vm)
 {
 	unsigned int roots = 0;
+
+	check_limit(&vm->entropy_limit);
 
 	if (vm->vcpus < 1 || vm->vcpus > FC_MAX_VCPUS)
 		fail("vcpus out of range");
@@ -41,12 +51,18 @@ static void check_vm(const struct fc_vm *vm)
 		if (!memchr(vm->drives[i].id, 0, sizeof(vm->drives[i].id)) || !vm->drives[i].path ||
 		    !vm->drives[i].path[0])
 			fail("a drive without a terminated id or a path");
+		check_limit(&vm->drives[i].limit);
+		if (fc_drive_index(vm, vm->drives[i].id) < 0 ||
+		    fc_drive_index(vm, vm->drives[i].id) >= (int)vm->ndrives)
+			fail("a drive index outside the drives");
 	}
 	if (roots > 1)
 		fail("two root drives");
 	for (unsigned int i = 0; i < vm->nnets; i++) {
 		if (!memchr(vm->nets[i].tap, 0, sizeof(vm->nets[i].tap)) || !vm->nets[i].tap[0])
 			fail("a TAP name empty or not terminated");
+		check_limit(&vm->nets[i].rx_limit);
+		check_limit(&vm->nets[i].tx_limit);
 		for (unsigned int j = 0; j < i; j++)
 			if (!strcmp(vm->nets[i].tap, vm->nets[j].tap))
 				fail("two NICs on one TAP");
@@ -65,6 +81,9 @@ static void check_config(const struct vm_config *cfg)
 		if (!memchr(cfg->disks[i].path, 0, sizeof(cfg->disks[i].path)) ||
 		    !memchr(cfg->disks[i].id, 0, sizeof(cfg->disks[i].id)))
 			fail("disk path or id not terminated");
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		check_limit(&cfg->disks[i].limit);
+	check_limit(&cfg->rng_limit);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,10 +96,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fc_vm_init(&vm);
 	while (at + 4 <= size) {
-		unsigned int op = data[at] % 14, len = data[at + 2] | data[at + 3] << 8;
+		unsigned int op = data[at] % 15, len = data[at + 2] | data[at + 3] << 8;
 		const char *id = ids[data[at + 1] % 4], *path;
 		json_error_t jerr;
 		json_t *body;
+		bool flag[2];
 		int ret = 0;
 
 		at += 4;
@@ -110,8 +130,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 8: ret = fc_put_mmds(&vm, body, false, 4096, err, sizeof(err)); break;
 		case 9: ret = fc_put_mmds(&vm, body, true, 4096, err, sizeof(err)); break;
 		case 10: ret = fc_put_mmds_config(&vm, body, err, sizeof(err)); break;
-		case 11: ret = fc_patch_drive(&vm, id, body, &path, err, sizeof(err)); break;
-		case 13: {
+		case 11:
+			ret = fc_patch_drive(&vm, id, body, &path, &flag[0], err, sizeof(err));
+			break;
+		case 13: ret = fc_patch_net(&vm, id, body, &flag[0], &flag[1], err, sizeof(err)); break;
+		case 14: {
 			struct fc_snapshot_load req = {0};
 
 			ret = fc_snapshot_load(body, &req, err, sizeof(err));

@@ -26,6 +26,14 @@ static void fail(const char *why)
 	abort();
 }
 
+static void check_limit(const struct rl_config *c)
+{
+	if (tb_config_check(&c->bw) || tb_config_check(&c->ops))
+		fail("a rate limit the token bucket refuses");
+	if ((c->bw.size && !c->bw.refill_ms) || (c->ops.size && !c->ops.refill_ms))
+		fail("a rate limit with a zero refill time");
+}
+
 static void check(const struct vm_config *cfg)
 {
 	if (cfg->command != CMD_RUN)
@@ -55,6 +63,14 @@ static void check(const struct vm_config *cfg)
 			fail("TAP name empty or not terminated");
 	if (cfg->console == CONSOLE_FILE && !cfg->console_path)
 		fail("console file without a path");
+	/* Every rate limit accepted is one the token bucket takes (core/token_bucket.h). */
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		check_limit(&cfg->disks[i].limit);
+	for (unsigned int i = 0; i < cfg->nnets; i++) {
+		check_limit(&cfg->nets[i].rx_limit);
+		check_limit(&cfg->nets[i].tx_limit);
+	}
+	check_limit(&cfg->rng_limit);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -83,6 +83,12 @@ put("fuzz_options", "firecracker", argv("--api-sock", "/a.sock", "--id", "vm-1",
 put("fuzz_options", "help", argv("--help"))
 put("fuzz_options", "version", argv("version"))
 put("fuzz_options", "many_disks", argv("run", "-k", "k", *sum((["-d", "d%d" % i] for i in range(10)), [])))
+put("fuzz_options", "rate_limits", argv("run", "-k", "k", "-d", "a.img,bw=10M/1000/20M,ops=500/100",
+                                        "-n", "tap=t0,rx_bw=1M/100,tx_ops=1000/1000/10",
+                                        "--rng=bw=1K/100,ops=5/1000"))
+put("fuzz_options", "rate_limits_bad", argv("run", "-k", "k", "-d", "a,bw=1M/0", "-d", "b,ops=0/5",
+                                            "-d", "c,bw=1M//1", "-n", "tap=t,rx_bw=99999999999999T/1",
+                                            "--rng=", "--rng=ops=1/2/3/4"))
 put("fuzz_options", "console_none", argv("run", "-k", "k", "--console", "none", "--accel", "auto",
                                          "--append", "", "--seccomp", "off", "extra"))
 
@@ -279,6 +285,32 @@ put("fuzz_fc_config", "config_file", fc_call(12, 0, json_doc := (
     '"path_on_host": "/a", "is_root_device": true}], "machine-config": {"vcpu_count": 1, '
     '"mem_size_mib": 64}, "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "t"}], '
     '"entropy": {}, "logger": {"level": "Off"}}')))
+put("fuzz_fc_config", "rate_limiters", b"".join(fc_call(*c) for c in [
+    (3, 0, '{"drive_id": "rootfs", "path_on_host": "/r.img", "is_root_device": true, '
+           '"rate_limiter": {"bandwidth": {"size": 1048576, "one_time_burst": 4194304, '
+           '"refill_time": 100}, "ops": {"size": 100, "refill_time": 1000}}}'),
+    (4, 2, '{"iface_id": "eth0", "host_dev_name": "tap0", "rx_rate_limiter": {"bandwidth": '
+           '{"size": 65536, "refill_time": 10}}, "tx_rate_limiter": {"ops": {"size": 10, '
+           '"refill_time": 1}}}'),
+    (7, 0, '{"rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 100}}}'),
+    (11, 0, '{"drive_id": "rootfs", "rate_limiter": {"ops": {"size": 0, "refill_time": 0}}}'),
+    (13, 2, '{"iface_id": "eth0", "tx_rate_limiter": {"bandwidth": {"size": 1, '
+            '"refill_time": 1}}}'),
+    (12, 0, '{"boot-source": {"kernel_image_path": "/k"}, "drives": [{"drive_id": "a_1", '
+            '"path_on_host": "/a", "is_root_device": false, "rate_limiter": {"ops": {"size": 5, '
+            '"refill_time": 5}}}], "entropy": {"rate_limiter": {"ops": {"size": 1, '
+            '"refill_time": 1000}}}}')]))
+put("fuzz_fc_config", "rate_limiters_bad", b"".join(fc_call(*c) for c in [
+    (3, 0, '{"drive_id": "rootfs", "path_on_host": "/r.img", "is_root_device": true, '
+           '"rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 0}}}'),
+    (3, 0, '{"drive_id": "rootfs", "path_on_host": "/r.img", "is_root_device": true, '
+           '"rate_limiter": {"bandwidth": {"size": -1, "refill_time": 10}}}'),
+    (4, 2, '{"iface_id": "eth0", "host_dev_name": "tap0", "rx_rate_limiter": {"ops": '
+           '{"size": 9223372036854775807, "refill_time": 10}}}'),
+    (7, 0, '{"rate_limiter": {"bandwidth": {"size": 1}, "x": 1}}'),
+    (7, 0, '{"rate_limiter": [1]}'),
+    (13, 2, '{"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 1, "refill_time": '
+            '99999999999999, "one_time_burst": 1.5}}}')]))
 put("fuzz_fc_config", "bad", b"".join(fc_call(*c) for c in [
     (0, 0, '{"vcpu_count": 0, "mem_size_mib": 1, "x": 1}'), (3, 0, '[1, 2]'),
     (4, 3, '{"iface_id": "a_1", "host_dev_name": "tap-name-far-too-long-for-ifnamsiz"}'),

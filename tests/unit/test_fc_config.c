@@ -127,7 +127,7 @@ static void test_devices(void)
 		     "\"/a\"}") < 0 && err_has("is_root_device"));
 	CHECK(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"root\", \"is_root_device\": true, "
 		     "\"path_on_host\": \"/a\", \"rate_limiter\": {\"ops\": {\"size\": 1, "
-		     "\"refill_time\": 1}}}") < 0 && err_has("rate limiters"));
+		     "\"refill_time\": 0}}}") < 0 && err_has("rate_limiter.ops: refill_time is 0"));
 	CHECK(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"root\", \"is_root_device\": true, "
 		     "\"path_on_host\": \"/a\", \"cache_type\": \"Fast\"}") < 0);
 	CHECK_EQ(vm.ndrives, 0);
@@ -165,7 +165,9 @@ static void test_devices(void)
 	CHECK(PUT(fc_put_metrics, &vm, "{}") < 0);
 	CHECK_EQ(PUT(fc_put_metrics, &vm, "{\"metrics_path\": \"/m\"}"), 0);
 	CHECK(PUT(fc_put_metrics, &vm, "{\"metrics_path\": \"/m2\"}") < 0 && err_has("already"));
-	CHECK(PUT(fc_put_entropy, &vm, "{\"rate_limiter\": {}}") < 0);
+	CHECK(PUT(fc_put_entropy, &vm, "{\"rate_limiter\": {\"bytes\": {}}}") < 0 &&
+	      err_has("entropy: rate_limiter: unknown field 'bytes'"));
+	CHECK(!vm.entropy);
 	CHECK_EQ(PUT(fc_put_entropy, &vm, "{}"), 0);
 	CHECK(vm.entropy);
 
@@ -183,6 +185,162 @@ static void test_devices(void)
 		  "\"ipv4_address\": \"10.0.0.1\"}") < 0);
 	CHECK_EQ(PUT(fc_put_mmds_config, &vm, "{\"network_interfaces\": [\"eth0\"], \"version\": "
 		     "\"V2\", \"ipv4_address\": \"169.254.170.2\"}"), 0);
+	fc_vm_fini(&vm);
+}
+
+/* Firecracker's RateLimiter {bandwidth, ops} of TokenBucket {size, one_time_burst,
+ * refill_time} on drives, NICs (each direction) and entropy: parsed, refused with the field
+ * named, carried into the struct vm_config, PATCHed bucket by bucket. */
+static void test_rate_limiters(void)
+{
+	struct vm_config base = {.console = CONSOLE_STDIO}, cfg;
+	struct fc_vm vm;
+	const char *path;
+	bool limit, rx, tx;
+	json_t *j;
+
+	fc_vm_init(&vm);
+	CHECK_EQ(PUT(fc_put_boot_source, &vm, "{\"kernel_image_path\": \"/k\"}"), 0);
+	CHECK_EQ(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+			"false, \"path_on_host\": \"/d\", \"rate_limiter\": {\"bandwidth\": "
+			"{\"size\": 1048576, \"one_time_burst\": 4096, \"refill_time\": 100}, "
+			"\"ops\": null}}"), 0);
+	CHECK_EQ(vm.drives[0].limit.bw.size, 1048576);
+	CHECK_EQ(vm.drives[0].limit.bw.one_time_burst, 4096);
+	CHECK_EQ(vm.drives[0].limit.bw.refill_ms, 100);
+	CHECK_EQ(vm.drives[0].limit.ops.size, 0);
+	CHECK_EQ(PUT_ID(fc_put_drive, &vm, "root", "{\"drive_id\": \"root\", \"is_root_device\": "
+			"true, \"path_on_host\": \"/r\", \"rate_limiter\": {\"ops\": {\"size\": 0, "
+			"\"refill_time\": 0}}}"), 0); /* size 0: no limit, as Firecracker */
+	CHECK(!rl_config_on(&vm.drives[1].limit));
+	/* Refused, naming the field; the drive stays as it was. */
+	CHECK(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+		     "false, \"path_on_host\": \"/d\", \"rate_limiter\": {\"bandwidth\": "
+		     "{\"size\": -5, \"refill_time\": 100}}}") < 0 &&
+	      err_has("drives: rate_limiter.bandwidth: 'size' must be a non-negative integer"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+		     "false, \"path_on_host\": \"/d\", \"rate_limiter\": {\"bandwidth\": "
+		     "{\"size\": 9007199254740993, \"refill_time\": 100}}}") < 0 &&
+	      err_has("drives: rate_limiter.bandwidth: size is too large"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+		     "false, \"path_on_host\": \"/d\", \"rate_limiter\": {\"ops\": "
+		     "{\"size\": 5}}}") < 0 &&
+	      err_has("drives: rate_limiter.ops: missing field 'refill_time'"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+		     "false, \"path_on_host\": \"/d\", \"rate_limiter\": {\"ops\": "
+		     "{\"size\": 5, \"refill_time\": 1.5}}}") < 0 && err_has("'refill_time'"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+		     "false, \"path_on_host\": \"/d\", \"rate_limiter\": 5}") < 0 &&
+	      err_has("drives: rate_limiter: the body must be a JSON object"));
+	CHECK(PUT_ID(fc_put_drive, &vm, "data", "{\"drive_id\": \"data\", \"is_root_device\": "
+		     "false, \"path_on_host\": \"/d\", \"rate_limiter\": {\"ops\": "
+		     "{\"size\": 1, \"refill_time\": 4294967297}}}") < 0 &&
+	      err_has("refill_time is too large"));
+	CHECK_EQ(vm.drives[0].limit.bw.size, 1048576);
+
+	CHECK_EQ(PUT_ID(fc_put_net, &vm, "eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": "
+			"\"tap0\", \"rx_rate_limiter\": {\"ops\": {\"size\": 100, \"refill_time\": "
+			"1000}}, \"tx_rate_limiter\": {\"bandwidth\": {\"size\": 65536, "
+			"\"refill_time\": 10}}}"), 0);
+	CHECK_EQ(vm.nets[0].rx_limit.ops.size, 100);
+	CHECK_EQ(vm.nets[0].rx_limit.bw.size, 0);
+	CHECK_EQ(vm.nets[0].tx_limit.bw.size, 65536);
+	CHECK(PUT_ID(fc_put_net, &vm, "eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": "
+		     "\"tap1\", \"tx_rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": "
+		     "0}}}") < 0 && err_has("network-interfaces: tx_rate_limiter.ops: refill_time"));
+	CHECK_EQ(vm.nnets, 1);
+	CHECK_EQ(PUT(fc_put_entropy, &vm, "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, "
+		     "\"refill_time\": 100}}}"), 0);
+	CHECK_EQ(vm.entropy_limit.bw.size, 1000);
+
+	/* Into the struct vm_config: the root drive first. */
+	CHECK_EQ(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)), 0);
+	CHECK_EQ(cfg.ndisks, 2);
+	CHECK(!rl_config_on(&cfg.disks[0].limit));
+	CHECK_EQ(cfg.disks[1].limit.bw.size, 1048576);
+	CHECK_EQ(cfg.nets[0].tx_limit.bw.refill_ms, 10);
+	CHECK_EQ(cfg.nets[0].rx_limit.ops.refill_ms, 1000);
+	CHECK(cfg.rng);
+	CHECK_EQ(cfg.rng_limit.bw.size, 1000);
+	CHECK_EQ(fc_drive_index(&vm, "root"), 0);
+	CHECK_EQ(fc_drive_index(&vm, "data"), 1);
+	CHECK_EQ(fc_drive_index(&vm, "none"), -1);
+	CHECK_EQ(fc_net_index(&vm, "eth0"), 0);
+
+	/* PATCH: a bucket left out keeps its value, one given replaces it, size 0 lifts it. */
+	j = J("{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\": {\"size\": 10, "
+	      "\"refill_time\": 1000}}}");
+	CHECK_EQ(fc_patch_drive(&vm, "data", j, &path, &limit, err, sizeof(err)), 0);
+	json_decref(j);
+	CHECK(limit && !path);
+	CHECK_EQ(vm.drives[0].limit.bw.size, 1048576);
+	CHECK_EQ(vm.drives[0].limit.ops.size, 10);
+	j = J("{\"drive_id\": \"data\", \"rate_limiter\": {\"bandwidth\": {\"size\": 0, "
+	      "\"refill_time\": 0}}}");
+	CHECK_EQ(fc_patch_drive(&vm, "data", j, &path, &limit, err, sizeof(err)), 0);
+	json_decref(j);
+	CHECK(!tb_config_on(&vm.drives[0].limit.bw));
+	CHECK_EQ(vm.drives[0].limit.ops.size, 10);
+	j = J("{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\": {\"size\": 10, "
+	      "\"refill_time\": 0}}}");
+	CHECK(fc_patch_drive(&vm, "data", j, &path, &limit, err, sizeof(err)) < 0 &&
+	      err_has("drives: rate_limiter.ops: refill_time is 0"));
+	json_decref(j);
+	CHECK_EQ(vm.drives[0].limit.ops.refill_ms, 1000);
+	j = J("{\"drive_id\": \"data\", \"path_on_host\": \"/new\"}");
+	CHECK_EQ(fc_patch_drive(&vm, "data", j, &path, &limit, err, sizeof(err)), 0);
+	CHECK(!limit);
+	CHECK_STR(path, "/new"); /* the caller refuses a path change */
+	json_decref(j);
+	j = J("{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1, "
+	      "\"refill_time\": 1}}}");
+	CHECK_EQ(fc_patch_net(&vm, "eth0", j, &rx, &tx, err, sizeof(err)), 0);
+	json_decref(j);
+	CHECK(rx && !tx);
+	CHECK_EQ(vm.nets[0].rx_limit.bw.size, 1);
+	CHECK_EQ(vm.nets[0].rx_limit.ops.size, 100);
+	CHECK_EQ(vm.nets[0].tx_limit.bw.size, 65536);
+	j = J("{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap9\"}");
+	CHECK(fc_patch_net(&vm, "eth0", j, &rx, &tx, err, sizeof(err)) < 0 &&
+	      err_has("unknown field 'host_dev_name'"));
+	json_decref(j);
+	j = J("{\"iface_id\": \"eth7\"}");
+	CHECK(fc_patch_net(&vm, "eth7", j, &rx, &tx, err, sizeof(err)) < 0 &&
+	      err_has("no network interface 'eth7'"));
+	json_decref(j);
+	/* The config file takes them through the same checks, naming the section. */
+	{
+		static const char doc[] =
+			"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+			"[{\"drive_id\": \"r\", \"path_on_host\": \"/r\", \"is_root_device\": true, "
+			"\"rate_limiter\": {\"ops\": {\"size\": 7, \"refill_time\": 70}}}], "
+			"\"network-interfaces\": [{\"iface_id\": \"e\", \"host_dev_name\": \"t\", "
+			"\"tx_rate_limiter\": {\"bandwidth\": {\"size\": 9, \"refill_time\": 90, "
+			"\"one_time_burst\": 99}}}], \"entropy\": {\"rate_limiter\": {\"ops\": "
+			"{\"size\": 1, \"refill_time\": 10}}}}";
+		static const char bad[] =
+			"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+			"[{\"drive_id\": \"r\", \"path_on_host\": \"/r\", \"is_root_device\": true, "
+			"\"rate_limiter\": {\"ops\": {\"size\": 7, \"refill_time\": 0}}}]}";
+		struct fc_vm v2;
+
+		fc_vm_init(&v2);
+		CHECK_EQ(fc_load_config(&v2, doc, strlen(doc), err, sizeof(err)), 0);
+		CHECK_EQ(v2.drives[0].limit.ops.size, 7);
+		CHECK_EQ(v2.nets[0].tx_limit.bw.one_time_burst, 99);
+		CHECK_EQ(v2.entropy_limit.ops.refill_ms, 10);
+		fc_vm_fini(&v2);
+		fc_vm_init(&v2);
+		CHECK(fc_load_config(&v2, bad, strlen(bad), err, sizeof(err)) < 0 &&
+		      err_has("drives[0]") && err_has("rate_limiter.ops: refill_time is 0"));
+		fc_vm_fini(&v2);
+	}
+	/* Back out as Firecracker's JSON. */
+	j = fc_rate_limiter_json(&vm.nets[0].rx_limit);
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(j, "ops"), "size")), 100);
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(j, "bandwidth"),
+						    "refill_time")), 1);
+	json_decref(j);
 	fc_vm_fini(&vm);
 }
 
@@ -346,6 +504,7 @@ int main(void)
 	test_snapshot_load();
 	test_machine_config();
 	test_devices();
+	test_rate_limiters();
 	test_mmds();
 	test_config_file();
 	return t_done();

@@ -278,6 +278,61 @@ int main(void)
 		   "-n", "tap=e"), -EINVAL);
 	CHECK(strstr(err, "at most 4"));
 
+	/* Rate limits: bw=SIZE/MS[/BURST], ops=N/MS[/BURST] on --disk, rx_/tx_ on --net, and
+	 * --rng=... (getopt's optional argument: only with '='). */
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=10M/1000/20M,ops=500/100", "-n",
+		   "tap=t,tx_bw=4096/10,rx_ops=1000/1000/50", "--rng=bw=1K/100"), 0);
+	CHECK_EQ(cfg.disks[0].limit.bw.size, 10 << 20);
+	CHECK_EQ(cfg.disks[0].limit.bw.refill_ms, 1000);
+	CHECK_EQ(cfg.disks[0].limit.bw.one_time_burst, 20 << 20);
+	CHECK_EQ(cfg.disks[0].limit.ops.size, 500);
+	CHECK_EQ(cfg.disks[0].limit.ops.refill_ms, 100);
+	CHECK_EQ(cfg.disks[0].limit.ops.one_time_burst, 0);
+	CHECK_EQ(cfg.nets[0].tx_limit.bw.size, 4096); /* a bare number is bytes here */
+	CHECK_EQ(cfg.nets[0].tx_limit.bw.refill_ms, 10);
+	CHECK_EQ(cfg.nets[0].tx_limit.ops.size, 0);
+	CHECK_EQ(cfg.nets[0].rx_limit.ops.size, 1000);
+	CHECK_EQ(cfg.nets[0].rx_limit.ops.one_time_burst, 50);
+	CHECK_EQ(cfg.nets[0].rx_limit.bw.size, 0);
+	CHECK(cfg.rng);
+	CHECK_EQ(cfg.rng_limit.bw.size, 1024);
+	CHECK_EQ(cfg.rng_limit.bw.refill_ms, 100);
+	CHECK_EQ(P("run", "-k", "k", "--rng"), 0);
+	CHECK(cfg.rng);
+	CHECK_EQ(cfg.rng_limit.bw.size, 0);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=1M/0"), -EINVAL);
+	CHECK(strstr(err, "--disk: bw=1M/0: refill_time is 0"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,ops=0/100"), -EINVAL);
+	CHECK(strstr(err, "--disk: ops: the count per refill must be more than 0"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=1M"), -EINVAL);
+	CHECK(strstr(err, "--disk: bw='1M' is not SIZE/MS[/BURST]"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=1M/10/1/2"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=1M//1"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=/10"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=-1/10"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=1X/10"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,ops=1K/10"), -EINVAL); /* ops: a plain count */
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,ops=10/1M"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=99999999999999999999999/10"), -EINVAL);
+	CHECK(strstr(err, "too large"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,bw=16384T/10"), -EINVAL);
+	CHECK(strstr(err, "size is too large"));
+	CHECK_EQ(P("run", "-k", "k", "-d", "img,ops=1/99999999999"), -EINVAL);
+	CHECK(strstr(err, "refill_time is too large"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,bw=1M/10"), -EINVAL);
+	CHECK(strstr(err, "unknown option 'bw=1M/10'"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,rx_bw=1M"), -EINVAL);
+	CHECK(strstr(err, "--net: rx_bw='1M'"));
+	CHECK_EQ(P("run", "-k", "k", "-n", "tap=t,tx_ops=5/0"), -EINVAL);
+	CHECK(strstr(err, "--net: tx_ops=5/0: refill_time is 0"));
+	CHECK_EQ(P("run", "-k", "k", "--rng", "bw=1K/100"), -EINVAL);
+	CHECK(strstr(err, "--rng takes its limits after '='"));
+	CHECK_EQ(P("run", "-k", "k", "--rng="), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--rng=bw=1M/0"), -EINVAL);
+	CHECK(strstr(err, "--rng: bw=1M/0"));
+	CHECK_EQ(P("run", "-k", "k", "--rng=rate=5"), -EINVAL);
+	CHECK(strstr(err, "--rng: unknown option 'rate=5'"));
+
 	/* --vsock cid=N,path=PATH: one device, CID 3 .. 2^32 - 2, a path with room for _PORT. */
 	CHECK_EQ(P("run", "-k", "k"), 0);
 	CHECK(!cfg.vsock.on);

@@ -7,7 +7,11 @@
  * writes, discards and write-zeroes made durable without FLUSH negotiated, many requests in
  * flight, a missing status byte (NEEDS_RESET), a head made available twice while in flight, a
  * reset that drains a request still in flight, one that cannot finish in time (it stays
- * pending, and nothing reaches the next rings), and the drain at exit. */
+ * pending, and nothing reaches the next rings), and the drain at exit. A rate limiter: a
+ * throttled queue serves nothing more until tokens return (counted once per wait), requests go
+ * in the driver's order with their data intact, an oversize request goes from a full bucket,
+ * lifting the limit while the guest runs frees the queue, a reset or the exit drops the
+ * request the limiter holds and a snapshot's freeze gives it back to the ring. */
 #include "virtio/blk.h"
 
 #include <endian.h>
@@ -717,6 +721,118 @@ static void test_in_flight(void)
 	close(p[1]);
 }
 
+/* Writes of 4 KiB through a bucket of 4 KiB refilled in 2 s, slots 0-7, one kick: the first
+ * goes, the rest wait (nothing used for a while), the wait is one throttle event; lifting the
+ * limit serves them all, in order of the data they carry. */
+static void test_limit(void)
+{
+	struct disk d = {0};
+	struct rl_config slow = {.bw = {.size = 4096, .refill_ms = 2000}}, off = {0};
+	struct seg w[8], big = {DATA + 0x80000, 8192, false};
+	uint32_t id, len;
+	unsigned int n = 0;
+
+	make_file("limit.img", DISK_SECTORS * 512);
+	CHECK_EQ(blk_image_open(&d.img, path_of("limit.img"), false, false), 0);
+	start_loop();
+	d.b = virtio_blk_create("unit-limit", &d.img, NULL, &f.mem, &loop);
+	CHECK(d.b != NULL);
+	rate_limiter_update(&d.b->rl, &slow);
+	run_loop();
+	start(&d, all_features());
+	for (unsigned int i = 0; i < 8; i++) {
+		w[i] = (struct seg){DATA + i * 4096, 4096, false};
+		fill(DATA + i * 4096, 4096, (uint8_t)(i + 1));
+		post(&d, i, VIRTIO_BLK_T_OUT, i * 8, &w[i], 1, false);
+	}
+	kick(&d.b->mmio, 0);
+	CHECK(fring_wait_used(&d.r, &id, &len, 2000));
+	CHECK_EQ(id, 0);
+	usleep(300000);
+	CHECK(!fring_used(&d.r, &id, &len)); /* the queue waits: 4 KiB per 2 s */
+	kick(&d.b->mmio, 0);		      /* a kick does not get past the limiter */
+	usleep(50000);
+	CHECK(!fring_used(&d.r, &id, &len));
+	CHECK_EQ(atomic_load(&d.b->rl.throttled), 1);
+	rate_limiter_update(&d.b->rl, &off);
+	while (n < 7 && fring_wait_used(&d.r, &id, &len, 2000)) {
+		CHECK_EQ(*(uint8_t *)gpa(&f, STATUS + id / 8), VIRTIO_BLK_S_OK);
+		n++;
+	}
+	CHECK_EQ(n, 7);
+	for (unsigned int i = 0; i < 8; i++)
+		CHECK(file_matches(&d, i * 4096, DATA + i * 4096, 4096));
+
+	/* Bigger than the bucket: served once the bucket is full, then the debt holds the next
+	 * (each wait counted once: 2 so far). */
+	rate_limiter_update(&d.b->rl, &(struct rl_config){.bw = {.size = 4096, .refill_ms = 100}});
+	fill(DATA + 0x80000, 8192, 9);
+	CHECK_EQ(req(&d, VIRTIO_BLK_T_OUT, 100, &big, 1), VIRTIO_BLK_S_OK);
+	CHECK(file_matches(&d, 100 * 512, DATA + 0x80000, 8192));
+	CHECK_EQ(req(&d, VIRTIO_BLK_T_IN, 100, &(struct seg){DATA + 0xa0000, 512, true}, 1),
+		 VIRTIO_BLK_S_OK);
+	CHECK_EQ(atomic_load(&d.b->rl.throttled), 2);
+	CHECK(!memcmp(gpa(&f, DATA + 0xa0000), gpa(&f, DATA + 0x80000), 512));
+
+	/* Operations: a flush costs one too. A reset drops the held request: it is answered to
+	 * nobody and the reset does not wait for it. */
+	rate_limiter_update(&d.b->rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	post(&d, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	post(&d, 1, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	kick(&d.b->mmio, 0);
+	CHECK(fring_wait_used(&d.r, &id, &len, 2000));
+	usleep(50000);
+	CHECK(!fring_used(&d.r, &id, &len));
+	CHECK(d.b->held != NULL);
+	CHECK_EQ(d.b->inflight, 1);
+	reg_wr(&d.b->mmio, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(reg_rd(&d.b->mmio, VIRTIO_MMIO_STATUS), 0);
+	CHECK(d.b->held == NULL);
+	CHECK_EQ(d.b->inflight, 0);
+
+	/* A snapshot's freeze gives the held request back to the ring: the saved state has taken
+	 * only the first; after the thaw, with the limit lifted, the second is served. */
+	rate_limiter_update(&d.b->rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	start(&d, all_features());
+	post(&d, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	post(&d, 1, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	kick(&d.b->mmio, 0);
+	CHECK(fring_wait_used(&d.r, &id, &len, 2000));
+	CHECK_EQ(id, 0);
+	usleep(50000);
+	CHECK(d.b->held != NULL);
+	CHECK_EQ(virtio_mmio_freeze(&d.b->mmio), 0);
+	CHECK(d.b->held == NULL);
+	CHECK_EQ(d.b->inflight, 0);
+	{
+		static struct virtio_mmio_state st;
+
+		virtio_mmio_save(&d.b->mmio, &st);
+		CHECK_EQ(st.q[0].last_avail, 1);
+		CHECK_EQ(st.q[0].used_idx, 1);
+	}
+	rate_limiter_update(&d.b->rl, &off);
+	virtio_mmio_thaw(&d.b->mmio);
+	CHECK(fring_wait_used(&d.r, &id, &len, 2000));
+	CHECK_EQ(id, 8);
+	rate_limiter_update(&d.b->rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+
+	/* At exit with a request held: the drain lets it go and cancels the timeout. */
+	start(&d, all_features());
+	post(&d, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	post(&d, 1, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	kick(&d.b->mmio, 0);
+	usleep(50000);
+	CHECK(d.b->held != NULL);
+	loop_join(&loop);
+	virtio_blk_drain(d.b);
+	CHECK_EQ(d.b->inflight, 0);
+	CHECK(!d.b->rl.armed);
+	loop_fini(&loop);
+	virtio_blk_destroy(d.b);
+	blk_image_close(&d.img);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -732,6 +848,7 @@ int main(void)
 	test_direct();
 	test_ro();
 	test_in_flight();
+	test_limit();
 
 	fake_ram_fini(&f);
 	unlink(path_of("disk.img"));

@@ -3,7 +3,10 @@
  * multi-segment chains and a ring's worth at once, receive with back-pressure (frames wait, in
  * order, until buffers come), num_buffers, mergeable receive buffers (MRG_RXBUF) published a
  * whole frame at once, refused offloads, a transmit header rewritten by the guest after it was
- * checked, malformed chains, a reset while a receive waits. Then, as root in a private network
+ * checked, malformed chains, a reset while a receive waits; RX and TX rate limiters, each
+ * direction on its own: a throttled direction holds its next frame (in order, data intact)
+ * while the other flows, each wait counted once, a reset drops what is held, a snapshot's
+ * freeze publishes the held received frame and gives the held transmit chain back. Then, as root in a private network
  * namespace, tap_open() on real TAPs, a UFO datagram through one to a host UDP socket, and
  * TSO6 and TSO6+ECN frames that reach the TAP with their vnet header only when negotiated. */
 #include "virtio/net.h"
@@ -652,6 +655,103 @@ static void tap_tests(void)
 	}
 }
 
+/* RX and TX limiters of one operation per second each, both directions at once: the first
+ * frame each way goes, the next waits (unpublished on RX, unsent on TX) while the other
+ * direction's own limiter decides for it; lifting the TX limit frees TX alone. */
+static void limiter_tests(struct virtio_mmio *t)
+{
+	struct rl_config one = {.ops = {.size = 1, .refill_ms = 1000}}, off = {0};
+	struct virtio_net_hdr_v1 h = {0};
+	uint8_t buf[256];
+	uint32_t id, len;
+
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	rate_limiter_update(&net->rx_rl, &one);
+	rate_limiter_update(&net->tx_rl, &one);
+	for (uint16_t i = 0; i < 3; i++)
+		post_rx(i, 2048);
+	kick(t, 0);
+	host_send("rx one");
+	host_send("rx two");
+	host_send("rx three");
+	tx_send(0, &h, "tx one");
+	tx_send(2, &h, "tx two");
+	tx_send(4, &h, "tx three");
+	check_rx(0, "rx one");
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 6);
+	CHECK(!memcmp(buf + HDR, "tx one", 6));
+	check_used(&tx, 0, 0);
+	usleep(200000);
+	CHECK(!fring_used(&rx, &id, &len));
+	CHECK(!fring_used(&tx, &id, &len));
+	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
+	CHECK_EQ(net->rx_pending, HDR + 6); /* "rx two" is read, not yet the guest's */
+	CHECK(net->tx_held != NULL);
+	CHECK_EQ(atomic_load(&net->rx_rl.throttled), 1);
+	CHECK_EQ(atomic_load(&net->tx_rl.throttled), 1);
+	/* TX alone is freed: its two frames go in order; RX still waits its second. */
+	rate_limiter_update(&net->tx_rl, &off);
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 6);
+	CHECK(!memcmp(buf + HDR, "tx two", 6));
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 8);
+	CHECK(!memcmp(buf + HDR, "tx three", 8));
+	check_used(&tx, 2, 0);
+	check_used(&tx, 4, 0);
+	/* RX: one frame per second, in order. */
+	check_rx(1, "rx two");
+	check_rx(2, "rx three");
+	CHECK(atomic_load(&net->rx_rl.throttled) >= 2);
+	/* A reset while a received frame waits for tokens: it is dropped with the buffers. */
+	post_rx(3, 2048);
+	post_rx(4, 2048);
+	kick(t, 0);
+	host_send("rx four");
+	host_send("rx five");
+	usleep(100000);
+	CHECK_EQ(net->rx_pending, HDR + 7); /* "rx four": the bucket emptied on "rx three" */
+	CHECK(!fring_used(&rx, &id, &len));
+	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(reg_rd(t, VIRTIO_MMIO_STATUS), 0);
+	CHECK_EQ(net->rx_pending, 0);
+	rate_limiter_update(&net->rx_rl, &off);
+	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	post_rx(0, 2048);
+	kick(t, 0);
+	/* "rx four" went with the reset; the next frame lands whole in the new buffer. */
+	check_rx(0, "rx five");
+
+	/* A snapshot's freeze: the received frame the RX limiter holds goes to the guest, the
+	 * transmit chain the TX limiter holds goes back to the ring and is sent after the thaw. */
+	rate_limiter_update(&net->rx_rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	rate_limiter_update(&net->tx_rl, &(struct rl_config){.ops = {.size = 1, .refill_ms = 5000}});
+	post_rx(1, 2048);
+	post_rx(2, 2048);
+	kick(t, 0);
+	host_send("rx six");
+	host_send("rx seven");
+	check_rx(1, "rx six");
+	tx_send(6, &h, "tx four");
+	tx_send(8, &h, "tx five");
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 7);
+	check_used(&tx, 6, 0);
+	usleep(100000);
+	CHECK_EQ(net->rx_pending, HDR + 8);
+	CHECK(net->tx_held != NULL);
+	CHECK_EQ(virtio_mmio_freeze(t), 0);
+	CHECK_EQ(net->rx_pending, 0);
+	CHECK(net->tx_held == NULL);
+	check_rx(2, "rx seven");
+	CHECK(!fring_used(&tx, &id, &len));
+	CHECK_EQ(host_recv(buf, sizeof(buf), 50), -1);
+	rate_limiter_update(&net->tx_rl, &off);
+	virtio_mmio_thaw(t);
+	CHECK_EQ(host_recv(buf, sizeof(buf), 3000), HDR + 7);
+	CHECK(!memcmp(buf + HDR, "tx five", 7));
+	check_used(&tx, 8, 0);
+	reg_wr(t, VIRTIO_MMIO_STATUS, 0);
+	host_recv(buf, sizeof(buf), 20);
+}
+
 int main(void)
 {
 	struct virtio_mmio *t;
@@ -792,6 +892,7 @@ int main(void)
 	mergeable_publish_test(t);
 	tx_batch_tests(t);
 	tx_header_copy_test(t);
+	limiter_tests(t);
 
 	/* Exit with a receive pending: drain cancels it. */
 	setup(VIRTIO_BIT(VIRTIO_F_VERSION_1));

@@ -36,6 +36,9 @@ static const uint8_t loop_opcodes[] = {
 	IORING_OP_CONNECT,	/* virtio-vsock: ... to PATH_port */
 	IORING_OP_SENDMSG,	/* virtio-vsock: guest data to a host peer (MSG_NOSIGNAL) */
 	IORING_OP_SHUTDOWN,	/* virtio-vsock: SHUT_WR when the guest sends no more */
+	IORING_OP_TIMEOUT,	/* rate limiters: a throttled queue's wake-up (no file); and
+				 * liburing's own waits with a timeout before 5.11 (no
+				 * IORING_FEAT_EXT_ARG) */
 };
 
 /* Creates the ring disabled (IORING_SETUP_R_DISABLED), so that devices can fill its file
@@ -57,7 +60,7 @@ static int ring_init(struct loop *l, unsigned int entries)
 		return ret;
 	}
 	/* Without IORING_FEAT_EXT_ARG (before 5.11) liburing waits with a timeout by queueing
-	 * an IORING_OP_TIMEOUT itself (the devices drain at exit): loop_enable() allows it. */
+	 * an IORING_OP_TIMEOUT itself (the devices drain at exit): loop_opcodes allows it. */
 	l->ext_arg = p.features & IORING_FEAT_EXT_ARG;
 	/* A direct close (file_index) came in 5.15; before it the field was not checked and the
 	 * close would take fd 0. IORING_FEAT_CQE_SKIP (5.17) is the nearest feature flag. */
@@ -71,7 +74,7 @@ static int ring_init(struct loop *l, unsigned int entries)
  * it (IORING_REGISTER_ENABLE_RINGS). */
 static int ring_restrict(struct loop *l)
 {
-	struct io_uring_restriction res[ARRAY_SIZE(loop_opcodes) + 2];
+	struct io_uring_restriction res[ARRAY_SIZE(loop_opcodes) + 1];
 	unsigned int n = 0;
 	int ret;
 
@@ -80,13 +83,9 @@ static int ring_restrict(struct loop *l)
 		res[n].opcode = IORING_RESTRICTION_SQE_OP;
 		res[n++].sqe_op = loop_opcodes[i];
 	}
-	if (!l->ext_arg) {
-		res[n].opcode = IORING_RESTRICTION_SQE_OP;
-		res[n++].sqe_op = IORING_OP_TIMEOUT;
-	}
 	/* An SQE's flags must include every required flag and nothing beyond the allowed and
 	 * required ones (io_uring_register(2), IORING_RESTRICTION_SQE_FLAGS_*). NOTE: liburing's
-	 * own IORING_OP_TIMEOUT above carries no flag, so a kernel before 5.11 cannot require
+	 * own IORING_OP_TIMEOUT (before 5.11) carries no flag, so a kernel before 5.11 cannot require
 	 * fixed files; loop_enable() refuses that combination. */
 	res[n].opcode = l->require_fixed ? IORING_RESTRICTION_SQE_FLAGS_REQUIRED
 					 : IORING_RESTRICTION_SQE_FLAGS_ALLOWED;

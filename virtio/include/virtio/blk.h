@@ -14,6 +14,7 @@
 
 #include "core/guest_mem.h"
 #include "core/loop.h"
+#include "core/rate_limiter.h"
 #include "virtio/mmio.h"
 #include "virtio/vq.h"
 
@@ -65,6 +66,11 @@ struct virtio_blk_req {
 	uint64_t remaining;		/* bytes still to transfer */
 	uint32_t written;		/* used length on success */
 	uint32_t type;
+	/* The parsed request, kept while the rate limiter holds it (blk.c start()). */
+	uint64_t sector;
+	struct iovec *in;		/* the writable data segments (status byte cut off) */
+	unsigned int nin, nout;		/* writable data, readable data after the header */
+	uint64_t in_len, out_len;	/* their bytes */
 	bool sync_after;		/* an fdatasync follows before the request completes */
 	bool busy;
 };
@@ -81,6 +87,10 @@ struct virtio_blk {
 	unsigned int inflight;		/* I/O thread */
 	bool sync_writes;		/* FLUSH not negotiated: writes are RWF_DSYNC, discard and
 					 * write-zeroes are followed by an fdatasync */
+	/* Firecracker's drive rate_limiter: a read or write costs its data bytes and one
+	 * operation, any other request one operation. Off until rate_limiter_update(). */
+	struct rate_limiter rl;
+	struct virtio_blk_req *held;	/* parsed, refused by the limiter, goes first (I/O) */
 	struct virtio_blk_req req[VIRTIO_BLK_QUEUE_SIZE];
 };
 
@@ -91,6 +101,9 @@ struct virtio_blk {
 struct virtio_blk *virtio_blk_create(const char *name, const struct blk_image *img,
 				     const char *id, const struct guest_mem *mem,
 				     struct loop *loop);
+
+/* The device's limiter: set or change it with rate_limiter_update(&b->rl, ...) from any
+ * thread, before or while the guest runs; its throttle count is b->rl.throttled. */
 
 /* After the loop has stopped: waits (at most a few seconds) for in-flight I/O, so nothing
  * writes guest RAM once it is unmapped. Runs the loop's completions on the calling thread. */

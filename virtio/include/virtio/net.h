@@ -20,6 +20,7 @@
 
 #include "core/guest_mem.h"
 #include "core/loop.h"
+#include "core/rate_limiter.h"
 #include "virtio/mmio.h"
 #include "virtio/vq.h"
 
@@ -104,6 +105,14 @@ struct virtio_net {
 	struct virtio_net_tx_slot tx[VIRTIO_NET_TX_SLOTS];
 	unsigned int tx_nr_busy;
 	bool draining;			/* virtio_net_drain(): completions resubmit nothing */
+	/* Firecracker's rx_rate_limiter and tx_rate_limiter: a frame costs its bytes (without
+	 * the header) and one operation. Off until rate_limiter_update(), from any thread. A
+	 * received frame the RX limiter refuses stays in the held chains, unpublished, and no
+	 * read follows until it goes; a transmit frame the TX limiter refuses stays in its slot
+	 * and goes before any other. */
+	struct rate_limiter rx_rl, tx_rl;
+	size_t rx_pending;		/* length (with header) of that received frame, or 0 */
+	struct virtio_net_tx_slot *tx_held;	/* that transmit frame, or NULL */
 	/* Counters (I/O thread; read after the loop stopped). Frame sizes exclude the header. */
 	uint64_t rx_packets, tx_packets, rx_dropped, tx_dropped, rx_bytes, tx_bytes;
 	uint32_t rx_largest, tx_largest;
@@ -122,7 +131,8 @@ struct virtio_net *virtio_net_create(const char *name, int fd, bool tap, const u
 void virtio_net_drain(struct virtio_net *n);
 void virtio_net_destroy(struct virtio_net *n);
 /* One line of counters for --stats: frames, bytes, the largest frame each way (above the MTU
- * means a segmentation offload frame crossed whole), drops. */
+ * means a segmentation offload frame crossed whole), drops, and the times each direction's
+ * rate limiter made the queue wait. */
 void virtio_net_print_stats(const struct virtio_net *n, FILE *out);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "core/guest_mem.h"
 #include "core/loop.h"
+#include "core/rate_limiter.h"
 #include "virtio/mmio.h"
 #include "virtio/vq.h"
 
@@ -22,14 +23,21 @@
 struct virtio_rng {
 	struct virtio_mmio mmio;	/* first: the bus device */
 	struct vq_chain chain;		/* scratch, I/O thread */
+	bool held;			/* (chain) was refused by the limiter and goes first */
 	uint64_t bytes;			/* entropy handed out, I/O thread */
+	/* Firecracker's entropy rate_limiter: a request costs the bytes it gets and one
+	 * operation. Off until rate_limiter_update(&r->rl, ...), from any thread. */
+	struct rate_limiter rl;
 };
 
 /* Sets up (r) on (loop): before loop_start() or on the I/O thread. (mem) and (loop) are
  * borrowed. Returns 0 or -errno. */
 int virtio_rng_init(struct virtio_rng *r, const char *name, const struct guest_mem *mem,
 		    struct loop *loop);
-/* After the loop has stopped. Nothing is ever in flight: requests complete synchronously. */
+/* After the loop has stopped: cancels the limiter's timeout. Nothing else is ever in flight:
+ * requests complete synchronously. */
+void virtio_rng_drain(struct virtio_rng *r);
+/* After virtio_rng_drain() (or before the loop started). */
 void virtio_rng_fini(struct virtio_rng *r);
 
 #endif
