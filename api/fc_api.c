@@ -283,6 +283,8 @@ static unsigned int snapshot_load(struct fc_api *a, json_t *body, json_t **reply
 	a->cfg.restore_mem = a->cfg.restore_paths[1];
 	a->cfg.restore_paused = !req.resume;
 	a->cfg.restore_clock_realtime = req.clock_realtime;
+	snprintf(a->cfg.restore_vsock_path, sizeof(a->cfg.restore_vsock_path), "%s",
+		 req.vsock_path ? req.vsock_path : "");
 	memcpy(a->cfg.restore_nets, req.nets, sizeof(req.nets));
 	a->cfg.nrestore_nets = req.nnets;
 	status = start_on_main(a, "snapshot/load", reply);

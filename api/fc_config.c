@@ -941,9 +941,19 @@ int fc_snapshot_load(json_t *body, struct fc_snapshot_load *req, char *err, size
 	    get_bool(body, "track_dirty_pages", false))
 		return fail(err, errlen, "%s: mvm has no diff snapshots (dirty page tracking)",
 			    what);
-	if (get(body, "vsock_override"))
-		return fail(err, errlen, "%s: vsock_override: mvm snapshots have no vsock device "
-			    "yet", what);
+	if (get(body, "vsock_override")) {
+		static const struct field vsock_fields[] = {{"uds_path", F_STRING, true}};
+		json_t *vo = get(body, "vsock_override");
+
+		ret = check_object(vo, "snapshot/load: vsock_override", vsock_fields,
+				   ARRAY_SIZE(vsock_fields), err, errlen);
+		if (!ret)
+			ret = check_text("snapshot/load: vsock_override", "uds_path", vo,
+					 MVM_VSOCK_PATH_MAX, err, errlen);
+		if (ret)
+			return ret;
+		req->vsock_path = get_str(vo, "uds_path");
+	}
 	ret = net_overrides(get(body, "network_overrides"), req->nets, &req->nnets, err, errlen);
 	if (ret)
 		return ret;

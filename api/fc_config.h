@@ -103,7 +103,7 @@ int fc_net_index(const struct fc_vm *vm, const char *id);
  * buckets that are set). New reference. */
 json_t *fc_rate_limiter_json(const struct rl_config *c);
 /* PUT /snapshot/create and /snapshot/load: the bodies checked, the paths (borrowed from body)
- * returned; for a load also resume_vm, clock_realtime and network_overrides. */
+ * returned; for a load also resume_vm, clock_realtime, network_overrides and vsock_override. */
 int fc_snapshot_create(json_t *body, const char **state, const char **mem, char *err,
 		       size_t errlen);
 struct fc_snapshot_load {
@@ -112,6 +112,7 @@ struct fc_snapshot_load {
 	bool clock_realtime;		/* clock_realtime */
 	struct net_override nets[MVM_MAX_NETS]; /* network_overrides */
 	unsigned int nnets;
+	const char *vsock_path;		/* vsock_override's uds_path, or NULL */
 };
 int fc_snapshot_load(json_t *body, struct fc_snapshot_load *req, char *err, size_t errlen);
 /* Refuses the bodies of devices mvm does not have yet (balloon, cpu-config, ...), naming it. */

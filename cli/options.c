@@ -75,14 +75,15 @@ const char options_usage[] =
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
 	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem) instead\n"
-	"                        of booting; KVM. The snapshot's disks and TAPs are used\n"
-	"                        unless -d/-n give all of them anew, in order (a clone's own\n"
-	"                        disk copy and TAP; the guest keeps its MAC)\n"
+	"                        of booting; KVM. The snapshot's disks, TAPs and vsock socket\n"
+	"                        are used unless -d/-n give all of them anew, in order, and\n"
+	"                        --vsock (same cid) a new socket: a clone's own disk copy,\n"
+	"                        TAP and socket (the guest keeps its MAC and CID)\n"
 	"      --clock-realtime  with --restore: move the guest's KVM clock on by the time\n"
 	"                        since the snapshot, so it wakes with the host's date\n"
 	"      --snapshot-dir DIR\n"
 	"                        SIGUSR2 pauses the VM, writes a snapshot to DIR/state and\n"
-	"                        DIR/mem, and resumes it (KVM; not with --vsock so far)\n"
+	"                        DIR/mem, and resumes it (KVM)\n"
 	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
 	"                        namespace with an empty root, once every file is open\n"
 	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
@@ -682,12 +683,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		return fail(err, errlen, "unexpected argument '%s'%s", argv[optind],
 			    !strncmp(argv[optind], "bw=", 3) || !strncmp(argv[optind], "ops=", 4)
 				    ? " (--rng takes its limits after '=': --rng=bw=SIZE/MS)" : "");
-	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || cfg->vsock.on ||
-				   rng_given || cfg->accel == ACCEL_DBT ||
-				   cfg->accel == ACCEL_HYBRID))
+	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || rng_given ||
+				   cfg->accel == ACCEL_DBT || cfg->accel == ACCEL_HYBRID))
 		return fail(err, errlen, "--restore takes the machine from the snapshot: no -k, -i, "
-			    "-p, --vsock, --rng/--no-rng, and --accel kvm or auto (-d and -n name "
-			    "the clone's own disks and TAPs)");
+			    "-p, --rng/--no-rng, and --accel kvm or auto (-d, -n and --vsock name "
+			    "the clone's own disks, TAPs and vsock socket)");
 	if (!cfg->kernel && !cfg->restore_state)
 		return fail(err, errlen, "no kernel given (-k FILE)");
 	if (cfg->restore_clock_realtime && !cfg->restore_state)

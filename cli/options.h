@@ -131,6 +131,7 @@ struct vm_config {
 	struct net_override restore_nets[MVM_MAX_NETS]; /* PUT /snapshot/load network_overrides */
 	unsigned int nrestore_nets;
 	bool restore_clock_realtime;	/* --clock-realtime, clock_realtime: step the clock */
+	char restore_vsock_path[MVM_VSOCK_PATH_MAX + 1]; /* vsock_override's uds_path, or "" */
 	char restore_paths[2][MVM_DISK_PATH_MAX]; /* --restore DIR: DIR/state, DIR/mem */
 	/* --snapshot-dir DIR: SIGUSR2 writes a snapshot to DIR/state and DIR/mem. */
 	const char *snapshot_state, *snapshot_mem;

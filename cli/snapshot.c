@@ -46,7 +46,7 @@ struct machine_state {
 	uint32_t nnets;		/* SNAP_CFG_NET sections */
 	uint32_t virtio_console; /* 0 or 1 */
 	uint32_t rng;		/* 0 or 1 */
-	uint32_t reserved;
+	uint32_t vsock;		/* 0 or 1: a SNAP_CFG_VSOCK section */
 };
 
 /* SNAP_CFG_DISK: a disk, as -d gave it (the image's size is in the device's config space). */
@@ -64,6 +64,13 @@ struct net_state {
 	char id[72];		/* MVM_NET_ID_MAX + 1, padded */
 };
 _Static_assert(MVM_NET_ID_MAX + 1 <= 72, "net_state.id");
+
+/* SNAP_CFG_VSOCK: the guest's CID and the host's Unix socket. */
+struct vsock_state {
+	uint64_t cid;
+	char path[104];		/* MVM_VSOCK_PATH_MAX + 1, padded */
+};
+_Static_assert(MVM_VSOCK_PATH_MAX + 1 <= 104, "vsock_state.path");
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -139,6 +146,12 @@ static void save_virtio(struct machine *m, struct snap_writer *w)
 		memcpy(d.id, cfg->disks[i].id, sizeof(cfg->disks[i].id));
 		snap_put(w, SNAP_CFG_DISK, i, &d, sizeof(d));
 	}
+	if (cfg->vsock.on) {
+		struct vsock_state vsk = {.cid = cfg->vsock.cid};
+
+		memcpy(vsk.path, cfg->vsock.path, sizeof(cfg->vsock.path));
+		snap_put(w, SNAP_CFG_VSOCK, 0, &vsk, sizeof(vsk));
+	}
 	/* NICs follow the disks in m->devices (machine.c attaches them in that order). */
 	for (unsigned int i = 0; i < cfg->nnets; i++) {
 		const struct virtio_net *n = m->devices[cfg->ndisks + i].dev;
@@ -157,7 +170,8 @@ int machine_snapshot(struct machine *m, const char *state_path, const char *mem_
 	struct machine_state ms = {.accel = ACCEL_KVM, .ncpus = m->ncpus,
 				   .mem = guest_mem_size(m->mem), .nvirtio = m->ndevices,
 				   .ndisks = cfg->ndisks, .nnets = cfg->nnets,
-				   .virtio_console = cfg->console == CONSOLE_VIRTIO, .rng = cfg->rng};
+				   .virtio_console = cfg->console == CONSOLE_VIRTIO, .rng = cfg->rng,
+				   .vsock = cfg->vsock.on};
 	unsigned int frozen = 0;
 	struct snap_writer w;
 	struct snap_header h;
@@ -222,6 +236,42 @@ thaw:
 	return ret;
 }
 
+/* The snapshot's vsock device into (out). Its host socket must not exist (the original may
+ * still listen on it): --vsock or Firecracker's vsock_override give a clone its own; the
+ * guest's CID stays (it is in the config space the guest read). */
+static int restore_vsock(const struct snapshot_in *in, const struct machine_state *ms,
+			 const struct vm_config *cfg, struct vm_config *out)
+{
+	const struct vsock_state *vs;
+
+	out->vsock.on = false;
+	if (!ms->vsock) {
+		if (cfg->vsock.on || cfg->restore_vsock_path[0]) {
+			pr_err("the snapshot has no vsock device to give a socket to");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	vs = snap_get(&in->r, SNAP_CFG_VSOCK, 0, sizeof(*vs));
+	if (!vs || !memchr(vs->path, 0, sizeof(vs->path)) || !vs->path[0] ||
+	    strlen(vs->path) > MVM_VSOCK_PATH_MAX || vs->cid < 3 || vs->cid > 0xfffffffeull) {
+		pr_err("snapshot state file '%s': the vsock device is missing or malformed",
+		       cfg->restore_state);
+		return -EINVAL;
+	}
+	if (cfg->vsock.on && cfg->vsock.cid != vs->cid) {
+		pr_err("--vsock: the restored guest keeps CID %llu; give cid=%llu",
+		       (unsigned long long)vs->cid, (unsigned long long)vs->cid);
+		return -EINVAL;
+	}
+	out->vsock.on = true;
+	out->vsock.cid = vs->cid;
+	snprintf(out->vsock.path, sizeof(out->vsock.path), "%s",
+		 cfg->restore_vsock_path[0] ? cfg->restore_vsock_path
+					    : cfg->vsock.on ? cfg->vsock.path : vs->path);
+	return 0;
+}
+
 /* The disks and NICs of the snapshot into (out), with those given at restore in their place:
  * -d paths replace the snapshot's disk paths and -n TAP names its TAPs, one for one (clones
  * need their own), the rest (modes, MACs) stays what the guest booted with. */
@@ -231,7 +281,8 @@ static int restore_devices(const struct snapshot_in *in, const struct machine_st
 	const char *file = cfg->restore_state;
 
 	if (ms->ndisks > MVM_MAX_DISKS || ms->nnets > MVM_MAX_NETS || ms->virtio_console > 1 ||
-	    ms->rng > 1 || ms->nvirtio != ms->ndisks + ms->nnets + ms->virtio_console + ms->rng) {
+	    ms->rng > 1 || ms->vsock > 1 ||
+	    ms->nvirtio != ms->ndisks + ms->nnets + ms->virtio_console + ms->rng + ms->vsock) {
 		pr_err("snapshot state file '%s': no machine this mvm can build", file);
 		return -EINVAL;
 	}
@@ -305,7 +356,8 @@ static int restore_devices(const struct snapshot_in *in, const struct machine_st
 			return -EINVAL;
 		}
 	out->rng = ms->rng;
-	out->vsock.on = false;
+	if (restore_vsock(in, ms, cfg, out))
+		return -EINVAL;
 	if (ms->virtio_console)
 		out->console = CONSOLE_VIRTIO;
 	else if (out->console == CONSOLE_VIRTIO)
@@ -388,6 +440,8 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		}
 		memcpy(&vs, p, sizeof(vs));
 		ret = virtio_mmio_load(m->devices[i].t, &vs, err, sizeof(err));
+		if (!ret && m->devices[i].ops->restored)
+			m->devices[i].ops->restored(m->devices[i].dev);
 	}
 	if (ret)
 		pr_err("restoring: %s", err[0] ? err : strerror(-ret));

@@ -919,6 +919,35 @@ static void tx_process(struct virtio_vsock *v)
 
 /* ---- transport callbacks ---- */
 
+/* Section 5.10.6.6: the event queue's buffers wait for a transport event; the only one is the
+ * reset a restore owes (virtio_vsock_restored()). */
+static void send_reset_event(struct virtio_vsock *v)
+{
+	struct vq *vq = &v->mmio.q[VIRTIO_VSOCK_EVENT_QUEUE].vq;
+	struct virtio_vsock_event ev = {.id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET)};
+	int ret;
+
+	if (!v->reset_event_pending ||
+	    !virtio_mmio_queue_live(&v->mmio, VIRTIO_VSOCK_EVENT_QUEUE) ||
+	    !virtio_mmio_queue_budget(&v->mmio, VIRTIO_VSOCK_EVENT_QUEUE))
+		return;
+	ret = vq_pop(vq, &v->chain);
+	if (ret == 0)
+		return; /* the driver's next event buffer kicks this queue */
+	if (ret < 0) {
+		virtio_mmio_set_needs_reset(&v->mmio, vq->error);
+		return;
+	}
+	if (v->chain.in_len < sizeof(ev)) {
+		virtio_mmio_set_needs_reset(&v->mmio, "a vsock event buffer shorter than an event");
+		return;
+	}
+	buf_to_iov(v->chain.iov + v->chain.nr_out, v->chain.nr_in, 0, &ev, sizeof(ev));
+	vq_push(vq, v->chain.head, sizeof(ev));
+	v->reset_event_pending = false;
+	virtio_mmio_signal_used(&v->mmio, VIRTIO_VSOCK_EVENT_QUEUE);
+}
+
 static void vsock_notify(struct virtio_mmio *t, unsigned int q)
 {
 	struct virtio_vsock *v = to_vsock(t);
@@ -927,8 +956,13 @@ static void vsock_notify(struct virtio_mmio *t, unsigned int q)
 		tx_process(v);
 	else if (q == VIRTIO_VSOCK_RX_QUEUE)
 		rx_process(v);
-	/* The event queue's buffers wait for a transport event (section 5.10.6.6); mvm sends
-	 * none while the device lives: it has no snapshot to restore from. */
+	else
+		send_reset_event(v);
+}
+
+void virtio_vsock_restored(struct virtio_vsock *v)
+{
+	v->reset_event_pending = true;
 }
 
 /* Every connection goes with the driver (section 5.10.6.6): their host sockets are closed.
@@ -941,11 +975,22 @@ static bool vsock_reset(struct virtio_mmio *t)
 	for (unsigned int i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++)
 		conn_close(&v->conns[i]);
 	v->rst_len = 0;
+	v->reset_event_pending = false; /* the driver starts afresh anyway */
+	return true;
+}
+
+/* Nothing of the device's I/O touches guest RAM in flight and no chain is held between
+ * iterations (both directions go through host buffers), so a freeze has nothing to wait for:
+ * the snapshot holds the rings; the connections stay with the host sockets (a restored
+ * device sends a transport reset, virtio_vsock_restored()). */
+static bool vsock_quiesce(struct virtio_mmio *t)
+{
 	return true;
 }
 
 static const struct virtio_mmio_dev_ops vsock_ops = {
 	.reset = vsock_reset,
+	.quiesce = vsock_quiesce,
 	.notify = vsock_notify,
 };
 

@@ -9,12 +9,14 @@ Cases:
            11; a third is loaded through the API paused (GET / says Paused, nothing runs) and
            resumed. Every one prints the checksum this test computes on its own.
   cli      mvm run --snapshot-dir: SIGUSR2 snapshots the running snapcount guest, which goes
-           on to its checksum; --restore continues from there to the same checksum; with a
-           virtio device the snapshot is refused and the guest goes on.
+           on to its checksum; --restore continues from there to the same checksum; with
+           virtio-vsock too, the clone on a socket of its own (--vsock, same CID; another CID
+           is refused) while the original goes on.
   bad      each damaged snapshot is refused before anything starts, with a reason and exit 64:
            a truncated or resized memory file, a flipped byte in the state file, another mvm
            version, a truncated state file, a missing file, --restore with --accel dbt; the API
-           refuses a snapshot of a running (not paused) VM and of one with a virtio device.
+           refuses a snapshot of a running (not paused) VM; a VM with virtio-vsock is loaded
+           with vsock_override on a socket of its own.
   linux    (MVM_VMLINUX/MVM_INITRAMFS, root) in a network namespace of its own, the default
            Linux guest with an ext4 disk and a NIC on a TAP is booted once, mounts the disk,
            brings the NIC up, and is snapshotted; a clone restored with its own disk copy and
@@ -155,9 +157,12 @@ def case_cli(c, tmp):
     c.check(r.status == 0 and f"CHECKSUM {want}" in r.out and steps and steps[0] > 5,
             f"--restore continues from after step 5 to the same checksum: {r}")
 
-    # With virtio-vsock: refused, said so, the guest goes on.
-    p = subprocess.Popen([MVM, "run", "--snapshot-dir", os.path.join(tmp, "none"), "--vsock",
-                          f"cid=3,path={os.path.join(tmp, 'v.sock')}", "-k",
+    # With virtio-vsock: the snapshot holds it; the clone gets its own host socket (--vsock,
+    # same CID) while the original still listens on its own.
+    vsnap, orig_sock = os.path.join(tmp, "vsnap"), os.path.join(tmp, "v.sock")
+    os.mkdir(vsnap)
+    p = subprocess.Popen([MVM, "run", "--snapshot-dir", vsnap, "--vsock",
+                          f"cid=3,path={orig_sock}", "-k",
                           mvmtest.guest_path(GUEST_DIR, "snapcount")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf = b""
@@ -167,12 +172,20 @@ def case_cli(c, tmp):
             break
         buf += chunk
     p.send_signal(12)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(vsnap, "state")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    clone_sock = os.path.join(tmp, "v-clone.sock")
+    r = mvmtest.run(MVM, ["run", "--restore", vsnap, "--vsock", "cid=4,path=" + clone_sock],
+                    timeout=60)
+    c.check(r.status == 64 and "keeps CID 3" in r.err, f"--vsock with another CID: refused: {r}")
+    r = mvmtest.run(MVM, ["run", "--restore", vsnap, "--vsock", "cid=3,path=" + clone_sock],
+                    timeout=300)
+    c.check(r.status == 0 and f"CHECKSUM {want}" in r.out,
+            f"the clone of a guest with virtio-vsock runs on its own socket to {want}: {r}")
     out, err = p.communicate(timeout=300)
-    err = err.decode(errors="replace")
-    c.check(p.returncode == 0 and "virtio-vsock" in err and
-            not os.path.exists(os.path.join(tmp, "none", "state")),
-            f"with virtio-vsock the snapshot is refused naming it, the guest finishes: "
-            f"{p.returncode} {err}")
+    c.check(p.returncode == 0 and f"CHECKSUM {want}" in (buf + out).decode(errors="replace"),
+            f"the original with virtio-vsock finishes too: {p.returncode} {err}")
 
 
 def corrupt(src, dst, fn):
@@ -235,17 +248,23 @@ def case_bad(c, tmp):
     c.check(r.status == 64 and "the snapshot has 0 disk(s)" in r.err and "STEP" not in r.out,
             f"a disk the snapshot does not have: refused naming the count: {r}")
 
-    # A VM with virtio-vsock cannot be snapshotted yet: said so, and it keeps running.
+    # A VM with virtio-vsock: loaded through the API with vsock_override (its own socket).
+    vs = os.path.join(tmp, "vs")
+    os.mkdir(vs)
     vm, sock = start_guest(c, tmp, name="vsock.sock", extra_puts=(
         ("/vsock", {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),))
-    c.check(vm.wait_out("STEP 1\r\n", 120), "the guest with virtio-vsock runs", vm)
-    c.check(curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204, "paused")
-    r = curl(sock, "PUT", "/snapshot/create", {"snapshot_path": os.path.join(tmp, "x.state"),
-                                              "mem_file_path": os.path.join(tmp, "x.mem")})
-    c.check(fault_says(r, "virtio-vsock"), f"a VM with virtio-vsock is refused, saying why: {r}")
-    c.check(not os.path.exists(os.path.join(tmp, "x.state")), "and no state file is left")
+    take_snapshot(c, vm, sock, vs, at_step=2)
     c.check(curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204, "resumed")
-    c.check(vm.wait(300) == 0, "the guest still finishes", vm)
+    sock2 = os.path.join(tmp, "vload.sock")
+    vm2 = fcclient.Mvm(MVM, sock2)
+    r = curl(sock2, "PUT", "/snapshot/load", {
+        "snapshot_path": os.path.join(vs, "state"),
+        "mem_backend": {"backend_type": "File", "backend_path": os.path.join(vs, "mem")},
+        "vsock_override": {"uds_path": os.path.join(tmp, "v-clone.sock")}, "resume_vm": True})
+    c.check(r[0] == 204, f"PUT /snapshot/load with vsock_override: {r}", vm2)
+    c.check(vm2.wait(300) == 0 and f"CHECKSUM {expected_checksum()}" in vm2.out.decode(),
+            "the clone with its own vsock socket finishes", vm2)
+    c.check(vm.wait(300) == 0, "the original still finishes", vm)
 
 
 TAP_A, TAP_B, HOST_IP, GUEST_IP = "mvmsnap0", "mvmsnap1", "10.210.0.1", "10.210.0.2"

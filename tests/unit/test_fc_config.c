@@ -442,7 +442,7 @@ static void test_config_file(void)
 
 /* PUT /snapshot/load: network_overrides name NICs by iface_id and give each a TAP. */
 static struct fc_snapshot_load req;
-static char req_state[64], req_mem[64]; /* the paths, copied before the body goes */
+static char req_state[64], req_mem[64], req_vsock[64]; /* copied before the body goes */
 
 static int load(const char *text)
 {
@@ -454,6 +454,7 @@ static int load(const char *text)
 	ret = fc_snapshot_load(j, &req, err, sizeof(err));
 	snprintf(req_state, sizeof(req_state), "%s", ret ? "" : req.state);
 	snprintf(req_mem, sizeof(req_mem), "%s", ret ? "" : req.mem);
+	snprintf(req_vsock, sizeof(req_vsock), "%s", ret || !req.vsock_path ? "" : req.vsock_path);
 	json_decref(j);
 	return ret;
 }
@@ -493,9 +494,12 @@ static void test_snapshot_load(void)
 		      "{\"iface_id\": \"d\", \"host_dev_name\": \"t4\"}, {\"iface_id\": "
 		      "\"e\", \"host_dev_name\": \"t5\"}]}"), -EINVAL);
 	CHECK(err_has("at most"));
-	CHECK_EQ(load("{" SNAP ", \"vsock_override\": {\"uds_path\": \"/v\"}}"),
-		 -EINVAL);
+	CHECK_EQ(load("{" SNAP ", \"vsock_override\": {\"uds_path\": \"/v\"}}"), 0);
+	CHECK(!strcmp(req_vsock, "/v"));
+	CHECK_EQ(load("{" SNAP ", \"vsock_override\": {\"uds\": \"/v\"}}"), -EINVAL);
 	CHECK(err_has("vsock_override"));
+	CHECK_EQ(load("{" SNAP ", \"vsock_override\": {\"uds_path\": \"\"}}"), -EINVAL);
+	CHECK(err_has("uds_path"));
 #undef SNAP
 }
 

@@ -5,10 +5,15 @@
  * serves what came meanwhile; a second device loaded from the saved state on a fresh loop
  * continues from the saved indices both ways. Saved states that do not fit (another device,
  * another config space, rings outside RAM, a used index guest RAM contradicts, features the
- * device never offered) are refused, naming why. */
+ * device never offered) are refused, naming why. A virtio-vsock device restored that way
+ * sends the driver a transport reset event (its connections stayed with the old host
+ * sockets), once, into the event buffer the driver had posted. */
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -67,6 +72,66 @@ static void check_refused(struct virtio_mmio *t, const struct virtio_mmio_state 
 	CHECK(strstr(err, says) != NULL);
 	if (!strstr(err, says))
 		fprintf(stderr, "refusal said '%s', wanted '%s'\n", err, says);
+}
+
+#define EV_RING 0x30000ull
+#define EV_BUF	0x300000ull
+
+static void vsock_restore_test(void)
+{
+	char dir[] = "/tmp/mvm-vsnap-XXXXXX", p1[64], p2[64];
+	struct virtio_mmio_state *s = malloc(sizeof(*s));
+	struct virtio_vsock *v, *v2;
+	struct fring q[3];
+	struct loop l1, l2;
+	uint32_t id, len, ev;
+	char err[256] = "";
+
+	CHECK(s && mkdtemp(dir));
+	snprintf(p1, sizeof(p1), "%s/a.sock", dir);
+	snprintf(p2, sizeof(p2), "%s/b.sock", dir);
+	CHECK_EQ(loop_init(&l1, 64), 0);
+	v = virtio_vsock_create("unit-vsock", 3, p1, &f.mem, &l1);
+	CHECK(v);
+	CHECK_EQ(loop_start(&l1), 0);
+	CHECK(drv_features(&v->mmio, VIRTIO_BIT(VIRTIO_F_VERSION_1)) & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned int i = 0; i < 3; i++) {
+		fring_init(&q[i], &f, EV_RING + i * 0x4000ull, 8);
+		drv_queue(&v->mmio, i, 8, q[i].desc_gpa, q[i].avail_gpa, q[i].used_gpa);
+	}
+	drv_ok(&v->mmio);
+	memset(gpa(&f, EV_BUF), 0xee, 8);
+	fring_desc(&q[VIRTIO_VSOCK_EVENT_QUEUE], 0, EV_BUF, 8, VRING_DESC_F_WRITE, 0);
+	fring_publish(&q[VIRTIO_VSOCK_EVENT_QUEUE], 0);
+	kick(&v->mmio, VIRTIO_VSOCK_EVENT_QUEUE);
+	usleep(30000);
+	/* A live device has no transport event to send. */
+	CHECK(!fring_used(&q[VIRTIO_VSOCK_EVENT_QUEUE], &id, &len));
+	CHECK_EQ(virtio_mmio_freeze(&v->mmio), 0);
+	virtio_mmio_save(&v->mmio, s);
+
+	CHECK_EQ(loop_init(&l2, 64), 0);
+	v2 = virtio_vsock_create("unit-vsock-2", 3, p2, &f.mem, &l2);
+	CHECK(v2);
+	CHECK_EQ(virtio_mmio_load(&v2->mmio, s, err, sizeof(err)), 0);
+	virtio_vsock_restored(v2);
+	CHECK_EQ(loop_start(&l2), 0);
+	CHECK(fring_wait_used(&q[VIRTIO_VSOCK_EVENT_QUEUE], &id, &len, 3000));
+	CHECK_EQ(id, 0);
+	CHECK_EQ(len, 4);
+	memcpy(&ev, gpa(&f, EV_BUF), 4);
+	CHECK_EQ(le32toh(ev), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+
+	loop_stop(&l2);
+	loop_join(&l2);
+	virtio_vsock_destroy(v2);
+	loop_fini(&l2);
+	loop_stop(&l1);
+	loop_join(&l1);
+	virtio_vsock_destroy(v);
+	loop_fini(&l1);
+	rmdir(dir);
+	free(s);
 }
 
 int main(void)
@@ -208,6 +273,7 @@ int main(void)
 		close(sp2[i]);
 		close(sp3[i]);
 	}
+	vsock_restore_test();
 	fake_ram_fini(&f);
 	free(s);
 	free(bad);

@@ -140,6 +140,10 @@ struct virtio_vsock {
 	unsigned int rst_head, rst_len;
 
 	struct vq_chain chain; /* scratch, I/O thread */
+	/* A VIRTIO_VSOCK_EVENT_TRANSPORT_RESET owed to the driver (a restored device: its
+	 * connections stayed with the snapshot's host sockets): sent on the event queue once
+	 * the device is live and the driver has posted an event buffer. */
+	bool reset_event_pending;
 
 	/* Counters, I/O thread. rx: packets and payload bytes put on the receive queue (to the
 	 * guest, RSTs included); tx: those the guest put on its transmit queue. */
@@ -155,5 +159,9 @@ struct virtio_vsock *virtio_vsock_create(const char *name, uint64_t cid, const c
 /* After the loop has stopped: removes the socket file and frees (v). The connections' files
  * go with the ring (loop_fini()). */
 void virtio_vsock_destroy(struct virtio_vsock *v);
+/* (v) was restored from a snapshot (before the loop starts): the guest's connections are
+ * gone with the old host sockets, so the driver is told with a transport reset event (section
+ * 5.10.6.6), after which it resets them and reads the guest CID again; its listeners stay. */
+void virtio_vsock_restored(struct virtio_vsock *v);
 
 #endif

@@ -58,6 +58,7 @@ enum snap_type {
 	SNAP_VIRTIO_MMIO,	/* per virtio device: struct virtio_mmio_state */
 	SNAP_CFG_DISK,		/* per disk: what it was opened as (cli/snapshot.c) */
 	SNAP_CFG_NET,		/* per NIC: its TAP and MAC */
+	SNAP_CFG_VSOCK,		/* the vsock device: guest CID and host socket */
 };
 
 /* Collects sections in memory. Out of memory is remembered and reported by snap_finish(). */
