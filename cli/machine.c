@@ -335,17 +335,8 @@ static void vsock_metrics(void *dev, json_t *obj)
 	json_object_set_new(obj, "rsts_sent", json_integer((json_int_t)v->rsts_sent));
 }
 
-static void vsock_restored(void *dev)
-{
-	virtio_vsock_restored(dev);
-}
-
-/* Its connections stay with the host sockets of the machine that was snapshotted: a restored
- * one tells the guest with a transport reset (Firecracker does the same). */
-static const struct device_ops vsock_device = {
-	.destroy = vsock_destroy, .stats = vsock_stats, .metrics = vsock_metrics,
-	.restored = vsock_restored,
-};
+static const struct device_ops vsock_device = {.destroy = vsock_destroy, .stats = vsock_stats,
+					       .metrics = vsock_metrics};
 
 /* Takes ownership of (dev) (created, not yet attached: it is destroyed with the machine even if
  * attaching fails), then attaches its virtio-mmio transport (t). */

@@ -38,8 +38,6 @@ struct device_ops {
 	/* Why a snapshot cannot hold this device yet; NULL when its transport state and guest
 	 * RAM are all of it (snapshot.c). */
 	const char *no_snapshot;
-	/* After its transport state was put back at a restore, before the loop starts. */
-	void (*restored)(void *dev);
 };
 
 struct device {

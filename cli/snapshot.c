@@ -35,6 +35,7 @@
 #include "util/log.h"
 #include "util/util.h"
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 
 /* SNAP_MACHINE: what the restored machine must be built as. */
 struct machine_state {
@@ -69,6 +70,8 @@ _Static_assert(MVM_NET_ID_MAX + 1 <= 72, "net_state.id");
 struct vsock_state {
 	uint64_t cid;
 	char path[104];		/* MVM_VSOCK_PATH_MAX + 1, padded */
+	uint32_t next_port;	/* virtio_vsock_next_port() */
+	uint32_t pad;
 };
 _Static_assert(MVM_VSOCK_PATH_MAX + 1 <= 104, "vsock_state.path");
 
@@ -123,6 +126,12 @@ static int write_state_file(const char *path, const struct snap_header *h,
 	return ret;
 }
 
+/* vsock's place in m->devices: after the disks, NICs and virtio console (machine.c's order). */
+static unsigned int vsock_index(const struct vm_config *cfg)
+{
+	return cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO);
+}
+
 /* Every virtio device's transport, and what the restore needs to build the same ones: the
  * disks' paths and modes, the NICs' TAPs and MACs. */
 static void save_virtio(struct machine *m, struct snap_writer *w)
@@ -147,7 +156,9 @@ static void save_virtio(struct machine *m, struct snap_writer *w)
 		snap_put(w, SNAP_CFG_DISK, i, &d, sizeof(d));
 	}
 	if (cfg->vsock.on) {
-		struct vsock_state vsk = {.cid = cfg->vsock.cid};
+		const struct virtio_vsock *v = m->devices[vsock_index(cfg)].dev;
+		struct vsock_state vsk = {.cid = cfg->vsock.cid,
+					  .next_port = virtio_vsock_next_port(v)};
 
 		memcpy(vsk.path, cfg->vsock.path, sizeof(cfg->vsock.path));
 		snap_put(w, SNAP_CFG_VSOCK, 0, &vsk, sizeof(vsk));
@@ -440,8 +451,14 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		}
 		memcpy(&vs, p, sizeof(vs));
 		ret = virtio_mmio_load(m->devices[i].t, &vs, err, sizeof(err));
-		if (!ret && m->devices[i].ops->restored)
-			m->devices[i].ops->restored(m->devices[i].dev);
+	}
+	/* Its connections stayed with the host sockets of the machine that was snapshotted: a
+	 * restored vsock device tells the guest with a transport reset (as Firecracker does). */
+	if (!ret && m->cfg->vsock.on) {
+		const struct vsock_state *vsk = snap_get(&in->r, SNAP_CFG_VSOCK, 0, sizeof(*vsk));
+
+		if (vsk)
+			virtio_vsock_restored(m->devices[vsock_index(m->cfg)].dev, vsk->next_port);
 	}
 	if (ret)
 		pr_err("restoring: %s", err[0] ? err : strerror(-ret));

@@ -217,6 +217,24 @@ void vq_flush(struct vq *vq)
 	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx), __ATOMIC_RELEASE);
 }
 
+uint16_t vq_watch_avail(struct vq *vq)
+{
+	uint16_t idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+
+	if (vq->event_idx) {
+		store16(avail_event(vq), idx);
+		/* As in vq_pop_head(): the store before the driver's next idx load is seen. */
+		atomic_thread_fence(memory_order_seq_cst);
+		idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+	}
+	return idx;
+}
+
+bool vq_avail_moved(const struct vq *vq, uint16_t mark)
+{
+	return le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE)) != mark;
+}
+
 void vq_unpop(struct vq *vq, uint16_t n)
 {
 	vq->last_avail = (uint16_t)(vq->last_avail - n);

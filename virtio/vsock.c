@@ -218,6 +218,9 @@ static void rx_process(struct virtio_vsock *v)
 	struct vq_chain *ch = &v->chain;
 	bool pushed = false;
 
+	/* A restored device: nothing reaches the guest before its transport reset did. */
+	if (v->reset_event_pending || v->reset_ack_pending)
+		return;
 	for (;;) {
 		struct vsock_conn *c = NULL;
 		uint32_t written = 0;
@@ -945,7 +948,25 @@ static void send_reset_event(struct virtio_vsock *v)
 	buf_to_iov(v->chain.iov + v->chain.nr_out, v->chain.nr_in, 0, &ev, sizeof(ev));
 	vq_push(vq, v->chain.head, sizeof(ev));
 	v->reset_event_pending = false;
+	v->reset_ack_pending = true;
+	/* The driver posts a buffer again once it handled the event: ask for that kick (the
+	 * buffers it posted before do not count). */
+	v->reset_avail_mark = vq_watch_avail(vq);
 	virtio_mmio_signal_used(&v->mmio, VIRTIO_VSOCK_EVENT_QUEUE);
+}
+
+/* The event queue was kicked: a new event buffer after the reset event means the driver has
+ * handled it; what waited for the receive queue goes now. */
+static void event_kick(struct virtio_vsock *v)
+{
+	struct vq *vq = &v->mmio.q[VIRTIO_VSOCK_EVENT_QUEUE].vq;
+
+	send_reset_event(v);
+	if (v->reset_ack_pending && virtio_mmio_queue_live(&v->mmio, VIRTIO_VSOCK_EVENT_QUEUE) &&
+	    vq_avail_moved(vq, v->reset_avail_mark)) {
+		v->reset_ack_pending = false;
+		rx_process(v);
+	}
 }
 
 static void vsock_notify(struct virtio_mmio *t, unsigned int q)
@@ -957,12 +978,19 @@ static void vsock_notify(struct virtio_mmio *t, unsigned int q)
 	else if (q == VIRTIO_VSOCK_RX_QUEUE)
 		rx_process(v);
 	else
-		send_reset_event(v);
+		event_kick(v);
 }
 
-void virtio_vsock_restored(struct virtio_vsock *v)
+void virtio_vsock_restored(struct virtio_vsock *v, uint32_t next_local_port)
 {
 	v->reset_event_pending = true;
+	if (next_local_port >= VIRTIO_VSOCK_LOCAL_PORT0)
+		v->next_local_port = next_local_port;
+}
+
+uint32_t virtio_vsock_next_port(const struct virtio_vsock *v)
+{
+	return v->next_local_port;
 }
 
 /* Every connection goes with the driver (section 5.10.6.6): their host sockets are closed.
@@ -975,7 +1003,7 @@ static bool vsock_reset(struct virtio_mmio *t)
 	for (unsigned int i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++)
 		conn_close(&v->conns[i]);
 	v->rst_len = 0;
-	v->reset_event_pending = false; /* the driver starts afresh anyway */
+	v->reset_event_pending = v->reset_ack_pending = false; /* the driver starts afresh */
 	return true;
 }
 

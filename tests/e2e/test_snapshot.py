@@ -21,8 +21,11 @@ Cases:
            Linux guest with an ext4 disk and a NIC on a TAP is booted once, mounts the disk,
            brings the NIC up, and is snapshotted; a clone restored with its own disk copy and
            TAP (-d, -n) runs commands typed on its console, reads and writes the ext4 disk
-           (checked on the host with debugfs) and pings the host over its TAP. A disk count
-           or a MAC at restore that does not fit is refused.
+           (checked on the host with debugfs) and pings the host over its TAP. A clone loaded
+           through the API with network_overrides, vsock_override and clock_realtime pings
+           the host, reaches the guest's vsock listener through its own socket (the listener
+           survives the transport reset) and has the host's clock. A disk count, a MAC or an
+           iface_id at restore that does not fit is refused.
 
 Usage: test_snapshot.py MVM GUEST_DIR CASE
 """
@@ -31,6 +34,7 @@ import fcntl
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -274,6 +278,49 @@ def sh(*args):
     return subprocess.run(list(args), capture_output=True, text=True)
 
 
+def wait_re(vm, pattern, timeout):
+    """The first match of (pattern) in the console of (vm) within (timeout) s, or None: a line
+    can arrive in pieces, so wait_out() on its start is not enough."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = re.search(pattern, vm.out.decode(errors="replace"))
+        if m or time.monotonic() > deadline:
+            return m
+        time.sleep(0.05)
+
+
+def vsock_connect(path):
+    """A host connection to the guest's vsock port 6000 through mvm's socket (path), or None."""
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(180)
+        s.connect(path)
+        s.sendall(b"CONNECT 6000\n")
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = s.recv(1)
+            if not chunk:
+                return None
+            line += chunk
+        return s if re.fullmatch(rb"OK \d+\n", line) else None
+    except OSError:
+        return None
+
+
+def vsock_echo(s, msg):
+    try:
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            chunk = s.recv(len(msg) - len(got))
+            if not chunk:
+                break
+            got += chunk
+        return got == msg
+    except OSError:
+        return False
+
+
 def tap_free(name):
     """Whether TAP (name) can be attached (TUNSETIFF does not say EBUSY)."""
     fd = os.open("/dev/net/tun", os.O_RDWR)
@@ -330,6 +377,7 @@ def case_linux_netns(c, tmp):
         mvmtest.skip(f"mkfs.ext4 failed: {p.stderr.decode(errors='replace')}")
     snap = os.path.join(tmp, "snap")
     os.mkdir(snap)
+    vsock_a = os.path.join(tmp, "v.sock")
     sock = os.path.join(tmp, "linux.sock")
     vm = fcclient.Mvm(MVM, sock)
     for path, body in (("/boot-source", {"kernel_image_path": os.environ["MVM_VMLINUX"],
@@ -340,11 +388,19 @@ def case_linux_netns(c, tmp):
                                          "is_root_device": False, "is_read_only": False}),
                        ("/network-interfaces/eth0", {"iface_id": "eth0",
                                                      "host_dev_name": TAP_A}),
+                       ("/vsock", {"guest_cid": 3, "uds_path": vsock_a}),
                        ("/actions", {"action_type": "InstanceStart"})):
         c.check(curl(sock, "PUT", path, body)[0] == 204, f"PUT {path}", vm)
     t = time.monotonic()
     c.check(vm.wait_out("MVM-INIT-READY", 900), "Linux boots", vm)
     boot = time.monotonic() - t
+    # A guest listener on vsock port 6000 (an echo per connection), and a host connection to
+    # it that is open when the snapshot is taken.
+    vm.send("vsock_test listen 6000 4 &\n")
+    c.check(vm.wait_out("VSOCK-LISTENING 6000", 300), "the guest listens on vsock port 6000", vm)
+    held = vsock_connect(vsock_a)
+    c.check(held and vsock_echo(held, b"before the snapshot\n"),
+            "a host connection to the guest's vsock listener echoes", vm)
     vm.send(f"mkdir -p /mnt/d && mount -t ext4 /dev/vda /mnt/d && ip link set eth0 up && "
             f"ip addr add {GUEST_IP}/24 dev eth0 && ping -c 1 -W 20 {HOST_IP} >/dev/null && "
             f"echo SETUP-$((20+1)) DATE0 $(date +%s) END0\n")
@@ -352,7 +408,7 @@ def case_linux_netns(c, tmp):
             vm)
     # The guest's clock against the host's just before the snapshot (a guest kernel on KVM-PVM
     # may keep its own rate, so the clone is compared with this offset, not with zero).
-    m = re.search(r"DATE0 (\d+) END0", vm.out.decode(errors="replace"))
+    m = wait_re(vm, r"DATE0 (\d+) END0", 60)
     offset0 = int(m.group(1)) - time.time() if m else 0.0
     c.check(curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204, "paused")
     t = time.monotonic()
@@ -361,8 +417,11 @@ def case_linux_netns(c, tmp):
     took = time.monotonic() - t
     snapped = time.monotonic()
     c.check(r[0] == 204, f"snapshot of Linux with a disk and a NIC: {r}", vm)
-    vm.p.kill()
-    vm.wait(30)
+    # Stopped, not killed: mvm removes its vsock socket file on the way out.
+    vm.p.terminate()
+    vm.wait(60)
+    if held:
+        held.close()
     # The clone's own disk (a copy of the original's as of the snapshot) and TAP, which takes
     # over the host address of the original's.
     # The clone's ARP cache holds the MAC of the original's host end: the clone's host end
@@ -384,7 +443,8 @@ def case_linux_netns(c, tmp):
             "snapshot_path": os.path.join(snap, "state"),
             "mem_backend": {"backend_type": "File", "backend_path": os.path.join(snap, "mem")},
             "resume_vm": True, "network_overrides": overrides,
-            "clock_realtime": clock_realtime})
+            "clock_realtime": clock_realtime,
+            "vsock_override": {"uds_path": os.path.join(tmp, "v-clone.sock")}})
         return vm, r
 
     vm, r = api_load("bad-load.sock", [{"iface_id": "nope", "host_dev_name": TAP_B}])
@@ -398,12 +458,17 @@ def case_linux_netns(c, tmp):
     vm, r = api_load("load.sock", [{"iface_id": "eth0", "host_dev_name": TAP_B}],
                      clock_realtime=True)
     c.check(r[0] == 204, f"PUT /snapshot/load with network_overrides: {r}", vm)
+    # The guest's listener survived the transport reset the restored vsock device sent; the
+    # clone's own socket (vsock_override) reaches it.
+    conn = vsock_connect(os.path.join(tmp, "v-clone.sock"))
+    c.check(conn and vsock_echo(conn, b"after the restore\n"),
+            "the clone's vsock socket reaches the guest's listener, which echoes", vm)
     vm.send(f"echo CLOCKSOURCE $(cat /sys/devices/system/clocksource/clocksource0/"
             f"current_clocksource) GUEST-DATE $(date +%s) END; "
             f"ping -c 2 -W 20 {HOST_IP} >/dev/null && echo API-PING-$((4*4))\n")
     c.check(vm.wait_out("API-PING-16", 300),
             "the clone loaded through the API pings the host over the overriding TAP", vm)
-    m = re.search(r"CLOCKSOURCE (\S+) GUEST-DATE (\d+) END", vm.out.decode(errors="replace"))
+    m = wait_re(vm, r"CLOCKSOURCE (\S+) GUEST-DATE (\d+) END", 60)
     if c.check(m, "the clone printed its date", vm):
         offset1 = int(m.group(2)) - time.time()
         print(f"clone clocksource {m.group(1)}; guest date - host date: {offset0:.1f} s at the "

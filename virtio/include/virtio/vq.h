@@ -66,6 +66,11 @@ int vq_walk(struct vq *vq, uint16_t head, struct vq_chain *c);
  * c->head is valid when the walk, not the head, failed: see vq->error). */
 int vq_pop(struct vq *vq, struct vq_chain *c);
 
+/* The driver's avail index now, and (with EVENT_IDX) a request to be notified as soon as it
+ * moves past it: for a device that waits for the driver to make one more buffer available
+ * (vq_avail_moved()) without popping. */
+uint16_t vq_watch_avail(struct vq *vq);
+bool vq_avail_moved(const struct vq *vq, uint16_t mark);
 /* Gives back the last (n) chains popped and not used, in the order they were popped, so the
  * next pops take them again (a device that freezes with receive buffers held). */
 void vq_unpop(struct vq *vq, uint16_t n);

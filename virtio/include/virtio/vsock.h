@@ -142,8 +142,13 @@ struct virtio_vsock {
 	struct vq_chain chain; /* scratch, I/O thread */
 	/* A VIRTIO_VSOCK_EVENT_TRANSPORT_RESET owed to the driver (a restored device: its
 	 * connections stayed with the snapshot's host sockets): sent on the event queue once
-	 * the device is live and the driver has posted an event buffer. */
-	bool reset_event_pending;
+	 * the device is live and the driver has posted an event buffer. Until the driver has
+	 * taken it (it posts a new event buffer once it has reset its sockets: Linux's
+	 * virtio_transport_event_work()), nothing goes on the receive queue: a new connection
+	 * that reached the guest first would be reset with the old ones, and could even reuse
+	 * an old connection's ports. */
+	bool reset_event_pending, reset_ack_pending;
+	uint16_t reset_avail_mark;	/* the event queue's avail index when the reset went */
 
 	/* Counters, I/O thread. rx: packets and payload bytes put on the receive queue (to the
 	 * guest, RSTs included); tx: those the guest put on its transmit queue. */
@@ -161,7 +166,12 @@ struct virtio_vsock *virtio_vsock_create(const char *name, uint64_t cid, const c
 void virtio_vsock_destroy(struct virtio_vsock *v);
 /* (v) was restored from a snapshot (before the loop starts): the guest's connections are
  * gone with the old host sockets, so the driver is told with a transport reset event (section
- * 5.10.6.6), after which it resets them and reads the guest CID again; its listeners stay. */
-void virtio_vsock_restored(struct virtio_vsock *v);
+ * 5.10.6.6), after which it resets them and reads the guest CID again; its listeners stay.
+ * Host-side ports go on from (next_local_port), what virtio_vsock_next_port() said at the
+ * snapshot: a new connection with an old one's ports could meet that one's socket in the
+ * guest before it is gone, and be reset with it. */
+void virtio_vsock_restored(struct virtio_vsock *v, uint32_t next_local_port);
+/* The next host-side port (of a frozen device, for a snapshot). */
+uint32_t virtio_vsock_next_port(const struct virtio_vsock *v);
 
 #endif
