@@ -210,6 +210,18 @@ put("fuzz_virtio_mmio", "net", bytes([3, 0]) + setup(lo=(1 << 5) | (1 << 15) | 1
 put("fuzz_virtio_mmio", "net_bighdr", bytes([3, 0]) + setup(lo=0xffffffff) +
     chain(1, 0, bytes([1, 1]) + struct.pack("<HHHH", 54, 1448, 34, 16), [(12, False), (100, False)])
     + W)
+# The balloon: all of its features (statistics, reporting, deflate on OOM), inflate and deflate
+# arrays of frame numbers (good ones, then one in the reserved hole, one past guest memory), a
+# statistics buffer, a free page report, a new target from the host.
+BALLOON_FEATURES = (1 << 1) | (1 << 2) | (1 << 5) | (1 << 28) | (1 << 29)
+put("fuzz_virtio_mmio", "balloon", bytes([4, 0x0e]) + setup(lo=BALLOON_FEATURES, hi=1) +
+    chain(0, 0, struct.pack("<IIII", 0x40, 0x41, 0x42, 0x60), [(16, False)]) + W +
+    chain(1, 0, struct.pack("<II", 0x40, 0x41), [(8, False)]) + W +
+    chain(0, 1, struct.pack("<II", 0x40, 0x85), [(8, False)]) + W +
+    chain(0, 2, struct.pack("<II", 0x41, 0x180), [(8, False)]) + W +
+    chain(2, 0, struct.pack("<HQHQ", 4, 1 << 20, 5, 1 << 24)[:16], [(20, False)]) + W +
+    chain(3, 0, b"", [(4096, True), (8192, True)]) + W +
+    bytes([OP_HOST, 0]) + struct.pack("<IB", 128, 3) + W + bytes([OP_ACK]) + bytes([OP_RESET]))
 put("fuzz_virtio_mmio", "registers", bytes([2, 0]) +
     bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 1) +
     bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 3) +
