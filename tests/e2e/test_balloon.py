@@ -11,6 +11,8 @@
    and --stats count the pages that went back.
 2. `mvm run --balloon amount_mib=32`: the guest starts 32 MiB smaller (MemTotal), --stats says
    8192 pages went back; malformed --balloon options exit 64 naming the option.
+3. `mvm run --balloon amount_mib=0,free_page_reporting=on`: the guest touches 160 MiB and frees
+   it; without any target, its free page reports take over 100 MiB off the host's RSS.
 
 Usage: test_balloon.py MVM   (needs MVM_VMLINUX and MVM_INITRAMFS; MVM_TEST_ACCEL, dbt here)
 """
@@ -245,6 +247,45 @@ def cli_case(c, total0):
                 f"--balloon {opt}: exit 64 saying '{says}' ({r.status}: {r.err.strip()})")
 
 
+def reporting_case(c):
+    """Free page reporting: memory the guest touched and freed goes back without a target."""
+    cmdline = ('console=ttyS0 reboot=k panic=-1 mvm.run="dd if=/dev/zero of=/dev/null bs=160M '
+               'count=1 && echo TOUCHED-$((6*7)); sleep 8"')
+    p = subprocess.Popen(mvmtest.command(MVM, [
+        "run", "-m", f"{MEM_MIB}M,thp=off", "-k", os.environ["MVM_VMLINUX"], "-i",
+        os.environ["MVM_INITRAMFS"], "--balloon", "amount_mib=0,free_page_reporting=on",
+        "--stats", "-p", cmdline]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    out = b""
+    rss_touched = rss_reported = None
+    try:
+        for line in iter(p.stdout.readline, b""):
+            out += line
+            if b"TOUCHED-42" in line:
+                rss_touched = guest_ram_rss_kib(p.pid)
+                # Linux reports 2 s after free memory crossed its threshold.
+                rss_reported = wait_for("reported", lambda: (lambda r: r if r and r <
+                                                             rss_touched - 100 * 1024 else None)(
+                    guest_ram_rss_kib(p.pid)), 6)
+                break
+        p.stdout.read()
+        p.wait(120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode(errors="replace")
+    print(f"balloon: free page reporting, guest RAM RSS {rss_touched} -> {rss_reported} KiB")
+    c.check(p.returncode == 0, f"mvm run --balloon ...,free_page_reporting=on: exit 0 "
+            f"({p.returncode}): {out.decode(errors='replace')[-1500:]} {err[-1500:]}")
+    c.check(rss_touched and rss_reported,
+            f"the guest's freed memory left the host's RSS: {rss_touched} -> {rss_reported} KiB")
+    m = re.search(r"mvm: virtio-balloon: 0 pages inflated, 0 deflated, (\d+) given back to the "
+                  r"host \((\d+) of them reported free\)", err)
+    c.check(m and int(m.group(1)) == int(m.group(2)) >= 100 * 256,
+            f"--stats: over 100 MiB reported free and given back ({m and m.group(0)})")
+
+
 def main():
     for k in ("MVM_VMLINUX", "MVM_INITRAMFS"):
         if not os.environ.get(k) or not os.path.exists(os.environ[k]):
@@ -256,6 +297,7 @@ def main():
     try:
         total0 = api_case(c, tmp)
         cli_case(c, total0)
+        reporting_case(c)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return c.done()
