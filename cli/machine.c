@@ -384,9 +384,13 @@ static void balloon_metrics(void *dev, json_t *obj)
 	json_object_set_new(obj, "discard_errors", json_integer((json_int_t)b->discard_errors));
 }
 
-static const struct device_ops balloon_device = {.destroy = balloon_destroy,
-						 .stats = balloon_stats,
-						 .metrics = balloon_metrics};
+static const struct device_ops balloon_device = {
+	.destroy = balloon_destroy, .stats = balloon_stats, .metrics = balloon_metrics,
+	/* Beyond its transport: the statistics buffer it holds and the interval's timer, which a
+	 * restore would have to give back to the guest; and a restore with a target would have to
+	 * agree with the snapshot's. */
+	.no_snapshot = "a virtio-balloon",
+};
 
 /* Takes ownership of (dev) (created, not yet attached: it is destroyed with the machine even if
  * attaching fails), then attaches its virtio-mmio transport (t). */
