@@ -411,6 +411,8 @@ static json_t *vm_config_json(const struct fc_api *a)
 					    ? json_pack("{s:o}", "rate_limiter",
 							fc_rate_limiter_json(&vm->entropy_limit))
 					    : json_object());
+	if (vm->balloon.on)
+		json_object_set_new(root, "balloon", fc_balloon_json(vm, NULL, 0));
 	if (vm->vsock.on)
 		json_object_set_new(root, "vsock", json_pack("{s:I, s:s}", "guest_cid",
 							     (json_int_t)vm->vsock.cid, "uds_path",
@@ -448,6 +450,98 @@ static int set_limit(struct fc_api *a, enum machine_limit what, int i, const str
 	snprintf(err, errlen, "%s: the running machine has no such device",
 		 what == MACHINE_LIMIT_DISK ? "drives" : "network-interfaces");
 	return -EINVAL;
+}
+
+/* GET /balloon/statistics: the target and the guest's actual size, in pages and MiB, and the
+ * statistics the guest sent last, under Firecracker's names. */
+static json_t *balloon_stats_json(const struct virtio_balloon_info *info)
+{
+	json_t *j = json_pack("{s:I, s:I, s:I, s:I}", "target_pages",
+			      (json_int_t)info->target_pages, "actual_pages",
+			      (json_int_t)info->actual_pages, "target_mib",
+			      (json_int_t)(info->target_pages / VIRTIO_BALLOON_PAGES_PER_MIB),
+			      "actual_mib",
+			      (json_int_t)(info->actual_pages / VIRTIO_BALLOON_PAGES_PER_MIB));
+
+	for (unsigned int i = 0; j && i < VIRTIO_BALLOON_STATS_TAGS; i++)
+		if (info->stats_valid & (1u << i))
+			json_object_set_new(j, virtio_balloon_stat_names[i],
+					    json_integer((json_int_t)info->stats[i]));
+	return j;
+}
+
+/* /balloon and /balloon/statistics: Firecracker's PUT before the start, PATCH after it, GET
+ * either side (the statistics after it). Under (lock). */
+static unsigned int balloon(struct fc_api *a, const char *method, const char *id, json_t *body,
+			    json_t **reply)
+{
+	bool get = !strcmp(method, "GET"), put = !strcmp(method, "PUT"),
+	     patch = !strcmp(method, "PATCH"), stats = id && !strcmp(id, "statistics");
+	struct virtio_balloon_info info;
+	char err[512];
+	unsigned int status;
+	int ret;
+
+	if (id && !stats)
+		goto bad_path;
+	if (get && !stats) {
+		if (!(*reply = fc_balloon_json(&a->vm, err, sizeof(err)))) {
+			*reply = fault(err);
+			return 400;
+		}
+		return 200;
+	}
+	if (put && !stats) {
+		if ((status = pre_boot_only(a, reply)))
+			return status;
+		ret = fc_put_balloon(&a->vm, body, err, sizeof(err));
+		goto done;
+	}
+	if (!get && !patch)
+		goto bad_path;
+	if ((status = post_boot_only(a, reply)))
+		return status;
+	if (get) {
+		if (!a->vm.balloon.on || !a->vm.balloon.stats_interval_s) {
+			*reply = fault(a->vm.balloon.on
+					       ? "balloon/statistics: statistics are not enabled "
+						 "(stats_polling_interval_s is 0)"
+					       : "balloon/statistics: no balloon device is configured");
+			return 400;
+		}
+		if (machine_balloon_info(a->m, &info)) {
+			*reply = fault(log_last_error());
+			return 400;
+		}
+		*reply = balloon_stats_json(&info);
+		return 200;
+	}
+	/* PATCH: the body checked against the configuration, then applied to the machine; the
+	 * configuration keeps what the machine took (GET /balloon). */
+	{
+		struct balloon_config before = a->vm.balloon;
+
+		ret = stats ? fc_patch_balloon_stats(&a->vm, body, err, sizeof(err))
+			    : fc_patch_balloon(&a->vm, body, err, sizeof(err));
+		if (!ret && (stats ? machine_balloon_set_stats_interval(a->m,
+									a->vm.balloon.stats_interval_s)
+				   : machine_balloon_set_target(a->m, a->vm.balloon.amount_mib))) {
+			snprintf(err, sizeof(err), "balloon: %s", log_last_error());
+			a->vm.balloon = before;
+			ret = -EINVAL;
+		}
+	}
+done:
+	if (ret) {
+		*reply = fault(err);
+		return 400;
+	}
+	return 204;
+bad_path:
+	snprintf(err, sizeof(err), "Invalid request method and/or path: %s /balloon%s%s", method,
+		 id ? "/" : "", id ? id : "");
+	*reply = fault(err);
+	return 400;
 }
 
 /* Routes one request; under (lock). (id) is the path's second segment, or NULL. */
@@ -566,8 +660,9 @@ static unsigned int route(struct fc_api *a, const char *method, const char *top,
 		if ((status = pre_boot_only(a, reply)))
 			return status;
 		ret = fc_put_vsock(&a->vm, body, err, sizeof(err));
-	} else if ((!strcmp(top, "balloon") ||
-		    !strcmp(top, "cpu-config") || !strcmp(top, "pmem") ||
+	} else if (!strcmp(top, "balloon")) {
+		return balloon(a, method, id, body, reply);
+	} else if ((!strcmp(top, "cpu-config") || !strcmp(top, "pmem") ||
 		    !strcmp(top, "hotplug") || !strcmp(top, "serial")) && (put || patch || get)) {
 		ret = fc_unsupported(top, err, sizeof(err));
 	} else if (!strcmp(top, "snapshot") && id && !strcmp(id, "create") && put) {

@@ -718,6 +718,101 @@ int fc_put_vsock(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
 	return 0;
 }
 
+/* Firecracker's Balloon: the target in MiB, deflate on OOM, the statistics interval (0: none),
+ * free page reporting; free page hinting is not offered. */
+int fc_put_balloon(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
+{
+	static const char what[] = "balloon";
+	static const struct field fields[] = {
+		{"amount_mib", F_UINT, true},
+		{"deflate_on_oom", F_BOOL, true},
+		{"stats_polling_interval_s", F_UINT, false},
+		{"free_page_hinting", F_BOOL, false},
+		{"free_page_reporting", F_BOOL, false},
+	};
+	json_int_t amount, interval = 0;
+	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+	if (ret)
+		return ret;
+	amount = json_integer_value(get(body, "amount_mib"));
+	if (amount > (json_int_t)(LAYOUT_RAM_MAX >> 20))
+		return fail(err, errlen, "%s: amount_mib %lld is more than any guest's RAM (%llu MiB)",
+			    what, (long long)amount, LAYOUT_RAM_MAX >> 20);
+	if (get(body, "stats_polling_interval_s"))
+		interval = json_integer_value(get(body, "stats_polling_interval_s"));
+	if (interval > MVM_BALLOON_STATS_MAX)
+		return fail(err, errlen, "%s: stats_polling_interval_s %lld is outside 0 to %d", what,
+			    (long long)interval, MVM_BALLOON_STATS_MAX);
+	if (get_bool(body, "free_page_hinting", false))
+		return fail(err, errlen, "%s: free_page_hinting: mvm has no free page hinting "
+			    "(free_page_reporting gives free memory back)", what);
+	vm->balloon = (struct balloon_config){
+		.on = true,
+		.amount_mib = (uint32_t)amount,
+		.deflate_on_oom = get_bool(body, "deflate_on_oom", false),
+		.stats_interval_s = (uint32_t)interval,
+		.free_page_reporting = get_bool(body, "free_page_reporting", false),
+	};
+	return 0;
+}
+
+int fc_patch_balloon(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
+{
+	static const char what[] = "balloon";
+	static const struct field fields[] = {{"amount_mib", F_UINT, true}};
+	json_int_t amount;
+	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+	if (ret)
+		return ret;
+	if (!vm->balloon.on)
+		return fail(err, errlen, "%s: no balloon device is configured (PUT /balloon)", what);
+	amount = json_integer_value(get(body, "amount_mib"));
+	if (amount > (json_int_t)vm->mem_mib)
+		return fail(err, errlen, "%s: amount_mib %lld is more than the guest's %u MiB of RAM",
+			    what, (long long)amount, vm->mem_mib);
+	vm->balloon.amount_mib = (uint32_t)amount;
+	return 0;
+}
+
+int fc_patch_balloon_stats(struct fc_vm *vm, json_t *body, char *err, size_t errlen)
+{
+	static const char what[] = "balloon/statistics";
+	static const struct field fields[] = {{"stats_polling_interval_s", F_UINT, true}};
+	json_int_t interval;
+	int ret = check_object(body, what, fields, ARRAY_SIZE(fields), err, errlen);
+
+	if (ret)
+		return ret;
+	if (!vm->balloon.on)
+		return fail(err, errlen, "%s: no balloon device is configured (PUT /balloon)", what);
+	interval = json_integer_value(get(body, "stats_polling_interval_s"));
+	if (interval > MVM_BALLOON_STATS_MAX)
+		return fail(err, errlen, "%s: stats_polling_interval_s %lld is outside 1 to %d", what,
+			    (long long)interval, MVM_BALLOON_STATS_MAX);
+	/* The statistics queue exists or not for the device's lifetime (virtio/balloon.h). */
+	if (!interval != !vm->balloon.stats_interval_s)
+		return fail(err, errlen, "%s: stats_polling_interval_s cannot turn statistics %s "
+			    "after the start", what, interval ? "on" : "off");
+	vm->balloon.stats_interval_s = (uint32_t)interval;
+	return 0;
+}
+
+json_t *fc_balloon_json(const struct fc_vm *vm, char *err, size_t errlen)
+{
+	const struct balloon_config *b = &vm->balloon;
+
+	if (!b->on) {
+		fail(err, errlen, "balloon: no balloon device is configured (PUT /balloon)");
+		return NULL;
+	}
+	return json_pack("{s:I, s:b, s:I, s:b, s:b}", "amount_mib", (json_int_t)b->amount_mib,
+			 "deflate_on_oom", b->deflate_on_oom, "stats_polling_interval_s",
+			 (json_int_t)b->stats_interval_s, "free_page_hinting", false,
+			 "free_page_reporting", b->free_page_reporting);
+}
+
 /* 169.254.[1-254].[0-255], as firecracker.yaml's MmdsConfig.ipv4_address pattern says. */
 static bool link_local(const char *s)
 {
@@ -1000,8 +1095,7 @@ int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, si
 		"network-interfaces", "entropy", "mmds-config", "vsock", "balloon", "pmem",
 		"memory-hotplug", "serial",
 	};
-	static const char *const missing[] = {"cpu-config", "balloon", "pmem", "memory-hotplug",
-					      "serial"};
+	static const char *const missing[] = {"cpu-config", "pmem", "memory-hotplug", "serial"};
 	json_error_t jerr;
 	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr), *v;
 	const char *key;
@@ -1045,6 +1139,8 @@ int fc_load_config(struct fc_vm *vm, const char *text, size_t len, char *err, si
 		goto out;
 	if ((v = get(doc, "vsock")) && (ret = fc_put_vsock(vm, v, err, errlen)))
 		goto out;
+	if ((v = get(doc, "balloon")) && (ret = fc_put_balloon(vm, v, err, errlen)))
+		goto out;
 	if ((v = get(doc, "mmds-config")) && (ret = fc_put_mmds_config(vm, v, err, errlen)))
 		goto out;
 out:
@@ -1072,6 +1168,11 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 	cfg->rng = vm->entropy;
 	cfg->rng_limit = vm->entropy_limit;
 	cfg->vsock = vm->vsock;
+	cfg->balloon = vm->balloon;
+	if (vm->balloon.on && vm->balloon.amount_mib > vm->mem_mib)
+		return fail(err, errlen, "InstanceStart: balloon: amount_mib %u is more than the "
+			    "guest's %u MiB of RAM (mem_size_mib)", vm->balloon.amount_mib,
+			    vm->mem_mib);
 	cfg->ndisks = 0;
 	cfg->nnets = 0;
 	/* The root drive is the guest's vda, the others follow in the order they were put, as
@@ -1103,7 +1204,8 @@ int fc_vm_to_config(struct fc_vm *vm, const struct vm_config *base, struct vm_co
 		snprintf(nc->id, sizeof(nc->id), "%s", vm->nets[i].id);
 		memcpy(nc->mac, vm->nets[i].mac, 6);
 	}
-	if (cfg->ndisks + cfg->nnets + cfg->rng + cfg->vsock.on + (cfg->console == CONSOLE_VIRTIO) >
+	if (cfg->ndisks + cfg->nnets + cfg->rng + cfg->vsock.on + cfg->balloon.on +
+		    (cfg->console == CONSOLE_VIRTIO) >
 	    MVM_MAX_VIRTIO)
 		return fail(err, errlen, "InstanceStart: %u drives, %u network interfaces%s: at "
 			    "most %d virtio devices in all", cfg->ndisks, cfg->nnets,

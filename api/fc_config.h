@@ -52,6 +52,8 @@ struct fc_vm {
 	bool entropy;		/* PUT /entropy: a virtio-rng device */
 	struct rl_config entropy_limit;	/* its rate_limiter */
 	struct vsock_config vsock; /* PUT /vsock: a virtio-vsock device */
+	struct balloon_config balloon; /* PUT /balloon: a virtio-balloon device; PATCH keeps
+					* amount_mib and the interval current */
 	/* logger, metrics: applied by the caller (they open files) */
 	char *log_path;
 	enum log_level_fc { FC_LOG_OFF, FC_LOG_ERROR, FC_LOG_WARNING, FC_LOG_INFO, FC_LOG_DEBUG }
@@ -81,6 +83,14 @@ int fc_put_metrics(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 int fc_put_entropy(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 int fc_put_vsock(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
 int fc_put_mmds_config(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+/* PUT /balloon (before the start; amount_mib is checked against the RAM at InstanceStart),
+ * PATCH /balloon {amount_mib} (after it: checked against the RAM, (mem_mib)), PATCH
+ * /balloon/statistics {stats_polling_interval_s} (after it: statistics stay on or off). */
+int fc_put_balloon(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_patch_balloon(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+int fc_patch_balloon_stats(struct fc_vm *vm, json_t *body, char *err, size_t errlen);
+/* GET /balloon: the configuration, or NULL (with (err)) when there is no balloon. */
+json_t *fc_balloon_json(const struct fc_vm *vm, char *err, size_t errlen);
 /* PUT replaces the data store, PATCH merges into it (RFC 7396 JSON merge patch). Both refuse
  * a store that would serialize to more than (limit) bytes. */
 int fc_put_mmds(struct fc_vm *vm, json_t *body, bool patch, size_t limit, char *err,
@@ -115,7 +125,7 @@ struct fc_snapshot_load {
 	const char *vsock_path;		/* vsock_override's uds_path, or NULL */
 };
 int fc_snapshot_load(json_t *body, struct fc_snapshot_load *req, char *err, size_t errlen);
-/* Refuses the bodies of devices mvm does not have yet (balloon, cpu-config, ...), naming it. */
+/* Refuses the bodies of devices mvm does not have yet (cpu-config, pmem, ...), naming it. */
 int fc_unsupported(const char *what, char *err, size_t errlen);
 
 /* GET /machine-config. New reference. */

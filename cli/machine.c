@@ -34,6 +34,7 @@
 #include "term.h"
 #include "util/log.h"
 #include "util/util.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio.h"
@@ -338,6 +339,50 @@ static void vsock_metrics(void *dev, json_t *obj)
 static const struct device_ops vsock_device = {.destroy = vsock_destroy, .stats = vsock_stats,
 					       .metrics = vsock_metrics};
 
+static void balloon_destroy(void *dev)
+{
+	virtio_balloon_destroy(dev);
+}
+
+static void balloon_stats(void *dev, FILE *f)
+{
+	struct virtio_balloon *b = dev;
+	struct virtio_balloon_info info;
+
+	virtio_balloon_info(b, &info);
+	fprintf(f, "mvm: virtio-balloon: %llu pages inflated, %llu deflated, %llu given back to "
+		   "the host (%llu of them reported free), %llu statistics updates, %llu guest "
+		   "errors; target %u pages, actual %u\n",
+		(unsigned long long)b->inflated_pages, (unsigned long long)b->deflated_pages,
+		(unsigned long long)b->returned_pages, (unsigned long long)b->reported_pages,
+		(unsigned long long)b->stats_updates, (unsigned long long)b->guest_errors,
+		info.target_pages, info.actual_pages);
+}
+
+/* Read while the I/O thread updates them, as net_metrics(). */
+static void balloon_metrics(void *dev, json_t *obj)
+{
+	const struct virtio_balloon *b = dev;
+
+	json_object_set_new(obj, "inflate_requests", json_integer((json_int_t)b->inflate_reqs));
+	json_object_set_new(obj, "deflate_requests", json_integer((json_int_t)b->deflate_reqs));
+	json_object_set_new(obj, "inflated_pages", json_integer((json_int_t)b->inflated_pages));
+	json_object_set_new(obj, "deflated_pages", json_integer((json_int_t)b->deflated_pages));
+	json_object_set_new(obj, "returned_pages", json_integer((json_int_t)b->returned_pages));
+	json_object_set_new(obj, "reported_pages", json_integer((json_int_t)b->reported_pages));
+	json_object_set_new(obj, "stats_updates", json_integer((json_int_t)b->stats_updates));
+	json_object_set_new(obj, "guest_errors", json_integer((json_int_t)b->guest_errors));
+	json_object_set_new(obj, "discard_errors", json_integer((json_int_t)b->discard_errors));
+}
+
+static const struct device_ops balloon_device = {
+	.destroy = balloon_destroy, .stats = balloon_stats, .metrics = balloon_metrics,
+	/* Beyond its transport: the statistics buffer it holds and the interval's timer, which a
+	 * restore would have to give back to the guest; and a restore with a target would have to
+	 * agree with the snapshot's. */
+	.no_snapshot = "a virtio-balloon",
+};
+
 /* Takes ownership of (dev) (created, not yet attached: it is destroyed with the machine even if
  * attaching fails), then attaches its virtio-mmio transport (t). */
 static int add_virtio_device(struct machine *m, const char *name, const struct device_ops *ops,
@@ -424,6 +469,26 @@ static int attach_virtio_devices(struct machine *m, const struct vm_config *cfg)
 			return ret;
 		pr_info("virtio-vsock: guest CID %llu, host socket %s",
 			(unsigned long long)cfg->vsock.cid, cfg->vsock.path);
+	}
+	if (cfg->balloon.on) {
+		struct virtio_balloon_params p = {
+			.target_pages = cfg->balloon.amount_mib * VIRTIO_BALLOON_PAGES_PER_MIB,
+			.deflate_on_oom = cfg->balloon.deflate_on_oom,
+			.stats_interval_s = cfg->balloon.stats_interval_s,
+			.free_page_reporting = cfg->balloon.free_page_reporting,
+		};
+		struct virtio_balloon *b = virtio_balloon_create("virtio-balloon", &p, m->map,
+								 m->mem, &m->loop);
+
+		if (!b)
+			return -ENOMEM;
+		ret = add_virtio_device(m, "virtio-balloon", &balloon_device, b, &b->mmio);
+		if (ret)
+			return ret;
+		m->balloon = b;
+		pr_info("virtio-balloon: target %u MiB%s%s", cfg->balloon.amount_mib,
+			cfg->balloon.deflate_on_oom ? ", deflate on OOM" : "",
+			cfg->balloon.free_page_reporting ? ", free page reporting" : "");
 	}
 	/* Last, so the slots of the devices the user asked for do not move with --no-rng. */
 	if (cfg->rng) {
@@ -903,6 +968,45 @@ int machine_set_rate_limit(struct machine *m, enum machine_limit what, unsigned 
 	if (!r)
 		return -ENODEV;
 	rate_limiter_update(r, c);
+	return 0;
+}
+
+int machine_balloon_set_target(struct machine *m, uint32_t amount_mib)
+{
+	if (!m->balloon) {
+		pr_err("the machine has no balloon device");
+		return -ENODEV;
+	}
+	if ((uint64_t)amount_mib << 20 > guest_mem_size(m->mem)) {
+		pr_err("amount_mib %u is more than the guest's %llu MiB of RAM", amount_mib,
+		       (unsigned long long)(guest_mem_size(m->mem) >> 20));
+		return -EINVAL;
+	}
+	virtio_balloon_set_target(m->balloon, amount_mib * VIRTIO_BALLOON_PAGES_PER_MIB);
+	return 0;
+}
+
+int machine_balloon_set_stats_interval(struct machine *m, unsigned int seconds)
+{
+	if (!m->balloon) {
+		pr_err("the machine has no balloon device");
+		return -ENODEV;
+	}
+	if (virtio_balloon_set_stats_interval(m->balloon, seconds)) {
+		pr_err("statistics cannot be turned on or off after the start "
+		       "(stats_polling_interval_s was %u)", m->balloon->params.stats_interval_s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int machine_balloon_info(struct machine *m, struct virtio_balloon_info *out)
+{
+	if (!m->balloon) {
+		pr_err("the machine has no balloon device");
+		return -ENODEV;
+	}
+	virtio_balloon_info(m->balloon, out);
 	return 0;
 }
 

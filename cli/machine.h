@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "options.h"
+#include "virtio/balloon.h"
 
 struct machine;
 
@@ -49,6 +50,13 @@ enum machine_limit { MACHINE_LIMIT_DISK, MACHINE_LIMIT_NET_RX, MACHINE_LIMIT_NET
  * such device. */
 int machine_set_rate_limit(struct machine *m, enum machine_limit what, unsigned int index,
 			   const struct rl_config *c);
+/* The balloon (--balloon, PUT /balloon): a new target of (amount_mib) MiB, at most the guest's
+ * RAM; a new statistics interval (seconds, not 0, and only where statistics were on from the
+ * start); its target, actual size and the guest's last statistics. Return 0, -ENODEV without a
+ * balloon, or -EINVAL (logged). */
+int machine_balloon_set_target(struct machine *m, uint32_t amount_mib);
+int machine_balloon_set_stats_interval(struct machine *m, unsigned int seconds);
+int machine_balloon_info(struct machine *m, struct virtio_balloon_info *out);
 /* Adds the machine's counters to (root): unclaimed bus accesses, emulated instructions
  * (KVM), each device's counters under "devices". */
 void machine_metrics(struct machine *m, json_t *root);

@@ -17,6 +17,7 @@
 #include "machine_dbt.h"
 #include "options.h"
 #include "snapshot.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
@@ -80,6 +81,7 @@ struct machine {
 	/* The devices with rate limiters, for machine_set_rate_limit(); owned by devices[]. */
 	struct virtio_blk *blks[MVM_MAX_DISKS];
 	struct virtio_net *nets[MVM_MAX_NETS];
+	struct virtio_balloon *balloon;	/* --balloon, owned by devices[] (machine_balloon_*) */
 	struct device devices[MAX_DEVICES];
 	unsigned int ndevices;
 	struct console_escape vcon_escape;

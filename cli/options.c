@@ -50,6 +50,16 @@ const char options_usage[] =
 	"                        process writes \"CONNECT <port>\\n\" to reach the guest's\n"
 	"                        listener on <port> and reads \"OK <hostport>\\n\"; the guest's\n"
 	"                        connections to host port P go to the Unix socket PATH_P\n"
+	"      --balloon amount_mib=N[,deflate_on_oom=on|off][,stats_interval=S]\n"
+	"                [,free_page_reporting=on|off]\n"
+	"                        a virtio-balloon device: the guest gives N MiB back to the\n"
+	"                        host (at most its RAM; 0 to start with none). deflate_on_oom:\n"
+	"                        the guest takes pages back under memory pressure (default\n"
+	"                        off); stats_interval: the guest's memory statistics every S\n"
+	"                        seconds (1-65535; default 0, none); free_page_reporting: the\n"
+	"                        guest's free memory goes back to the host too (default off).\n"
+	"                        --stats counts what went back. Firecracker's API (PUT\n"
+	"                        /balloon) also changes the target while the guest runs\n"
 	"      --rng[=bw=LIMIT,ops=LIMIT], --no-rng\n"
 	"                        a virtio-rng entropy device (the guest's /dev/hwrng), fed\n"
 	"                        from getrandom(); on by default\n"
@@ -475,6 +485,63 @@ static int parse_vsock(const char *arg, struct vm_config *cfg, char *err, unsign
 	return 0;
 }
 
+static int parse_on_off(const char *opt, const char *v, bool *out, char *err, unsigned int errlen)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "off")) {
+		*out = !strcmp(v, "on");
+		return 0;
+	}
+	return fail(err, errlen, "--balloon: %s '%s' is not on or off", opt, v);
+}
+
+static int parse_balloon(const char *arg, struct vm_config *cfg, char *err, unsigned int errlen)
+{
+	struct balloon_config *b = &cfg->balloon;
+	const char *p = arg;
+	bool has_amount = false;
+	char opt[64];
+
+	if (b->on)
+		return fail(err, errlen, "--balloon: at most one balloon device");
+	memset(b, 0, sizeof(*b));
+	while (*p) {
+		uint64_t v;
+		int ret;
+
+		if (next_field(&p, opt, sizeof(opt)) < 0)
+			return fail(err, errlen, "--balloon: an option in '%s' is too long", arg);
+		if (!strncmp(opt, "amount_mib=", 11)) {
+			/* Checked against the guest's RAM once -m is known (parse_run()). */
+			if (parse_uint(opt + 11, UINT32_MAX, &v))
+				return fail(err, errlen, "--balloon: amount_mib '%s' is not a number "
+					    "of MiB from 0 to the guest's RAM", opt + 11);
+			b->amount_mib = (uint32_t)v;
+			has_amount = true;
+		} else if (!strncmp(opt, "deflate_on_oom=", 15)) {
+			if ((ret = parse_on_off("deflate_on_oom", opt + 15, &b->deflate_on_oom, err,
+						errlen)))
+				return ret;
+		} else if (!strncmp(opt, "stats_interval=", 15)) {
+			if (parse_uint(opt + 15, MVM_BALLOON_STATS_MAX, &v))
+				return fail(err, errlen, "--balloon: stats_interval '%s' is not a number "
+					    "of seconds from 0 to %d", opt + 15, MVM_BALLOON_STATS_MAX);
+			b->stats_interval_s = (uint32_t)v;
+		} else if (!strncmp(opt, "free_page_reporting=", 20)) {
+			if ((ret = parse_on_off("free_page_reporting", opt + 20,
+						&b->free_page_reporting, err, errlen)))
+				return ret;
+		} else {
+			return fail(err, errlen, "--balloon: unknown option '%s' in '%s' (amount_mib=N"
+				    "[,deflate_on_oom=on|off][,stats_interval=S]"
+				    "[,free_page_reporting=on|off])", opt, arg);
+		}
+	}
+	if (!has_amount)
+		return fail(err, errlen, "--balloon: '%s' needs amount_mib=N", arg);
+	b->on = true;
+	return 0;
+}
+
 /* A snapshot directory DIR: its two files, DIR/state and DIR/mem, into (paths). */
 static int snapshot_dir(const char *opt, const char *dir, char paths[2][MVM_DISK_PATH_MAX],
 			const char **state, const char **mem, char *err, unsigned int errlen)
@@ -520,7 +587,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 {
 	enum { OPT_CONSOLE = 256, OPT_STATS, OPT_RNG, OPT_NO_RNG, OPT_ACCEL, OPT_SECCOMP, OPT_JAIL,
 	       OPT_JAIL_NETNS, OPT_JAIL_PIDNS, OPT_JAIL_CGROUP, OPT_JAIL_NOFILE, OPT_RESTORE,
-	       OPT_VSOCK, OPT_SNAPSHOT_DIR, OPT_CLOCK_REALTIME };
+	       OPT_VSOCK, OPT_SNAPSHOT_DIR, OPT_CLOCK_REALTIME, OPT_BALLOON };
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -532,6 +599,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 		{"disk", required_argument, NULL, 'd'},
 		{"net", required_argument, NULL, 'n'},
 		{"vsock", required_argument, NULL, OPT_VSOCK},
+		{"balloon", required_argument, NULL, OPT_BALLOON},
 		{"rng", optional_argument, NULL, OPT_RNG},
 		{"no-rng", no_argument, NULL, OPT_NO_RNG},
 		{"stats", no_argument, NULL, OPT_STATS},
@@ -597,6 +665,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			break;
 		case OPT_VSOCK:
 			ret = parse_vsock(optarg, cfg, err, errlen);
+			if (ret)
+				return ret;
+			break;
+		case OPT_BALLOON:
+			ret = parse_balloon(optarg, cfg, err, errlen);
 			if (ret)
 				return ret;
 			break;
@@ -700,13 +773,21 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 	if (cfg->accel == ACCEL_HYBRID && cfg->cpus > 1)
 		return fail(err, errlen, "--accel hybrid runs one vCPU; -c %u needs --accel dbt or kvm",
 			    cfg->cpus);
-	nvirtio = cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO) + cfg->vsock.on;
+	if (cfg->balloon.on && cfg->restore_state)
+		return fail(err, errlen, "--balloon: a restored machine keeps the devices of its "
+			    "snapshot");
+	if (cfg->balloon.on && (uint64_t)cfg->balloon.amount_mib << 20 > cfg->mem)
+		return fail(err, errlen, "--balloon: amount_mib %u is more than the guest's %llu MiB "
+			    "of RAM", cfg->balloon.amount_mib, (unsigned long long)(cfg->mem >> 20));
+	nvirtio = cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO) + cfg->vsock.on +
+		  cfg->balloon.on;
 	if (nvirtio + cfg->rng > MVM_MAX_VIRTIO) {
 		if (rng_given || nvirtio > MVM_MAX_VIRTIO)
-			return fail(err, errlen, "too many virtio devices: %u disks, %u NICs%s%s%s; "
+			return fail(err, errlen, "too many virtio devices: %u disks, %u NICs%s%s%s%s; "
 				    "at most %d in all", cfg->ndisks, cfg->nnets,
 				    cfg->console == CONSOLE_VIRTIO ? ", the virtio console" : "",
-				    cfg->vsock.on ? ", vsock" : "", cfg->rng ? ", the rng" : "",
+				    cfg->vsock.on ? ", vsock" : "",
+				    cfg->balloon.on ? ", the balloon" : "", cfg->rng ? ", the rng" : "",
 				    MVM_MAX_VIRTIO);
 		cfg->rng = false; /* the default rng gives way to explicit devices */
 	}

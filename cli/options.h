@@ -33,7 +33,8 @@
 #define MVM_DISK_PATH_MAX   4096
 #define MVM_MAX_NETS	    4
 #define MVM_TAP_NAME_MAX    15	/* IFNAMSIZ - 1 */
-/* All virtio-mmio devices together: disks, NICs, the virtio console, vsock and the rng. */
+/* All virtio-mmio devices together: disks, NICs, the virtio console, vsock, the balloon and
+ * the rng. */
 #define MVM_MAX_VIRTIO	    9
 
 /* CONSOLE_VIRTIO: stdin/stdout on a virtio-console (hvc0); the serial port still prints
@@ -76,6 +77,17 @@ struct vsock_config {
 	char path[MVM_VSOCK_PATH_MAX + 1];	/* the host's Unix socket; must not exist */
 };
 
+/* --balloon amount_mib=N[,deflate_on_oom=on|off][,stats_interval=S][,free_page_reporting=on|off]
+ * (and Firecracker's PUT /balloon): a virtio-balloon device (virtio/balloon.h). */
+#define MVM_BALLOON_STATS_MAX 65535	/* seconds, Firecracker's u16 */
+struct balloon_config {
+	bool on;
+	uint32_t amount_mib;		/* the target: MiB the guest gives back, at most its RAM */
+	bool deflate_on_oom;		/* VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
+	uint32_t stats_interval_s;	/* 0: no statistics queue */
+	bool free_page_reporting;	/* VIRTIO_BALLOON_F_REPORTING */
+};
+
 /* CMD_FIRECRACKER: Firecracker's command line (--api-sock, --config-file): api/fc_api.h. */
 enum mvm_command { CMD_RUN, CMD_HELP, CMD_VERSION, CMD_FIRECRACKER };
 
@@ -114,6 +126,7 @@ struct vm_config {
 	unsigned int nnets;
 	struct net_config nets[MVM_MAX_NETS];
 	struct vsock_config vsock;
+	struct balloon_config balloon;
 	bool rng;		/* a virtio-rng device (default on; dropped, with --rng not given,
 				 * when the other virtio devices take every slot) */
 	struct rl_config rng_limit;	/* --rng=bw=...,ops=... */

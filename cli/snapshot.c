@@ -13,8 +13,8 @@
  * them from the disks and NICs the snapshot names (or the ones given at restore in their place,
  * for clones) and the I/O thread serves the rings from the saved indices.
  *
- * Supported so far: KVM machines with the legacy devices and virtio-blk, -net, -console and
- * -rng. The others (the engine; vsock) are refused with a message saying so. */
+ * Supported so far: KVM machines with the legacy devices and virtio-blk, -net, -console, -rng
+ * and -vsock. The others (the engine; the balloon) are refused with a message saying so. */
 #define pr_fmt(fmt) "snapshot: " fmt
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -369,6 +369,7 @@ static int restore_devices(const struct snapshot_in *in, const struct machine_st
 	out->rng = ms->rng;
 	if (restore_vsock(in, ms, cfg, out))
 		return -EINVAL;
+	out->balloon.on = false; /* a snapshot never holds one (its device_ops.no_snapshot) */
 	if (ms->virtio_console)
 		out->console = CONSOLE_VIRTIO;
 	else if (out->console == CONSOLE_VIRTIO)

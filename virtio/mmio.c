@@ -282,6 +282,13 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *why)
 	raise_irq(t, VIRTIO_ISR_CONFIG);
 }
 
+void virtio_mmio_config_changed_locked(struct virtio_mmio *t)
+{
+	t->config_generation++;
+	if (atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK)
+		raise_irq(t, VIRTIO_ISR_CONFIG);
+}
+
 /* ---- vCPU side, t->lock held ---- */
 
 /* Hands (req) to the I/O thread. Returns its request number. */
@@ -512,7 +519,8 @@ static uint32_t reg_read(struct virtio_mmio *t, uint64_t off)
 	case VIRTIO_MMIO_SHM_LEN_HIGH:
 	case VIRTIO_MMIO_SHM_BASE_LOW:
 	case VIRTIO_MMIO_SHM_BASE_HIGH: return 0xffffffff;
-	case VIRTIO_MMIO_CONFIG_GENERATION: return 0; /* config space never changes */
+	/* Changes only where a device calls virtio_mmio_config_changed_locked(). */
+	case VIRTIO_MMIO_CONFIG_GENERATION: return t->config_generation;
 	default: return 0;
 	}
 }

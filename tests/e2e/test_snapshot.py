@@ -270,6 +270,18 @@ def case_bad(c, tmp):
             "the clone with its own vsock socket finishes", vm2)
     c.check(vm.wait(300) == 0, "the original still finishes", vm)
 
+    # A VM with a virtio-balloon cannot be snapshotted yet: said so, and it keeps running.
+    vm, sock = start_guest(c, tmp, name="balloon.sock", extra_puts=(
+        ("/balloon", {"amount_mib": 0, "deflate_on_oom": False}),))
+    c.check(vm.wait_out("STEP 1\r\n", 120), "the guest with virtio-balloon runs", vm)
+    c.check(curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204, "paused")
+    r = curl(sock, "PUT", "/snapshot/create", {"snapshot_path": os.path.join(tmp, "b.state"),
+                                              "mem_file_path": os.path.join(tmp, "b.mem")})
+    c.check(fault_says(r, "virtio-balloon"), f"a VM with a balloon is refused, saying why: {r}")
+    c.check(not os.path.exists(os.path.join(tmp, "b.state")), "and no state file is left")
+    c.check(curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204, "resumed")
+    c.check(vm.wait(300) == 0, "the guest still finishes", vm)
+
 
 TAP_A, TAP_B, HOST_IP, GUEST_IP = "mvmsnap0", "mvmsnap1", "10.210.0.1", "10.210.0.2"
 

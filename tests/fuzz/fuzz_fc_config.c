@@ -2,7 +2,8 @@
  * (api/fc_config.c, compiled into this target: it is pure). The input is a sequence of records
  * [op][id][len lo][len hi][len bytes of body] applied in turn to one struct fc_vm, as a client
  * would send API calls (op 12 loads the body as a whole config file instead; op 13 is PATCH
- * /network-interfaces). Whatever the
+ * /network-interfaces, 14 PUT /snapshot/load, 15-17 the balloon's PUT, PATCH and PATCH
+ * /balloon/statistics). Whatever the
  * bodies, each call returns 0 or -EINVAL with a message, the configuration keeps Firecracker's
  * and mvm's limits (one root drive, at most 8 drives and 4 NICs, ids and TAP names terminated,
  * vCPUs 1-32, memory within mvm's range, no two NICs on one TAP, every rate limiter one the
@@ -58,6 +59,9 @@ static void check_vm(const struct fc_vm *vm)
 	}
 	if (roots > 1)
 		fail("two root drives");
+	if (vm->balloon.on && ((uint64_t)vm->balloon.amount_mib << 20 > LAYOUT_RAM_MAX ||
+			       vm->balloon.stats_interval_s > MVM_BALLOON_STATS_MAX))
+		fail("a balloon target beyond any RAM or an interval beyond 65535 s");
 	for (unsigned int i = 0; i < vm->nnets; i++) {
 		if (!memchr(vm->nets[i].tap, 0, sizeof(vm->nets[i].tap)) || !vm->nets[i].tap[0])
 			fail("a TAP name empty or not terminated");
@@ -75,8 +79,10 @@ static void check_config(const struct vm_config *cfg)
 		fail("no kernel, or no or an overlong command line");
 	if (cfg->cpus < 1 || cfg->cpus > FC_MAX_VCPUS)
 		fail("cpus out of range");
-	if (cfg->ndisks + cfg->nnets + cfg->rng > MVM_MAX_VIRTIO)
+	if (cfg->ndisks + cfg->nnets + cfg->rng + cfg->vsock.on + cfg->balloon.on > MVM_MAX_VIRTIO)
 		fail("more virtio devices than slots");
+	if (cfg->balloon.on && (uint64_t)cfg->balloon.amount_mib << 20 > cfg->mem)
+		fail("a balloon target beyond the guest's RAM");
 	for (unsigned int i = 0; i < cfg->ndisks; i++)
 		if (!memchr(cfg->disks[i].path, 0, sizeof(cfg->disks[i].path)) ||
 		    !memchr(cfg->disks[i].id, 0, sizeof(cfg->disks[i].id)))
@@ -96,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fc_vm_init(&vm);
 	while (at + 4 <= size) {
-		unsigned int op = data[at] % 15, len = data[at + 2] | data[at + 3] << 8;
+		unsigned int op = data[at] % 18, len = data[at + 2] | data[at + 3] << 8;
 		const char *id = ids[data[at + 1] % 4], *path;
 		json_error_t jerr;
 		json_t *body;
@@ -148,6 +154,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					fail("a network override's id or TAP empty or unterminated");
 			break;
 		}
+		case 15: ret = fc_put_balloon(&vm, body, err, sizeof(err)); break;
+		case 16: ret = fc_patch_balloon(&vm, body, err, sizeof(err)); break;
+		case 17: ret = fc_patch_balloon_stats(&vm, body, err, sizeof(err)); break;
 		}
 		json_decref(body);
 checked:

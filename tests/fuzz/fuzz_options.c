@@ -52,8 +52,13 @@ static void check(const struct vm_config *cfg)
 		fail("cpus out of range");
 	if (cfg->ndisks > MVM_MAX_DISKS || cfg->nnets > MVM_MAX_NETS)
 		fail("too many disks or NICs");
-	if (cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO) + cfg->rng > MVM_MAX_VIRTIO)
+	if (cfg->ndisks + cfg->nnets + (cfg->console == CONSOLE_VIRTIO) + cfg->rng + cfg->vsock.on +
+		    cfg->balloon.on >
+	    MVM_MAX_VIRTIO)
 		fail("more virtio devices than slots");
+	if (cfg->balloon.on && ((uint64_t)cfg->balloon.amount_mib << 20 > cfg->mem ||
+				cfg->balloon.stats_interval_s > MVM_BALLOON_STATS_MAX))
+		fail("a balloon target beyond the guest's RAM or an interval beyond 65535 s");
 	for (unsigned int i = 0; i < cfg->ndisks; i++)
 		if (!memchr(cfg->disks[i].path, 0, sizeof(cfg->disks[i].path)) ||
 		    !memchr(cfg->disks[i].id, 0, sizeof(cfg->disks[i].id)))

@@ -1,6 +1,7 @@
 /* fuzz_virtio_mmio.c: libFuzzer target for the virtio-mmio register file (virtio/mmio.c) with
- * each device behind it: virtio-blk on a memfd image, virtio-console on pipes, virtio-rng, and
- * virtio-net on a SOCK_SEQPACKET socketpair in place of the TAP. As in the unit tests
+ * each device behind it: virtio-blk on a memfd image, virtio-console on pipes, virtio-rng,
+ * virtio-net on a SOCK_SEQPACKET socketpair in place of the TAP, and virtio-balloon (whose
+ * inflated frames and reported ranges really are given back: they read as zeros after). As in the unit tests
  * (tests/unit/test_virtio_*.c), the device runs on a real io_uring loop thread and this thread
  * plays the vCPU: the input is a program of register reads and writes (resets mid-I/O
  * included), guest memory contents, descriptor chains, queue notifications, waits, and
@@ -15,7 +16,8 @@
  * activations and resets time out after CTL_TIMEOUT_MS instead of 30 s, which also explores
  * the "reset still pending" path.
  *
- * Input layout: [0] device (0 blk, 1 console, 2 rng, 3 net), [1] bit 0: blk read-only; then
+ * Input layout: [0] device (0 blk, 1 console, 2 rng, 3 net, 4 balloon), [1] bit 0: blk
+ * read-only, balloon: bit 1 statistics, bit 2 free page reporting, bit 3 deflate on OOM; then
  * operations, one byte each plus arguments (see run()). */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +33,7 @@
 
 #include "core/guest_mem.h"
 #include "core/loop.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio.h"
@@ -52,6 +55,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static uint8_t *ram;
 static struct guest_mem mem;
+/* The balloon's memory map: guest RAM with a reserved hole, and RAM the map claims past the
+ * end of guest memory (frames there are in the map but have no host memory). */
+static const struct memmap map = {
+	.n = 3,
+	.e = {{0, 0x80000, MEMMAP_RAM},
+	      {0x80000, 0x10000, MEMMAP_RESERVED},
+	      {0x90000, 2 * RAM_SIZE - 0x90000, MEMMAP_RAM}},
+};
 static int image_fd, null_fd;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -89,6 +100,7 @@ struct rig {
 	struct virtio_console con;
 	struct virtio_rng rng;
 	struct virtio_net *net;
+	struct virtio_balloon *balloon;
 	int con_in[2];		/* host -> guest console bytes */
 	int sp[2];		/* net: [0] the device's "TAP", [1] the host's end */
 	uint16_t avail_idx[VIRTIO_MMIO_MAX_QUEUES];
@@ -343,6 +355,10 @@ static void host_input(struct rig *r, struct cursor *in)
 		if (send(r->sp[1], buf, n, MSG_DONTWAIT) < 0)
 			break;
 		break;
+	case 4: /* the host's target and statistics interval, as the API changes them */
+		virtio_balloon_set_target(r->balloon, (uint32_t)take(in, 4));
+		(void)virtio_balloon_set_stats_interval(r->balloon, (unsigned int)take(in, 1));
+		break;
 	}
 }
 
@@ -441,7 +457,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	memset(&r, 0, sizeof(r));
-	r.kind = data[0] % 4;
+	r.kind = data[0] % 5;
 	r.con_in[0] = r.con_in[1] = r.sp[0] = r.sp[1] = -1;
 	r.data_next = DATA_BASE;
 	in.p += 2;
@@ -482,6 +498,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		r.t = &r.net->mmio;
 		break;
+	case 4: {
+		struct virtio_balloon_params p = {.target_pages = 64,
+						  .stats_interval_s = data[1] & 2 ? 1 : 0,
+						  .free_page_reporting = data[1] & 4,
+						  .deflate_on_oom = data[1] & 8};
+
+		r.balloon = virtio_balloon_create("fuzz-balloon", &p, &map, &mem, &r.loop);
+		if (!r.balloon)
+			abort();
+		r.t = &r.balloon->mmio;
+		break;
+	}
 	}
 	if (ret || loop_start(&r.loop))
 		abort();
@@ -529,6 +557,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		virtio_net_destroy(r.net);
 		close(r.sp[0]);
 		close(r.sp[1]);
+		break;
+	case 4:
+		virtio_balloon_destroy(r.balloon);
 		break;
 	}
 	return 0;

@@ -80,6 +80,9 @@ put("fuzz_options", "restore", argv("run", "--restore", "/snap", "--snapshot-dir
                                     "--console", "none"))
 put("fuzz_options", "firecracker", argv("--api-sock", "/a.sock", "--id", "vm-1", "--level", "Debug",
                                         "--config-file", "c.json", "--accel", "dbt"))
+put("fuzz_options", "balloon", argv("run", "-k", "k", "-m", "512M", "--balloon",
+                                    "amount_mib=64,deflate_on_oom=on,stats_interval=5,"
+                                    "free_page_reporting=off", "--balloon", "amount_mib=999"))
 put("fuzz_options", "help", argv("--help"))
 put("fuzz_options", "version", argv("version"))
 put("fuzz_options", "many_disks", argv("run", "-k", "k", *sum((["-d", "d%d" % i] for i in range(10)), [])))
@@ -207,6 +210,18 @@ put("fuzz_virtio_mmio", "net", bytes([3, 0]) + setup(lo=(1 << 5) | (1 << 15) | 1
 put("fuzz_virtio_mmio", "net_bighdr", bytes([3, 0]) + setup(lo=0xffffffff) +
     chain(1, 0, bytes([1, 1]) + struct.pack("<HHHH", 54, 1448, 34, 16), [(12, False), (100, False)])
     + W)
+# The balloon: all of its features (statistics, reporting, deflate on OOM), inflate and deflate
+# arrays of frame numbers (good ones, then one in the reserved hole, one past guest memory), a
+# statistics buffer, a free page report, a new target from the host.
+BALLOON_FEATURES = (1 << 1) | (1 << 2) | (1 << 5) | (1 << 28) | (1 << 29)
+put("fuzz_virtio_mmio", "balloon", bytes([4, 0x0e]) + setup(lo=BALLOON_FEATURES, hi=1) +
+    chain(0, 0, struct.pack("<IIII", 0x40, 0x41, 0x42, 0x60), [(16, False)]) + W +
+    chain(1, 0, struct.pack("<II", 0x40, 0x41), [(8, False)]) + W +
+    chain(0, 1, struct.pack("<II", 0x40, 0x85), [(8, False)]) + W +
+    chain(0, 2, struct.pack("<II", 0x41, 0x180), [(8, False)]) + W +
+    chain(2, 0, struct.pack("<HQHQ", 4, 1 << 20, 5, 1 << 24)[:16], [(20, False)]) + W +
+    chain(3, 0, b"", [(4096, True), (8192, True)]) + W +
+    bytes([OP_HOST, 0]) + struct.pack("<IB", 128, 3) + W + bytes([OP_ACK]) + bytes([OP_RESET]))
 put("fuzz_virtio_mmio", "registers", bytes([2, 0]) +
     bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 1) +
     bytes([OP_REG32, 0x70 // 4]) + struct.pack("<I", 3) +
@@ -311,6 +326,16 @@ put("fuzz_fc_config", "rate_limiters_bad", b"".join(fc_call(*c) for c in [
     (7, 0, '{"rate_limiter": [1]}'),
     (13, 2, '{"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 1, "refill_time": '
             '99999999999999, "one_time_burst": 1.5}}}')]))
+put("fuzz_fc_config", "balloon", b"".join(fc_call(*c) for c in [
+    (0, 0, '{"vcpu_count": 1, "mem_size_mib": 256}'),
+    (2, 0, '{"kernel_image_path": "/vmlinux"}'),
+    (15, 0, '{"amount_mib": 0, "deflate_on_oom": true, "stats_polling_interval_s": 1, '
+            '"free_page_reporting": true, "free_page_hinting": false}'),
+    (16, 0, '{"amount_mib": 64}'), (16, 0, '{"amount_mib": 300}'), (16, 0, '{"amount_mib": -1}'),
+    (17, 0, '{"stats_polling_interval_s": 5}'), (17, 0, '{"stats_polling_interval_s": 0}'),
+    (15, 0, '{"amount_mib": "64", "deflate_on_oom": 1}'),
+    (12, 0, '{"boot-source": {"kernel_image_path": "/k"}, "machine-config": {"vcpu_count": 1, '
+            '"mem_size_mib": 64}, "balloon": {"amount_mib": 128, "deflate_on_oom": false}}')]))
 put("fuzz_fc_config", "bad", b"".join(fc_call(*c) for c in [
     (0, 0, '{"vcpu_count": 0, "mem_size_mib": 1, "x": 1}'), (3, 0, '[1, 2]'),
     (4, 3, '{"iface_id": "a_1", "host_dev_name": "tap-name-far-too-long-for-ifnamsiz"}'),

@@ -419,7 +419,9 @@ static void test_config_file(void)
 			{"{\"gpu\": {}}", "unknown section 'gpu'"},
 			{"{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/v\"}}", "guest_cid"},
 			{"{\"vsock\": {\"guest_cid\": 3}}", "uds_path"},
-			{"{\"balloon\": {}}", "balloon"},
+			{"{\"balloon\": {}}", "balloon: missing field 'amount_mib'"},
+			{"{\"balloon\": {\"amount_mib\": -64, \"deflate_on_oom\": true}}",
+			 "balloon: 'amount_mib'"},
 			{"{\"drives\": {}}", "array"},
 			{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/a\"}]}",
 			 "drives[0]"},
@@ -503,10 +505,99 @@ static void test_snapshot_load(void)
 #undef SNAP
 }
 
+/* The balloon: PUT's fields and bounds, PATCH's target within the RAM, the statistics interval
+ * that cannot turn statistics on or off, GET's JSON, the config file's section, InstanceStart's
+ * check of the target against mem_size_mib; a refused body changes nothing. */
+static void test_balloon(void)
+{
+	struct vm_config base = {.accel = ACCEL_DBT}, cfg;
+	struct fc_vm vm;
+	json_t *j;
+
+	fc_vm_init(&vm);
+	CHECK(fc_balloon_json(&vm, err, sizeof(err)) == NULL && err_has("no balloon"));
+	CHECK(PUT(fc_patch_balloon, &vm, "{\"amount_mib\": 1}") < 0 && err_has("no balloon"));
+	CHECK(PUT(fc_patch_balloon_stats, &vm, "{\"stats_polling_interval_s\": 1}") < 0 &&
+	      err_has("no balloon"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": -1, \"deflate_on_oom\": true}") < 0 &&
+	      err_has("'amount_mib' must be a non-negative integer"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": \"64\", \"deflate_on_oom\": true}") <
+		      0 && err_has("'amount_mib'"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 1.5, \"deflate_on_oom\": true}") < 0 &&
+	      err_has("'amount_mib'"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 9223372036854775807, "
+		  "\"deflate_on_oom\": true}") < 0 && err_has("amount_mib"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64}") < 0 &&
+	      err_has("missing field 'deflate_on_oom'"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64, \"deflate_on_oom\": 1}") < 0 &&
+	      err_has("'deflate_on_oom' must be a boolean"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64, \"deflate_on_oom\": true, "
+		  "\"stats_polling_interval_s\": 65536}") < 0 &&
+	      err_has("stats_polling_interval_s 65536"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64, \"deflate_on_oom\": true, "
+		  "\"stats_polling_interval_s\": -1}") < 0 && err_has("stats_polling_interval_s"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64, \"deflate_on_oom\": true, "
+		  "\"free_page_hinting\": true}") < 0 && err_has("free_page_hinting"));
+	CHECK(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64, \"deflate_on_oom\": true, "
+		  "\"size\": 1}") < 0 && err_has("unknown field 'size'"));
+	CHECK(!vm.balloon.on);
+	CHECK_EQ(PUT(fc_put_balloon, &vm, "{\"amount_mib\": 64, \"deflate_on_oom\": true, "
+		     "\"stats_polling_interval_s\": 2, \"free_page_reporting\": true, "
+		     "\"free_page_hinting\": false}"), 0);
+	CHECK(vm.balloon.on && vm.balloon.amount_mib == 64 && vm.balloon.deflate_on_oom &&
+	      vm.balloon.stats_interval_s == 2 && vm.balloon.free_page_reporting);
+	j = fc_balloon_json(&vm, err, sizeof(err));
+	CHECK(j && json_integer_value(json_object_get(j, "amount_mib")) == 64 &&
+	      json_is_true(json_object_get(j, "deflate_on_oom")) &&
+	      json_integer_value(json_object_get(j, "stats_polling_interval_s")) == 2);
+	json_decref(j);
+
+	/* PATCH: the target within the RAM (128 MiB by default); the interval stays non-zero. */
+	CHECK(PUT(fc_patch_balloon, &vm, "{\"amount_mib\": 129}") < 0 &&
+	      err_has("more than the guest's 128 MiB"));
+	CHECK(PUT(fc_patch_balloon, &vm, "{\"amount_mib\": -5}") < 0 && err_has("amount_mib"));
+	CHECK(PUT(fc_patch_balloon, &vm, "{\"amount_mib\": 1, \"deflate_on_oom\": false}") < 0 &&
+	      err_has("unknown field 'deflate_on_oom'"));
+	CHECK_EQ(vm.balloon.amount_mib, 64);
+	CHECK_EQ(PUT(fc_patch_balloon, &vm, "{\"amount_mib\": 128}"), 0);
+	CHECK_EQ(vm.balloon.amount_mib, 128);
+	CHECK(PUT(fc_patch_balloon_stats, &vm, "{\"stats_polling_interval_s\": 0}") < 0 &&
+	      err_has("cannot turn statistics off"));
+	CHECK(PUT(fc_patch_balloon_stats, &vm, "{\"stats_polling_interval_s\": true}") < 0 &&
+	      err_has("'stats_polling_interval_s' must be"));
+	CHECK_EQ(PUT(fc_patch_balloon_stats, &vm, "{\"stats_polling_interval_s\": 7}"), 0);
+	CHECK_EQ(vm.balloon.stats_interval_s, 7);
+
+	/* InstanceStart: the target within mem_size_mib, the balloon in the configuration. */
+	vm.kernel = strdup("/k");
+	CHECK_EQ(PUT(fc_put_machine_config, &vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 64}"), 0);
+	CHECK(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)) < 0 &&
+	      err_has("amount_mib 128 is more than the guest's 64 MiB"));
+	CHECK_EQ(PUT(fc_put_machine_config, &vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 256}"),
+		 0);
+	CHECK_EQ(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.balloon.on && cfg.balloon.amount_mib == 128 && cfg.balloon.stats_interval_s == 7);
+	fc_vm_fini(&vm);
+
+	/* The config file's section, and a statistics interval of 0 that stays 0. */
+	{
+		static const char doc[] = "{\"balloon\": {\"amount_mib\": 0, \"deflate_on_oom\": "
+					  "false}}";
+
+		fc_vm_init(&vm);
+		CHECK_EQ(fc_load_config(&vm, doc, strlen(doc), err, sizeof(err)), 0);
+		CHECK(vm.balloon.on && vm.balloon.amount_mib == 0 && !vm.balloon.deflate_on_oom);
+		CHECK(PUT(fc_patch_balloon_stats, &vm, "{\"stats_polling_interval_s\": 1}") < 0 &&
+		      err_has("cannot turn statistics on"));
+		fc_vm_fini(&vm);
+	}
+}
+
 int main(void)
 {
 	test_snapshot_load();
 	test_machine_config();
+	test_balloon();
 	test_devices();
 	test_rate_limiters();
 	test_mmds();

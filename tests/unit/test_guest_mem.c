@@ -184,9 +184,84 @@ static void test_shared_refault(void)
 	guest_mem_fini(&mem);
 }
 
+/* A balloon's discard: private RAM reads as zeros again and leaves the RSS, shared RAM (a memfd)
+ * has its pages freed (MADV_REMOVE: zeros too, where a refault keeps them); unaligned ranges
+ * and ranges outside one region are refused. */
+static void test_discard(void)
+{
+	struct guest_mem mem;
+	uint8_t *p, *s;
+	gpa_t g = 0;
+
+	guest_mem_init(&mem);
+	CHECK_EQ(guest_mem_alloc_shared(&mem, 0, 0x10000), 0);
+	CHECK_EQ(guest_mem_alloc(&mem, 0x100000, 0x100000), 0);
+	p = gpa_to_hva(&mem, 0x100000, 0x100000);
+	s = gpa_to_hva(&mem, 0x2000, 0x2000);
+	CHECK(p && s);
+	if (!p || !s) {
+		guest_mem_fini(&mem);
+		return;
+	}
+	memset(p, 0xa5, 0x100000);
+	memset(s, 0x5a, 0x2000);
+	long before = smaps_value(p, "Rss:");
+	CHECK_EQ(guest_mem_discard(&mem, 0x100000 + 0x40000, 0x80000), 0);
+	CHECK_EQ(p[0x40000], 0);
+	CHECK_EQ(p[0xbffff], 0);
+	CHECK_EQ(p[0x3ffff], 0xa5);
+	CHECK_EQ(p[0xc0000], 0xa5);
+	/* 512 KiB less resident (the test touched the rest). */
+	CHECK(before > 0 && smaps_value(p, "Rss:") <= before - 512);
+	CHECK_EQ(guest_mem_discard(&mem, 0x2000, 0x1000), 0);
+	CHECK_EQ(s[0], 0);
+	CHECK_EQ(s[0x1000], 0x5a);
+	CHECK_EQ(guest_mem_discard(&mem, 0x100800, 0x1000), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&mem, 0x100000, 0x800), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&mem, 0x100000, 0), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&mem, 0xf000, 0x2000), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&mem, 0x1ff000, 0x2000), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&mem, 0x200000, 0x1000), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&mem, ~0xfffULL, 0x1000), -EINVAL);
+
+	CHECK_EQ(guest_mem_hva_to_gpa(&mem, p + 0x1234, &g), 0);
+	CHECK_EQ(g, 0x101234);
+	CHECK_EQ(guest_mem_hva_to_gpa(&mem, s, &g), 0);
+	CHECK_EQ(g, 0x2000);
+	/* One past the region: outside it (the host may have put the other region there). */
+	CHECK(guest_mem_hva_to_gpa(&mem, p + 0x100000, &g) == -EFAULT || g < 0x100000);
+	CHECK_EQ(guest_mem_hva_to_gpa(&mem, &g, &g), -EFAULT);
+	guest_mem_fini(&mem);
+}
+
+/* memmap_is_ram(): the guest's RAM only, never the reserved EBDA/legacy area or the MMIO hole,
+ * whatever the range's wrap-around. */
+static void test_memmap_is_ram(void)
+{
+	struct memmap map;
+
+	CHECK_EQ(memmap_build(4ULL << 30, &map), 0);
+	CHECK(memmap_is_ram(&map, 0, 4096));
+	CHECK(memmap_is_ram(&map, 0x9e000, 4096));
+	CHECK(!memmap_is_ram(&map, 0x9f000, 4096)); /* ends in the EBDA */
+	CHECK(!memmap_is_ram(&map, 0xa0000, 4096));
+	CHECK(memmap_is_ram(&map, 0x100000, 4096));
+	CHECK(memmap_is_ram(&map, LAYOUT_MMIO_HOLE - 4096, 4096));
+	CHECK(!memmap_is_ram(&map, LAYOUT_MMIO_HOLE - 4096, 8192));
+	CHECK(!memmap_is_ram(&map, LAYOUT_MMIO_HOLE, 4096));
+	CHECK(!memmap_is_ram(&map, LAYOUT_VIRTIO_MMIO_BASE, 4096));
+	CHECK(memmap_is_ram(&map, 4ULL << 30, 4096));
+	CHECK(memmap_is_ram(&map, (5ULL << 30) - 4096, 4096));
+	CHECK(!memmap_is_ram(&map, 5ULL << 30, 4096));
+	CHECK(!memmap_is_ram(&map, 0xfffffffffffff000ULL, 0x2000));
+	CHECK(!memmap_is_ram(&map, 0x1000, ~0ULL));
+}
+
 int main(void)
 {
 	test_translation();
+	test_discard();
+	test_memmap_is_ram();
 	test_shared_refault();
 	test_alloc();
 	test_thp();

@@ -364,6 +364,49 @@ int main(void)
 		   "-d", "d", "-d", "e", "-d", "f", "-d", "g", "-d", "h", "--rng"), -EINVAL);
 	CHECK(strstr(err, ", vsock"));
 
+	/* --balloon amount_mib=N[,deflate_on_oom=on|off][,stats_interval=S]
+	 * [,free_page_reporting=on|off]: one device, a target within the guest's RAM. */
+	CHECK_EQ(P("run", "-k", "k"), 0);
+	CHECK(!cfg.balloon.on);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=0"), 0);
+	CHECK(cfg.balloon.on);
+	CHECK_EQ(cfg.balloon.amount_mib, 0);
+	CHECK(!cfg.balloon.deflate_on_oom && !cfg.balloon.free_page_reporting);
+	CHECK_EQ(cfg.balloon.stats_interval_s, 0);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "stats_interval=5,amount_mib=64,deflate_on_oom=on,"
+		   "free_page_reporting=on"), 0);
+	CHECK_EQ(cfg.balloon.amount_mib, 64);
+	CHECK_EQ(cfg.balloon.stats_interval_s, 5);
+	CHECK(cfg.balloon.deflate_on_oom && cfg.balloon.free_page_reporting);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=256"), 0);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=257"), -EINVAL);
+	CHECK(strstr(err, "amount_mib 257 is more than the guest's 256 MiB"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1000", "-m", "1G"), 0);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=-1"), -EINVAL);
+	CHECK(strstr(err, "amount_mib '-1'"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=99999999999"), -EINVAL);
+	CHECK(strstr(err, "amount_mib"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1x"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib="), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "deflate_on_oom=on"), -EINVAL);
+	CHECK(strstr(err, "needs amount_mib=N"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1,deflate_on_oom=yes"), -EINVAL);
+	CHECK(strstr(err, "deflate_on_oom 'yes' is not on or off"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1,free_page_reporting=1"), -EINVAL);
+	CHECK(strstr(err, "free_page_reporting '1'"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1,stats_interval=65536"), -EINVAL);
+	CHECK(strstr(err, "stats_interval '65536'"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1,stats_interval=-1"), -EINVAL);
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1,size=2"), -EINVAL);
+	CHECK(strstr(err, "unknown option 'size=2'"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1", "--balloon", "amount_mib=2"),
+		 -EINVAL);
+	CHECK(strstr(err, "at most one balloon"));
+	CHECK_EQ(P("run", "-k", "k", "--balloon", "amount_mib=1", "-d", "a", "-d", "b", "-d", "c",
+		   "-d", "d", "-d", "e", "-d", "f", "-d", "g", "-d", "h", "--rng"), -EINVAL);
+	CHECK(strstr(err, ", the balloon"));
+	CHECK_EQ(P("run", "--restore", "dir", "--balloon", "amount_mib=1"), -EINVAL);
+
 	/* --console virtio: hvc0 becomes the default kernel console, unless -p says otherwise. */
 	CHECK_EQ(P("run", "-k", "k", "--console", "virtio"), 0);
 	CHECK_EQ(cfg.console, CONSOLE_VIRTIO);

@@ -125,6 +125,15 @@ static void allowed_common(void)
 		_exit(12);
 }
 
+/* virtio-balloon on shared guest RAM (guest_mem_discard()): the I/O thread's only. */
+static void madvise_remove(void)
+{
+	void *p = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED || syscall(SYS_madvise, p, 1 << 16, MADV_REMOVE))
+		_exit(13);
+}
+
 static void call_socket(void)
 {
 	syscall(SYS_socket, AF_UNIX, SOCK_DGRAM, 0);
@@ -367,6 +376,9 @@ int main(void)
 	}
 	/* ioctl requests are per role, and per kind of fd: a request of the role's list on an
 	 * fd of another kind stops the process. */
+	expect_ok(SANDBOX_SECCOMP_ON, THREAD_IO, madvise_remove);
+	expect_trap(THREAD_VCPU, madvise_remove, "28 (madvise)");
+	expect_trap(THREAD_ENGINE, madvise_remove, "28 (madvise)");
 	expect_trap(THREAD_VCPU, ioctl_tunsetoffload, "16 (ioctl)");
 	expect_trap(THREAD_IO, ioctl_tunsetoffload, "16 (ioctl) with arguments 0x2, ");
 	expect_trap(THREAD_VCPU, ioctl_kvm_run, "16 (ioctl) with arguments 0x2, ");

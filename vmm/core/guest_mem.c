@@ -74,6 +74,38 @@ int guest_mem_refault(const struct guest_mem *mem, gpa_t gpa, uint64_t len)
 	return -EINVAL;
 }
 
+int guest_mem_discard(const struct guest_mem *mem, gpa_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < mem->n; i++) {
+		const struct guest_mem_region *r = &mem->r[i];
+		uint64_t off = gpa - r->gpa;
+
+		if (!(gpa >= r->gpa && off < r->size && len <= r->size - off))
+			continue;
+		if (!len || !IS_ALIGNED(gpa, 4096) || !IS_ALIGNED(len, 4096))
+			return -EINVAL;
+		/* MADV_DONTNEED on a shared mapping only unmaps: the memfd would keep the pages. */
+		return madvise(r->hva + off, len, r->shared ? MADV_REMOVE : MADV_DONTNEED) ? -errno
+											    : 0;
+	}
+	return -EINVAL;
+}
+
+int guest_mem_hva_to_gpa(const struct guest_mem *mem, const void *hva, gpa_t *gpa)
+{
+	const uint8_t *p = hva;
+
+	for (unsigned int i = 0; i < mem->n; i++) {
+		const struct guest_mem_region *r = &mem->r[i];
+
+		if (p >= r->hva && p < r->hva + r->size) {
+			*gpa = r->gpa + (uint64_t)(p - r->hva);
+			return 0;
+		}
+	}
+	return -EFAULT;
+}
+
 int guest_mem_alloc(struct guest_mem *mem, gpa_t gpa, uint64_t size)
 {
 	void *hva;

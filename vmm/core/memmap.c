@@ -31,3 +31,18 @@ int memmap_build(uint64_t ram_size, struct memmap *map)
 		add(map, LAYOUT_HIGH_RAM, ram_size - low, MEMMAP_RAM);
 	return 0;
 }
+
+bool memmap_is_ram(const struct memmap *map, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		len = 1;
+	for (unsigned int i = 0; i < map->n; i++) {
+		const struct memmap_entry *e = &map->e[i];
+		uint64_t off = gpa - e->gpa;
+
+		/* Unsigned: gpa below the entry wraps to a huge offset and fails the test. */
+		if (e->type == MEMMAP_RAM && gpa >= e->gpa && off < e->size && len <= e->size - off)
+			return true;
+	}
+	return false;
+}

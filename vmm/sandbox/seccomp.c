@@ -47,7 +47,8 @@ enum arg_check {
 	ARG_FUTEX,	/* arg 1, the operation, is one of futex_ops[] */
 	ARG_OWN_PID,	/* arg 0 is this process (signals stay inside mvm) */
 	ARG_NO_EXEC,	/* arg 2, the protection, lacks PROT_EXEC (no new code) */
-	ARG_DONTNEED,	/* arg 2, the advice, is MADV_DONTNEED (what free() gives back) */
+	ARG_DONTNEED,	/* arg 2, the advice, is MADV_DONTNEED (what free() gives back); the I/O
+			 * thread's also MADV_REMOVE (virtio-balloon on shared guest RAM) */
 	ARG_WRITE_ONLY,	/* openat's arg 2, the flags, opens for writing only (no reading) */
 };
 
@@ -76,7 +77,8 @@ static const struct rule rules[] = {
 	{"mmap", ALL, ARG_NO_EXEC},		/* malloc: large blocks, new thread arenas */
 	{"mprotect", ALL, ARG_NO_EXEC},		/* malloc: growing a thread arena */
 	{"munmap", ALL, ARG_ANY},		/* free(); unmapping guest RAM at exit */
-	{"madvise", ALL, ARG_DONTNEED},		/* free() trimming; a stack at thread exit */
+	{"madvise", ALL, ARG_DONTNEED},		/* free() trimming; a stack at thread exit;
+						 * virtio-balloon giving guest pages back */
 	{"brk", ALL, ARG_ANY},			/* malloc's main arena (any thread frees) */
 	{"clock_gettime", ALL, ARG_ANY},	/* when the vDSO falls back to the system call */
 	{"restart_syscall", ALL, ARG_ANY},	/* a futex wait resumed after a signal */
@@ -410,6 +412,10 @@ static int add_rule(scmp_filter_ctx f, enum thread_role role, const struct rule 
 		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
 					cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	case ARG_DONTNEED:
+		/* guest_mem_discard(): MADV_REMOVE frees a memfd's pages (--accel hybrid's RAM). */
+		if (role == THREAD_IO &&
+		    seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1, cmp(2, SCMP_CMP_EQ, MADV_REMOVE, 0)))
+			return -EINVAL;
 		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
 					cmp(2, SCMP_CMP_EQ, MADV_DONTNEED, 0));
 	case ARG_WRITE_ONLY:

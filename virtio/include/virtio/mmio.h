@@ -119,6 +119,7 @@ struct virtio_mmio {
 	uint32_t reset_seq;		/* its request number */
 	_Atomic uint32_t status;
 	_Atomic uint32_t isr;
+	uint32_t config_generation;	/* ConfigGeneration, under (lock) */
 
 	int irq_fd;			/* eventfd: one write = one interrupt edge */
 	struct virtio_mmio_queue q[VIRTIO_MMIO_MAX_QUEUES];
@@ -231,5 +232,14 @@ void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *s);
  * indices when it starts. Returns 0, or -EINVAL with the reason in (err). */
 int virtio_mmio_load(struct virtio_mmio *t, const struct virtio_mmio_state *s, char *err,
 		     size_t errlen);
+
+/* ---- for devices, any thread ---- */
+
+/* The device changed its config space on its own (a balloon's new target): the caller holds
+ * (t->lock) while it writes the bytes and calls this, so a vCPU never reads half a change.
+ * Bumps ConfigGeneration (section 4.2.2) and, once the driver has set DRIVER_OK, sends a
+ * configuration change notification (InterruptStatus bit 1, section 2.5.1): before that the
+ * driver reads the config space anyway. */
+void virtio_mmio_config_changed_locked(struct virtio_mmio *t);
 
 #endif

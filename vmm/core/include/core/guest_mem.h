@@ -41,6 +41,21 @@ int guest_mem_alloc_shared(struct guest_mem *mem, gpa_t gpa, uint64_t size);
  * pages). Returns 0, or -EINVAL when the range is not in one shared region. */
 int guest_mem_refault(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
 
+/* Gives the host memory behind [gpa, gpa+len) back (a balloon's inflated or free-reported pages,
+ * virtio 1.2 sections 5.5.6 and 5.5.6.4): MADV_REMOVE on a shared region (the memfd's pages are
+ * freed, not only unmapped), MADV_DONTNEED on a private one (anonymous memory reads as zeros
+ * again; a private file mapping after a snapshot restore drops its private copies and reads the
+ * file's pages again, which the page cache shares). The guest may touch the range later: it is
+ * faulted in again. NOTE: with transparent huge pages a 4 KiB piece leaves the process's RSS at
+ * once, but the kernel frees the rest of its huge page only when it splits it (deferred split,
+ * under memory pressure). Returns 0, -EINVAL when the range is not 4 KiB aligned inside one
+ * region, or madvise's -errno. Any thread. */
+int guest_mem_discard(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
+
+/* The guest-physical address of host address (hva) in one of the regions into (*gpa). Returns
+ * 0, or -EFAULT when (hva) is in none. */
+int guest_mem_hva_to_gpa(const struct guest_mem *mem, const void *hva, gpa_t *gpa);
+
 /* Asks for transparent huge pages (MADV_HUGEPAGE) on the regions this memory mapped: with the
  * host's THP in "madvise" mode (Debian's default) guest RAM is otherwise 4 KiB pages, and every
  * O_DIRECT request then pins and maps one page per 4 KiB (1 MiB reads ran at half the speed).

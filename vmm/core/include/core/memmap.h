@@ -3,6 +3,7 @@
 #ifndef MVM_CORE_MEMMAP_H
 #define MVM_CORE_MEMMAP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum memmap_type { MEMMAP_RAM = 1, MEMMAP_RESERVED = 2 };
@@ -27,5 +28,10 @@ struct memmap {
  * reserved. Entries are sorted by address. Returns 0 or -EINVAL when (ram_size) is outside
  * [LAYOUT_RAM_MIN, LAYOUT_RAM_MAX] or not a multiple of 4 KiB. */
 int memmap_build(uint64_t ram_size, struct memmap *map);
+
+/* Whether [gpa, gpa+len) lies wholly inside one RAM entry of (map): not in the reserved EBDA and
+ * legacy hole, not in the MMIO hole, not past the end of RAM. Overflow-safe for any (gpa, len);
+ * len 0 is treated as 1. For guest-supplied page frame numbers (virtio-balloon). */
+bool memmap_is_ram(const struct memmap *map, uint64_t gpa, uint64_t len);
 
 #endif
