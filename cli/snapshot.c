@@ -129,6 +129,20 @@ static int restore_cpus(struct machine *m, const struct snap_reader *r, char *er
 	return ret;
 }
 
+/* Under the engine the interrupt controllers are saved a moment before the serial port and the
+ * keyboard controller, which console input can change in between (the I/O thread serves it
+ * while the guest is paused): each of their lines is driven to the level its device was saved
+ * with, so an interrupt raised in between reaches the clone instead of being lost (an edge the
+ * controllers never saw); a line already at that level is left as it is. Before the loop runs. */
+static void resync_lines(struct machine *m)
+{
+	irq_line_set(&m->uart.irq, m->uart.irq_level);
+	if (m->i8042.kbd_irq.chip)
+		irq_line_set(&m->i8042.kbd_irq, m->i8042.kbd_level);
+	if (m->i8042.aux_irq.chip)
+		irq_line_set(&m->i8042.aux_irq, m->i8042.aux_level);
+}
+
 static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
@@ -491,6 +505,8 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		ret = i8042_restore(&m->i8042, &in->r, err, sizeof(err));
 	if (!ret)
 		ret = cmos_restore(&m->cmos, &in->r, err, sizeof(err));
+	if (!ret && m->accel == ACCEL_DBT)
+		resync_lines(m);
 	for (unsigned int i = 0; !ret && i < m->ndevices; i++) {
 		const void *p = snap_get(&in->r, SNAP_VIRTIO_MMIO, i, sizeof(struct virtio_mmio_state));
 		struct virtio_mmio_state vs;
