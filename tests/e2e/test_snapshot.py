@@ -14,7 +14,8 @@ Cases:
            engine the clones start seconds after the snapshot and the guest's TSC must go on
            from where it was (no step longer than TSC_STEP_MAX_S).
   cli      mvm run --snapshot-dir: SIGUSR2 snapshots the running snapcount guest, which goes
-           on to its checksum; --restore continues from there to the same checksum; with
+           on to its checksum; --restore continues from there to the same checksum, also with
+           --accel auto (which takes the snapshot's accelerator); with
            virtio-vsock too, the clone on a socket of its own (--vsock, same CID; another CID
            is refused) while the original goes on.
   bad      each damaged snapshot is refused before anything starts, with a reason and exit 64:
@@ -189,6 +190,10 @@ def case_cli(c, tmp):
     steps = [int(x) for x in re.findall(r"STEP (\d+)", r.out)]
     c.check(r.status == 0 and f"CHECKSUM {want}" in r.out and steps and steps[0] > 5,
             f"--restore continues from after step 5 to the same checksum: {r}")
+    # --accel auto restores on the snapshot's accelerator, whatever it would pick for a boot.
+    r = mvmtest.run(MVM, ["run", "--accel", "auto", "--restore", snap], timeout=300)
+    c.check(r.status == 0 and f"CHECKSUM {want}" in r.out,
+            f"--accel auto restores the {ACCEL} snapshot on {ACCEL}: {r}")
 
     # With virtio-vsock: the snapshot holds it; the clone gets its own host socket (--vsock,
     # same CID) while the original still listens on its own.
