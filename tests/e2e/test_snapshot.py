@@ -59,7 +59,7 @@ OTHER = "kvm" if ACCEL == "dbt" else "dbt"
 # (1 GHz there) in a clone restored RESTORE_DELAY_S after the snapshot.
 STEP_MS = 20 if ACCEL == "dbt" else 0
 GUEST_ARGS = f"step_ms={STEP_MS}" if STEP_MS else ""
-RESTORE_DELAY_S, TSC_STEP_MAX_S = 3.0, 1.5
+RESTORE_DELAY_S, TSC_STEP_MAX_S = 3.0, 2.0
 
 
 def mvm_run(*args):
