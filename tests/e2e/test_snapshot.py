@@ -99,6 +99,13 @@ def take_snapshot(c, vm, sock, snap, at_step=10):
                                               "mem_file_path": os.path.join(snap, "mem")})
     took = time.monotonic() - t
     c.check(r[0] == 204, f"PUT /snapshot/create: {r}", vm)
+    # Paused: the guest prints nothing more, but a step it printed just before the pause may
+    # still be on its way to vm.out (mvm's console output, the reader thread): wait until the
+    # output stops growing, or the clones' first step seems one too far.
+    seen = -1
+    while seen != len(vm.out):
+        seen = len(vm.out)
+        time.sleep(0.3)
     steps = [int(x) for x in re.findall(r"STEP (\d+)", vm.out.decode())]
     return max(steps) if steps else 0, took
 
