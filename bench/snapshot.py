@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""bench/snapshot.py: what a snapshot saves on the default Linux guest under KVM: the boot it
-replaces against the restore, on the same guest and machine, as a ratio.
+"""bench/snapshot.py: what a snapshot saves on the default Linux guest under KVM or mvm's
+engine (--accel dbt): the boot it replaces against the restore, on the same guest and machine,
+as a ratio.
 
-Usage: bench/snapshot.py MVM VMLINUX INITRAMFS [--runs N] [--out PREFIX]
+Usage: bench/snapshot.py MVM VMLINUX INITRAMFS [--accel kvm|dbt] [--runs N] [--out PREFIX]
 
 Boots the default guest once through the Firecracker API (1 vCPU, 256 MiB, serial console) and
 times exec to MVM-INIT-READY; pauses it and times PUT /snapshot/create (the HTTP round trip
 included) and the files' sizes (apparent and on disk); then N times restores it with
-`mvm run --restore` and times exec to the restored shell answering a command typed on its
-console (a marker the shell computes), the clone's RSS then, and N clones started at once.
+`mvm run --restore` and times exec to the restored guest's first instruction (mvm's last line
+before it, "restored: the guest goes on", read on its stderr with MVM_LOG=info) and to the
+restored shell answering a command typed on its console (a marker the shell computes), the
+clone's RSS then, and N clones started at once.
 Prints markdown and writes PREFIX.md and PREFIX.json when --out is given. A benchmark, not a
 test: it never judges the numbers.
 """
@@ -20,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
@@ -35,11 +39,21 @@ def rss_kib(pid):
     return 0
 
 
-def restore(mvm, snap):
-    """exec -> answer; returns (seconds, RSS KiB at the answer, process)."""
+def restore(mvm, snap, accel):
+    """exec -> first instruction, exec -> answer; returns (seconds to the first instruction,
+    seconds to the answer, RSS KiB at the answer, process)."""
+    first = []
     t0 = time.monotonic()
-    p = subprocess.Popen([mvm, "run", "--restore", snap], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([mvm, "run", "--accel", accel, "--restore", snap],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, MVM_LOG="info"))
+
+    def watch_stderr():
+        for line in p.stderr:
+            if b"restored: the guest goes on" in line and not first:
+                first.append(time.monotonic() - t0)
+
+    threading.Thread(target=watch_stderr, daemon=True).start()
     p.stdin.write(b"echo RESTORED-$((6*7))\n")
     p.stdin.flush()
     buf = b""
@@ -49,7 +63,7 @@ def restore(mvm, snap):
             break
         buf += chunk
     took = time.monotonic() - t0
-    return took, rss_kib(p.pid), p
+    return first[0] if first else float("nan"), took, rss_kib(p.pid), p
 
 
 def finish(p):
@@ -67,11 +81,12 @@ def main():
     ap.add_argument("mvm")
     ap.add_argument("vmlinux")
     ap.add_argument("initramfs")
+    ap.add_argument("--accel", choices=("kvm", "dbt"), default="kvm")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out")
     a = ap.parse_args()
-    fcclient.ACCEL = "kvm"
-    res = {"date": time.strftime("%Y-%m-%d"), "host": platform.node(),
+    fcclient.ACCEL = a.accel
+    res = {"date": time.strftime("%Y-%m-%d"), "host": platform.node(), "accel": a.accel,
            "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="mvm-bench-snap-") as tmp:
         sock, snap = os.path.join(tmp, "api.sock"), os.path.join(tmp, "snap")
@@ -100,19 +115,22 @@ def main():
         st = os.stat(os.path.join(snap, "mem"))
         res["mem_file_bytes"], res["mem_file_on_disk"] = st.st_size, st.st_blocks * 512
         res["state_file_bytes"] = os.path.getsize(os.path.join(snap, "state"))
-        answers, rss = [], []
+        answers, rss, firsts = [], [], []
         for _ in range(a.runs):
-            took, kib, p = restore(a.mvm, snap)
+            first, took, kib, p = restore(a.mvm, snap, a.accel)
+            firsts.append(first)
             answers.append(took)
             rss.append(kib)
             finish(p)
+        res["restore_first_insn_s"] = firsts
         res["restore_answer_s"] = answers
         res["restore_rss_kib"] = rss
         # Clones at once: each its own copy-on-write view of the same memory file.
         t = time.monotonic()
         procs = []
         for _ in range(a.runs):
-            p = subprocess.Popen([a.mvm, "run", "--restore", snap], stdin=subprocess.PIPE,
+            p = subprocess.Popen([a.mvm, "run", "--accel", a.accel, "--restore", snap],
+                                 stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             p.stdin.write(b"echo RESTORED-$((6*7))\n")
             p.stdin.flush()
@@ -130,23 +148,30 @@ def main():
             finish(p)
     res["load_after"] = os.getloadavg()[0]
     med = statistics.median(res["restore_answer_s"])
+    first = statistics.median(res["restore_first_insn_s"])
+    where = "KVM" if a.accel == "kvm" else "mvm's engine (`--accel dbt`)"
     lines = [
-        f"# Snapshot and restore, default Linux guest under KVM ({res['date']}, {res['host']})",
+        f"# Snapshot and restore, default Linux guest under {where} ({res['date']}, "
+        f"{res['host']})",
         "",
-        f"Command: `bench/snapshot.py {a.mvm} VMLINUX INITRAMFS --runs {a.runs}`; load average "
-        f"{res['load_before']:.1f} before, {res['load_after']:.1f} after.",
+        f"Command: `bench/snapshot.py {a.mvm} VMLINUX INITRAMFS --accel {a.accel} --runs "
+        f"{a.runs}`; load average {res['load_before']:.1f} before, {res['load_after']:.1f} "
+        f"after.",
         "",
         "| figure | value |",
         "|---|---|",
-        f"| boot, exec to MVM-INIT-READY | {res['boot_s']:.1f} s |",
+        f"| boot, exec to MVM-INIT-READY | {res['boot_s']:.2f} s |",
         f"| PUT /snapshot/create (paused, HTTP round trip included) | "
         f"{res['snapshot_s'] * 1000:.0f} ms |",
         f"| memory file: size / on disk (sparse) | {res['mem_file_bytes'] >> 20} MiB / "
         f"{res['mem_file_on_disk'] / 2**20:.1f} MiB |",
         f"| state file | {res['state_file_bytes']} bytes |",
-        f"| restore, exec to a typed command answered (median of {a.runs}) | {med:.2f} s "
-        f"(min {min(res['restore_answer_s']):.2f}, max {max(res['restore_answer_s']):.2f}) |",
-        f"| boot / restore | {res['boot_s'] / med:.0f}x |",
+        f"| restore, exec to the guest's first instruction (median of {a.runs}) | "
+        f"{first * 1000:.1f} ms (min {min(res['restore_first_insn_s']) * 1000:.1f}, max "
+        f"{max(res['restore_first_insn_s']) * 1000:.1f}) |",
+        f"| restore, exec to a typed command answered (median of {a.runs}) | {med:.3f} s "
+        f"(min {min(res['restore_answer_s']):.3f}, max {max(res['restore_answer_s']):.3f}) |",
+        f"| boot / restore to the answer | {res['boot_s'] / med:.1f}x |",
         f"| RSS of a restored clone at its answer (median) | "
         f"{statistics.median(res['restore_rss_kib']) / 1024:.1f} MiB |",
         f"| {a.runs} clones started at once, all answered | "

@@ -38,8 +38,8 @@ int machine_send_ctrl_alt_del(struct machine *m);
  * serving what the guest already queued. Returns 0, or -ESHUTDOWN if the guest stopped. */
 int machine_pause(struct machine *m, bool pause);
 /* Writes a full snapshot of the paused machine: its state file (state_path) and guest RAM
- * (mem_path, sparse). KVM machines without virtio devices so far; others are refused. Returns
- * 0 or -errno (logged). */
+ * (mem_path, sparse). KVM and --accel dbt machines; --accel hybrid is refused. Returns 0 or
+ * -errno (logged). */
 int machine_snapshot(struct machine *m, const char *state_path, const char *mem_path);
 /* Which rate limiter machine_set_rate_limit() changes. */
 enum machine_limit { MACHINE_LIMIT_DISK, MACHINE_LIMIT_NET_RX, MACHINE_LIMIT_NET_TX,

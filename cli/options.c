@@ -85,15 +85,17 @@ const char options_usage[] =
 	"                        (default on: any other call stops mvm with status 159 and a\n"
 	"                        message naming it); log: allow and let the kernel log them\n"
 	"      --restore DIR     start from the snapshot in DIR (DIR/state, DIR/mem) instead\n"
-	"                        of booting; KVM. The snapshot's disks, TAPs and vsock socket\n"
-	"                        are used unless -d/-n give all of them anew, in order, and\n"
-	"                        --vsock (same cid) a new socket: a clone's own disk copy,\n"
-	"                        TAP and socket (the guest keeps its MAC and CID)\n"
-	"      --clock-realtime  with --restore: move the guest's KVM clock on by the time\n"
-	"                        since the snapshot, so it wakes with the host's date\n"
+	"                        of booting, on the accelerator that took it (kvm or dbt;\n"
+	"                        auto follows it). The snapshot's disks, TAPs and vsock\n"
+	"                        socket are used unless -d/-n give all of them anew, in\n"
+	"                        order, and --vsock (same cid) a new socket: a clone's own\n"
+	"                        disk copy, TAP and socket (the guest keeps its MAC and CID)\n"
+	"      --clock-realtime  with --restore: move the guest's clock (KVM's clock; under\n"
+	"                        --accel dbt its TSC) on by the time since the snapshot, so\n"
+	"                        it wakes with the host's date\n"
 	"      --snapshot-dir DIR\n"
 	"                        SIGUSR2 pauses the VM, writes a snapshot to DIR/state and\n"
-	"                        DIR/mem, and resumes it (KVM)\n"
+	"                        DIR/mem, and resumes it (kvm and dbt)\n"
 	"      --jail UID:GID    as root: run as UID:GID without capabilities, in a mount\n"
 	"                        namespace with an empty root, once every file is open\n"
 	"      --jail-netns PATH join this network namespace first (TAPs are made there)\n"
@@ -757,10 +759,10 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, char *err, un
 			    !strncmp(argv[optind], "bw=", 3) || !strncmp(argv[optind], "ops=", 4)
 				    ? " (--rng takes its limits after '=': --rng=bw=SIZE/MS)" : "");
 	if (cfg->restore_state && (cfg->kernel || cfg->initrd || cmdline_given || rng_given ||
-				   cfg->accel == ACCEL_DBT || cfg->accel == ACCEL_HYBRID))
+				   cfg->accel == ACCEL_HYBRID))
 		return fail(err, errlen, "--restore takes the machine from the snapshot: no -k, -i, "
-			    "-p, --rng/--no-rng, and --accel kvm or auto (-d, -n and --vsock name "
-			    "the clone's own disks, TAPs and vsock socket)");
+			    "-p, --rng/--no-rng, and --accel kvm, dbt or auto (-d, -n and --vsock "
+			    "name the clone's own disks, TAPs and vsock socket)");
 	if (!cfg->kernel && !cfg->restore_state)
 		return fail(err, errlen, "no kernel given (-k FILE)");
 	if (cfg->restore_clock_realtime && !cfg->restore_state)

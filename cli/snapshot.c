@@ -1,11 +1,19 @@
 /* snapshot.c: full snapshots of a paused machine, and machines restored from them.
  *
- * A snapshot is two files: the state file (core/snapfile.h: the machine's shape, every vCPU's
- * and the VM's KVM state, the legacy devices) and the memory file (guest RAM, sparse). A
- * restore checks the whole state file and the memory file's size before any VM exists, so a
- * bad snapshot costs nothing and leaves nothing half-built; it then builds the same machine,
- * maps the memory file copy-on-write (pages load on first touch; clones of one snapshot share
- * what they did not write) and puts the state back before the first KVM_RUN.
+ * A snapshot is two files: the state file (core/snapfile.h: the machine's shape and
+ * accelerator, every vCPU's state and the VM's interrupt controllers and clock, as KVM or mvm's
+ * engine keeps them, the legacy devices) and the memory file (guest RAM, sparse). A restore
+ * checks the whole state file and the memory file's size before any VM exists, so a bad
+ * snapshot costs nothing and leaves nothing half-built; it then builds the same machine on the
+ * same accelerator, maps the memory file copy-on-write (pages load on first touch; clones of
+ * one snapshot share what they did not write) and puts the state back before the first
+ * instruction.
+ *
+ * Under --accel dbt the engine (dbt/dbt.h: dbt_save()) and the interrupt controllers
+ * (dev/intc.h: intc_save()) save their own records, at one instant of their common clock, so
+ * the guest's TSC and its timers go on at the restore from where they were. A snapshot
+ * restores only on the accelerator that took it (their state has nothing in common); --accel
+ * auto takes the snapshot's.
  *
  * Virtio devices are frozen first (virtio_mmio_freeze(): what they had in flight completes into
  * the used rings, receive buffers held for frames to come go back to the rings), so guest RAM
@@ -13,8 +21,9 @@
  * them from the disks and NICs the snapshot names (or the ones given at restore in their place,
  * for clones) and the I/O thread serves the rings from the saved indices.
  *
- * Supported so far: KVM machines with the legacy devices and virtio-blk, -net, -console, -rng
- * and -vsock. The others (the engine; the balloon) are refused with a message saying so. */
+ * Supported so far: KVM and --accel dbt machines with the legacy devices and virtio-blk, -net,
+ * -console, -rng and -vsock; --accel hybrid and the balloon are refused with a message saying
+ * so. */
 #define pr_fmt(fmt) "snapshot: " fmt
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -23,11 +32,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/snapfile.h"
 #include "core/thread_role.h"
+#include "dbt/dbt.h"
 #include "dev/dev_state.h"
+#include "dev/intc.h"
 #include "kvm/state.h"
 #include "machine.h"
 #include "machine_internal.h"
@@ -39,7 +51,7 @@
 
 /* SNAP_MACHINE: what the restored machine must be built as. */
 struct machine_state {
-	uint32_t accel;		/* enum accel_kind: ACCEL_KVM */
+	uint32_t accel;		/* enum accel_kind: ACCEL_KVM or ACCEL_DBT */
 	uint32_t ncpus;
 	uint64_t mem;		/* guest RAM, bytes */
 	uint32_t nvirtio;	/* virtio devices: SNAP_VIRTIO_MMIO sections 0..nvirtio-1 */
@@ -74,6 +86,66 @@ struct vsock_state {
 	uint32_t pad;
 };
 _Static_assert(MVM_VSOCK_PATH_MAX + 1 <= 104, "vsock_state.path");
+
+static const char *accel_name(uint32_t accel)
+{
+	return accel == ACCEL_KVM ? "kvm" : accel == ACCEL_DBT ? "dbt" : "hybrid";
+}
+
+/* (clock) in ns: CLOCK_MONOTONIC is the engine's and its interrupt controllers' (dbt/dbt.h,
+ * dev/intc.h); CLOCK_REALTIME the host's date, for clock_realtime. */
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The CPUs and interrupt controllers: KVM's, or the engine's and mvm's own at one instant. */
+static int save_cpus(struct machine *m, struct snap_writer *w)
+{
+	uint64_t now;
+	int ret;
+
+	if (m->accel == ACCEL_KVM)
+		return vm_save_state(&m->vm, w);
+	now = clock_ns(CLOCK_MONOTONIC);
+	ret = dbt_save(m->dm.dbt, w, now, clock_ns(CLOCK_REALTIME));
+	if (!ret)
+		intc_save(&m->dm.intc, w, now);
+	return ret;
+}
+
+static int restore_cpus(struct machine *m, const struct snap_reader *r, char *err,
+			size_t errlen)
+{
+	uint64_t now;
+	int ret;
+
+	if (m->accel == ACCEL_KVM)
+		return vm_restore_state(&m->vm, r, m->cfg->restore_clock_realtime, err, errlen);
+	now = clock_ns(CLOCK_MONOTONIC);
+	ret = dbt_restore(m->dm.dbt, r, now,
+			  m->cfg->restore_clock_realtime ? clock_ns(CLOCK_REALTIME) : 0, err, errlen);
+	if (!ret)
+		ret = intc_restore(&m->dm.intc, r, now, err, errlen);
+	return ret;
+}
+
+/* Under the engine the interrupt controllers are saved a moment before the serial port and the
+ * keyboard controller, which console input can change in between (the I/O thread serves it
+ * while the guest is paused): each of their lines is driven to the level its device was saved
+ * with, so an interrupt raised in between reaches the clone instead of being lost (an edge the
+ * controllers never saw); a line already at that level is left as it is. Before the loop runs. */
+static void resync_lines(struct machine *m)
+{
+	irq_line_set(&m->uart.irq, m->uart.irq_level);
+	if (m->i8042.kbd_irq.chip)
+		irq_line_set(&m->i8042.kbd_irq, m->i8042.kbd_level);
+	if (m->i8042.aux_irq.chip)
+		irq_line_set(&m->i8042.aux_irq, m->i8042.aux_level);
+}
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -178,7 +250,7 @@ static void save_virtio(struct machine *m, struct snap_writer *w)
 int machine_snapshot(struct machine *m, const char *state_path, const char *mem_path)
 {
 	const struct vm_config *cfg = m->cfg;
-	struct machine_state ms = {.accel = ACCEL_KVM, .ncpus = m->ncpus,
+	struct machine_state ms = {.accel = m->accel, .ncpus = m->ncpus,
 				   .mem = guest_mem_size(m->mem), .nvirtio = m->ndevices,
 				   .ndisks = cfg->ndisks, .nnets = cfg->nnets,
 				   .virtio_console = cfg->console == CONSOLE_VIRTIO, .rng = cfg->rng,
@@ -188,8 +260,9 @@ int machine_snapshot(struct machine *m, const char *state_path, const char *mem_
 	struct snap_header h;
 	int fd, ret;
 
-	if (m->accel != ACCEL_KVM) {
-		pr_err("snapshots are supported under --accel kvm only so far");
+	if (m->accel != ACCEL_KVM && m->accel != ACCEL_DBT) {
+		pr_err("snapshots are supported under --accel kvm and dbt; not under --accel hybrid "
+		       "(guest user state lives in KVM there)");
 		return -ENOTSUP;
 	}
 	for (unsigned int i = 0; i < m->ndevices; i++)
@@ -211,7 +284,7 @@ int machine_snapshot(struct machine *m, const char *state_path, const char *mem_
 	}
 	snap_writer_init(&w);
 	snap_put(&w, SNAP_MACHINE, 0, &ms, sizeof(ms));
-	ret = vm_save_state(&m->vm, &w);
+	ret = save_cpus(m, &w);
 	if (!ret) {
 		uart8250_save(&m->uart, &w);
 		i8042_save(&m->i8042, &w);
@@ -392,12 +465,16 @@ int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm
 		goto fail;
 	}
 	ms = snap_get(&in->r, SNAP_MACHINE, 0, sizeof(*ms));
-	if (!ms || ms->accel != ACCEL_KVM || !ms->ncpus || ms->ncpus > MVM_MAX_CPUS) {
+	if (!ms || (ms->accel != ACCEL_KVM && ms->accel != ACCEL_DBT) || !ms->ncpus ||
+	    ms->ncpus > MVM_MAX_CPUS) {
 		pr_err("snapshot state file '%s': no machine this mvm can build", cfg->restore_state);
 		goto fail;
 	}
-	if (cfg->accel != ACCEL_KVM && cfg->accel != ACCEL_AUTO) {
-		pr_err("the snapshot was taken under --accel kvm: restore it there");
+	/* KVM's state and the engine's have nothing in common: auto takes the snapshot's. */
+	if (cfg->accel != ms->accel && cfg->accel != ACCEL_AUTO) {
+		pr_err("the snapshot was taken under --accel %s; it cannot be restored under "
+		       "--accel %s (restore it with --accel %s or auto)", accel_name(ms->accel),
+		       accel_name(cfg->accel), accel_name(ms->accel));
 		goto fail;
 	}
 	in->mem_fd = open(cfg->restore_mem, O_RDONLY | O_CLOEXEC);
@@ -412,7 +489,7 @@ int snapshot_open(struct snapshot_in *in, const struct vm_config *cfg, struct vm
 	}
 	/* The machine the snapshot describes, with the console and sandbox of this run. */
 	*out = *cfg;
-	out->accel = ACCEL_KVM;
+	out->accel = ms->accel;
 	out->cpus = ms->ncpus;
 	out->mem = ms->mem;
 	out->mem_thp = false; /* the RAM becomes a file mapping */
@@ -434,13 +511,15 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		pr_err("mapping the memory file: %s", strerror(-ret));
 		return ret;
 	}
-	ret = vm_restore_state(&m->vm, &in->r, m->cfg->restore_clock_realtime, err, sizeof(err));
+	ret = restore_cpus(m, &in->r, err, sizeof(err));
 	if (!ret)
 		ret = uart8250_restore(&m->uart, &in->r, err, sizeof(err));
 	if (!ret)
 		ret = i8042_restore(&m->i8042, &in->r, err, sizeof(err));
 	if (!ret)
 		ret = cmos_restore(&m->cmos, &in->r, err, sizeof(err));
+	if (!ret && m->accel == ACCEL_DBT)
+		resync_lines(m);
 	for (unsigned int i = 0; !ret && i < m->ndevices; i++) {
 		const void *p = snap_get(&in->r, SNAP_VIRTIO_MMIO, i, sizeof(struct virtio_mmio_state));
 		struct virtio_mmio_state vs;
@@ -452,6 +531,16 @@ int snapshot_restore(struct machine *m, struct snapshot_in *in)
 		}
 		memcpy(&vs, p, sizeof(vs));
 		ret = virtio_mmio_load(m->devices[i].t, &vs, err, sizeof(err));
+		/* Under the engine a device's interrupt reaches the IOAPIC through the I/O loop
+		 * (machine_dbt.c's relay), so an interrupt the freeze raised may have been on its
+		 * way when the controllers were saved: a device whose interrupt status the guest
+		 * has not acknowledged interrupts again (at worst once more than needed, which a
+		 * driver takes as nothing to do). */
+		if (!ret && m->accel == ACCEL_DBT &&
+		    (vs.isr & (VIRTIO_ISR_USED | VIRTIO_ISR_CONFIG)) &&
+		    write(virtio_mmio_irq_fd(m->devices[i].t), &(uint64_t){1}, 8) != 8)
+			pr_warn("%s: its pending interrupt could not be raised again",
+				m->devices[i].name);
 	}
 	/* Its connections stayed with the host sockets of the machine that was snapshotted: a
 	 * restored vsock device tells the guest with a transport reset (as Firecracker does). */

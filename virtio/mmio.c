@@ -799,7 +799,8 @@ void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *s)
 	s->shm_sel = t->shm_sel;
 	s->handed_off = t->handed_off;
 	s->config_len = MIN(t->config_len, (uint32_t)sizeof(s->config));
-	memcpy(s->config, t->config, s->config_len);
+	if (s->config_len) /* a device without config space (rng) has no buffer */
+		memcpy(s->config, t->config, s->config_len);
 	for (unsigned int i = 0; i < t->nqueues; i++) {
 		const struct virtio_mmio_queue *q = &t->q[i];
 		struct virtio_mmio_queue_state *qs = &s->q[i];
@@ -856,7 +857,7 @@ int virtio_mmio_load(struct virtio_mmio *t, const struct virtio_mmio_state *s, c
 	    s->device_features != t->device_features)
 		return load_fail(err, errlen, t, "the snapshot has another kind of device here");
 	if (s->config_len != MIN(t->config_len, (uint32_t)sizeof(s->config)) ||
-	    memcmp(s->config, t->config, s->config_len))
+	    (s->config_len && memcmp(s->config, t->config, s->config_len)))
 		return load_fail(err, errlen, t, "the device's configuration differs from the "
 				 "snapshot's (a disk of another size?)");
 	if ((s->driver_features & ~s->device_features) || s->status > 0xff || s->handed_off > 1 ||

@@ -1,24 +1,32 @@
 #!/usr/bin/env python3
-"""Snapshots and restores (KVM): Firecracker's calls (PATCH /vm, PUT /snapshot/create, PUT
-/snapshot/load) and `mvm run --restore DIR`.
+"""Snapshots and restores: Firecracker's calls (PATCH /vm, PUT /snapshot/create, PUT
+/snapshot/load) and `mvm run --restore DIR`, on the accelerator MVM_TEST_ACCEL names (KVM by
+default; dbt: mvm's engine, no /dev/kvm needed). Under the engine the snapcount guest waits
+STEP_MS on its LAPIC timer after each step (it would finish before it could be paused
+otherwise), so snapshots catch it halted with its timer armed.
 
 Cases:
   guest    the snapcount guest (its result depends on every step and on all its memory) is
            paused after step 10, snapshotted and resumed: the original finishes; two clones
            restored at once from the same files with --restore finish too, continuing from step
            11; a third is loaded through the API paused (GET / says Paused, nothing runs) and
-           resumed. Every one prints the checksum this test computes on its own.
+           resumed. Every one prints the checksum this test computes on its own. Under the
+           engine the clones start seconds after the snapshot and the guest's TSC must go on
+           from where it was (no step longer than TSC_STEP_MAX_S).
   cli      mvm run --snapshot-dir: SIGUSR2 snapshots the running snapcount guest, which goes
-           on to its checksum; --restore continues from there to the same checksum; with
+           on to its checksum; --restore continues from there to the same checksum, also with
+           --accel auto (which takes the snapshot's accelerator); with
            virtio-vsock too, the clone on a socket of its own (--vsock, same CID; another CID
            is refused) while the original goes on.
   bad      each damaged snapshot is refused before anything starts, with a reason and exit 64:
            a truncated or resized memory file, a flipped byte in the state file, another mvm
-           version, a truncated state file, a missing file, --restore with --accel dbt; the API
-           refuses a snapshot of a running (not paused) VM; a VM with virtio-vsock is loaded
-           with vsock_override on a socket of its own.
+           version, a truncated state file, a missing file, the snapshot restored under the
+           other accelerator (kvm <-> dbt) or --accel hybrid, and under the engine a snapshot
+           of another CPU model; the API refuses a snapshot of a running (not paused) VM; a VM
+           with virtio-vsock is loaded with vsock_override on a socket of its own.
   linux    (MVM_VMLINUX/MVM_INITRAMFS, root) in a network namespace of its own, the default
-           Linux guest with an ext4 disk and a NIC on a TAP is booted once, mounts the disk,
+           Linux guest (two vCPUs under the engine, which must both come back) with an ext4
+           disk and a NIC on a TAP is booted once, mounts the disk,
            brings the NIC up, and is snapshotted; a clone restored with its own disk copy and
            TAP (-d, -n) runs commands typed on its console, reads and writes the ext4 disk
            (checked on the host with debugfs) and pings the host over its TAP. A clone loaded
@@ -40,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mvmtest  # noqa: E402
@@ -48,6 +57,18 @@ from fcclient import curl, fault_says, state  # noqa: E402
 
 MVM, GUEST_DIR, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 WORDS, ITERATIONS = 16 * 1024 // 4, 40  # guest-kernels/tests/snapcount.c
+ACCEL = fcclient.ACCEL  # what the API's mvm runs on; mvmtest.command() adds it to "mvm run"
+OTHER = "kvm" if ACCEL == "dbt" else "dbt"
+# snapcount's wait after each step under the engine, and the longest step its TSC may show
+# (1 GHz there) in a clone restored RESTORE_DELAY_S after the snapshot.
+STEP_MS = 20 if ACCEL == "dbt" else 0
+GUEST_ARGS = f"step_ms={STEP_MS}" if STEP_MS else ""
+RESTORE_DELAY_S, TSC_STEP_MAX_S = 3.0, 2.0
+
+
+def mvm_run(*args):
+    """argv of `mvm run args` on the accelerator under test."""
+    return mvmtest.command(MVM, ["run", *args])
 
 
 def expected_checksum():
@@ -60,8 +81,10 @@ def expected_checksum():
 def start_guest(c, tmp, name="api.sock", kernel="snapcount", mem=32, extra_puts=()):
     sock = os.path.join(tmp, name)
     vm = fcclient.Mvm(MVM, sock)
-    for path, body in (("/boot-source", {"kernel_image_path":
-                                         mvmtest.guest_path(GUEST_DIR, kernel)}),
+    boot = {"kernel_image_path": mvmtest.guest_path(GUEST_DIR, kernel)}
+    if GUEST_ARGS:
+        boot["boot_args"] = GUEST_ARGS
+    for path, body in (("/boot-source", boot),
                        ("/machine-config", {"vcpu_count": 1, "mem_size_mib": mem}),
                        *extra_puts,
                        ("/actions", {"action_type": "InstanceStart"})):
@@ -80,6 +103,13 @@ def take_snapshot(c, vm, sock, snap, at_step=10):
                                               "mem_file_path": os.path.join(snap, "mem")})
     took = time.monotonic() - t
     c.check(r[0] == 204, f"PUT /snapshot/create: {r}", vm)
+    # Paused: the guest prints nothing more, but a step it printed just before the pause may
+    # still be on its way to vm.out (mvm's console output, the reader thread): wait until the
+    # output stops growing, or the clones' first step seems one too far.
+    seen = -1
+    while seen != len(vm.out):
+        seen = len(vm.out)
+        time.sleep(0.3)
     steps = [int(x) for x in re.findall(r"STEP (\d+)", vm.out.decode())]
     return max(steps) if steps else 0, took
 
@@ -100,8 +130,11 @@ def case_guest(c, tmp):
     c.check(vm.wait(300) == 0 and f"CHECKSUM {want}" in vm.out.decode(),
             f"the original finishes with checksum {want}", vm)
 
-    # Two clones at once from the same files.
-    clones = [subprocess.Popen([MVM, "run", "--restore", snap], stdout=subprocess.PIPE,
+    # Two clones at once from the same files (under the engine a while after the snapshot, so
+    # that a TSC that jumped over the time between would show).
+    if ACCEL == "dbt":
+        time.sleep(RESTORE_DELAY_S)
+    clones = [subprocess.Popen(mvm_run("--restore", snap), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE) for _ in range(2)]
     for i, p in enumerate(clones):
         try:
@@ -116,6 +149,13 @@ def case_guest(c, tmp):
         c.check(steps and steps[0] == last + 1,
                 f"clone {i} continues from step {last + 1}, where the snapshot was taken "
                 f"(first step {steps[:1]})")
+        c.check("PASS tsc-monotonic" in out, f"clone {i}: the guest's TSC never went back")
+        m = re.search(r"TSC-MAX-STEP (\d+)", out)
+        if ACCEL == "dbt":
+            c.check(m and int(m.group(1)) < TSC_STEP_MAX_S * 1e9,
+                    f"clone {i}: the TSC went on from the snapshot's value (longest step "
+                    f"{int(m.group(1)) / 1e6 if m else '?'} ms, restored "
+                    f"{RESTORE_DELAY_S} s after the snapshot)")
 
     # Loaded through the API, paused, then resumed.
     sock2 = os.path.join(tmp, "load.sock")
@@ -140,8 +180,9 @@ def case_cli(c, tmp):
     snap = os.path.join(tmp, "snap")
     os.mkdir(snap)
     # virtio-rng (on by default) is in the snapshot too.
-    p = subprocess.Popen([MVM, "run", "--snapshot-dir", snap, "-k",
-                          mvmtest.guest_path(GUEST_DIR, "snapcount")],
+    args = ["-p", GUEST_ARGS] if GUEST_ARGS else []
+    p = subprocess.Popen(mvm_run("--snapshot-dir", snap, *args, "-k",
+                                 mvmtest.guest_path(GUEST_DIR, "snapcount")),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf = b""
     while b"STEP 5\r\n" not in buf:
@@ -160,14 +201,17 @@ def case_cli(c, tmp):
     steps = [int(x) for x in re.findall(r"STEP (\d+)", r.out)]
     c.check(r.status == 0 and f"CHECKSUM {want}" in r.out and steps and steps[0] > 5,
             f"--restore continues from after step 5 to the same checksum: {r}")
+    # --accel auto restores on the snapshot's accelerator, whatever it would pick for a boot.
+    r = mvmtest.run(MVM, ["run", "--accel", "auto", "--restore", snap], timeout=300)
+    c.check(r.status == 0 and f"CHECKSUM {want}" in r.out,
+            f"--accel auto restores the {ACCEL} snapshot on {ACCEL}: {r}")
 
     # With virtio-vsock: the snapshot holds it; the clone gets its own host socket (--vsock,
     # same CID) while the original still listens on its own.
     vsnap, orig_sock = os.path.join(tmp, "vsnap"), os.path.join(tmp, "v.sock")
     os.mkdir(vsnap)
-    p = subprocess.Popen([MVM, "run", "--snapshot-dir", vsnap, "--vsock",
-                          f"cid=3,path={orig_sock}", "-k",
-                          mvmtest.guest_path(GUEST_DIR, "snapcount")],
+    p = subprocess.Popen(mvm_run("--snapshot-dir", vsnap, "--vsock", f"cid=3,path={orig_sock}",
+                                 *args, "-k", mvmtest.guest_path(GUEST_DIR, "snapcount")),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf = b""
     while b"STEP 2\r\n" not in buf:
@@ -222,6 +266,20 @@ def case_bad(c, tmp):
         data[32:64] = b"0.0.1-other".ljust(32, b"\0")  # struct snap_header.mvm_version
         open(p, "wb").write(data)
 
+    def other_model(d):
+        """SNAP_DBT_MODEL's CPUID leaf 1 EAX (the family/model/stepping) changed, the CRC
+        made right again: a well-formed state file from another CPU model."""
+        p = os.path.join(d, "state")
+        data = bytearray(open(p, "rb").read())
+        at, n = 64, struct.unpack_from("<I", data, 24)[0]  # struct snap_header
+        for _ in range(n):
+            typ, _idx, ln = struct.unpack_from("<IIQ", data, at)
+            if typ == 23:  # SNAP_DBT_MODEL: cpuid[0] is leaf 0, cpuid[1] leaf 1 (6 words each)
+                struct.pack_into("<I", data, at + 16 + 24 + 8, 0x000906ea)
+            at += 16 + (ln + 7) // 8 * 8
+        struct.pack_into("<I", data, 12, zlib.crc32(bytes(data[64:])))
+        open(p, "wb").write(data)
+
     size = os.path.getsize(os.path.join(snap, "state"))
     damaged = [
         ("truncated memory file", lambda d: os.truncate(os.path.join(d, "mem"), 16 << 20),
@@ -235,14 +293,22 @@ def case_bad(c, tmp):
          "state file"),
         ("no memory file", lambda d: os.unlink(os.path.join(d, "mem")), "No such file"),
     ]
+    if ACCEL == "dbt":
+        damaged.append(("another CPU model", other_model, "another CPU model"))
     for i, (what, fn, says) in enumerate(damaged):
         d = os.path.join(tmp, f"bad{i}")
         corrupt(snap, d, fn)
         r = mvmtest.run(MVM, ["run", "--restore", d], timeout=60)
         c.check(r.status == 64 and says in r.err and "STEP" not in r.out,
                 f"{what}: refused with 64 naming it ('{says}'), nothing ran: {r}")
-    r = mvmtest.run(MVM, ["run", "--restore", snap, "--accel", "dbt"], timeout=30)
-    c.check(r.status == 64 and "--restore" in r.err, f"--restore with --accel dbt: {r}")
+    # Under the other accelerator: refused before anything is built (no /dev/kvm needed).
+    r = mvmtest.run(MVM, ["run", "--accel", OTHER, "--restore", snap], timeout=30)
+    c.check(r.status == 64 and f"taken under --accel {ACCEL}" in r.err and
+            f"cannot be restored under --accel {OTHER}" in r.err and "STEP" not in r.out,
+            f"a {ACCEL} snapshot with --accel {OTHER}: refused with 64 saying why: {r}")
+    r = mvmtest.run(MVM, ["run", "--accel", "hybrid", "--restore", snap], timeout=30)
+    c.check(r.status == 64 and "--restore" in r.err and "STEP" not in r.out,
+            f"--restore with --accel hybrid: refused: {r}")
     r = mvmtest.run(MVM, ["run", "--restore", snap, "-k", "x"], timeout=30)
     c.check(r.status == 64, f"--restore with -k: {r}")
     img = os.path.join(tmp, "disk.img")
@@ -284,6 +350,8 @@ def case_bad(c, tmp):
 
 
 TAP_A, TAP_B, HOST_IP, GUEST_IP = "mvmsnap0", "mvmsnap1", "10.210.0.1", "10.210.0.2"
+# Under the engine (seconds per boot) the Linux guest has two vCPUs: both come back.
+NCPUS_LINUX = 2 if ACCEL == "dbt" else 1
 
 
 def sh(*args):
@@ -395,7 +463,7 @@ def case_linux_netns(c, tmp):
     for path, body in (("/boot-source", {"kernel_image_path": os.environ["MVM_VMLINUX"],
                                          "initrd_path": os.environ["MVM_INITRAMFS"],
                                          "boot_args": "console=ttyS0 reboot=k panic=-1"}),
-                       ("/machine-config", {"vcpu_count": 1, "mem_size_mib": 256}),
+                       ("/machine-config", {"vcpu_count": NCPUS_LINUX, "mem_size_mib": 256}),
                        ("/drives/data", {"drive_id": "data", "path_on_host": disk_a,
                                          "is_root_device": False, "is_read_only": False}),
                        ("/network-interfaces/eth0", {"iface_id": "eth0",
@@ -505,9 +573,10 @@ def case_linux_netns(c, tmp):
     # The restored shell: commands typed on its console run (markers the shell computes, so
     # the console's echo of the typed line cannot match).
     t = time.monotonic()
-    p = subprocess.Popen([MVM, "run", "--restore", snap, "-d", disk_b, "-n", f"tap={TAP_B}"],
+    p = subprocess.Popen(mvm_run("--restore", snap, "-d", disk_b, "-n", f"tap={TAP_B}"),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    p.stdin.write(f"echo RESTORED-$((6*7)); uname -s; cat /mnt/d/hello; "
+    p.stdin.write(f"echo RESTORED-$((6*7)); uname -s; echo CPUS-$(nproc)-ONLINE; "
+                  f"cat /mnt/d/hello; "
                   f"echo written by the clone > /mnt/d/clone && sync && "
                   f"echo WROTE-$((5*5)); "
                   f"ping -c 2 -W 20 {HOST_IP} >/dev/null && echo PING-$((3*7)); "
@@ -523,6 +592,7 @@ def case_linux_netns(c, tmp):
     what = f"(status {p.returncode})\n{out[-3000:]}\n{err[-3000:]}"
     c.check("RESTORED-42" in out and "Linux" in out,
             f"the restored Linux shell runs commands {what}")
+    c.check(f"CPUS-{NCPUS_LINUX}-ONLINE" in out, f"the clone runs {NCPUS_LINUX} vCPU(s) {what}")
     c.check("hello from the host" in out, f"the clone reads its ext4 disk {what}")
     c.check("WROTE-25" in out and "UMOUNT-8" in out,
             f"the clone writes, syncs and unmounts its ext4 disk {what}")

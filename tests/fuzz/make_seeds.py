@@ -341,3 +341,15 @@ put("fuzz_fc_config", "bad", b"".join(fc_call(*c) for c in [
     (4, 3, '{"iface_id": "a_1", "host_dev_name": "tap-name-far-too-long-for-ifnamsiz"}'),
     (12, 0, '{"drives": {}, "vsock": {}}'), (2, 0, '{"kernel_image_path": ""}'),
     (8, 0, '"not an object"'), (3, 0, '{"drive_id": "rootfs"')]))
+
+
+# ---- fuzz_snapshot: 3-byte patches (16-bit offset into the sections, XOR byte) ----
+def patches(*pairs):
+    return b"".join(struct.pack("<HB", off, x) for off, x in pairs)
+
+
+put("fuzz_snapshot", "valid", b"")
+# vCPU 0's RFLAGS: after SNAP_DBT_MODEL (368 bytes) and SNAP_DBT_ENGINE (88), headers of 16.
+put("fuzz_snapshot", "rflags", patches((16 + 368 + 16 + 88 + 16 + 136, 0x08)))
+put("fuzz_snapshot", "two", patches((40, 0x01), (3000, 0x80)))
+put("fuzz_snapshot", "section_header", patches((0, 0x02)))

@@ -105,6 +105,19 @@ extern const struct bus_ops pic_master_ops, pic_slave_ops, pic_elcr_ops;
 
 #define IOAPIC_PINS INTC_GSIS
 
+#define RTE_VECTOR	  0xffULL
+#define RTE_DELMODE_SHIFT 8
+#define RTE_DESTMODE	  (1ULL << 11)
+#define RTE_DELIVS	  (1ULL << 12)
+#define RTE_POLARITY	  (1ULL << 13)
+#define RTE_REMOTE_IRR	  (1ULL << 14)
+#define RTE_LEVEL	  (1ULL << 15)
+#define RTE_MASKED	  (1ULL << 16)
+#define RTE_DEST_SHIFT	  56
+/* What the guest may write: the read-only delivery status and Remote IRR stay ours. */
+#define RTE_LOW_WRITABLE  (0x1ffffULL & ~(RTE_DELIVS | RTE_REMOTE_IRR))
+#define RTE_HIGH_WRITABLE (0xffULL << RTE_DEST_SHIFT)
+
 struct ioapic {
 	uint32_t id; /* bits 24-27 of the ID register */
 	uint32_t ioregsel;
@@ -122,6 +135,19 @@ extern const struct bus_ops ioapic_ops;
 /* ---- local APIC (lapic.c) ---- */
 
 enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_NUM };
+
+#define APIC_BASE_BSP	   (1ULL << 8)
+#define APIC_BASE_X2APIC   (1ULL << 10)
+#define APIC_BASE_ENABLE   (1ULL << 11)
+#define APIC_BASE_RESERVED (0xffULL | (1ULL << 9) | (0xfffULL << 52))
+/* What the guest can put in a register (the rest reads as 0 or is fixed). */
+#define SVR_WRITABLE	   0x3ffu /* vector, enable, focus check disable */
+#define LVT_TIMER_WRITABLE 0x300ffu /* vector, mask, periodic; no TSC deadline */
+#define LVT_LINT_WRITABLE  0x1a7ffu /* vector, mode, polarity, trigger, mask */
+#define LVT_ERROR_WRITABLE 0x100ffu
+#define LVT_OTHER_WRITABLE 0x107ffu /* thermal, perf: vector, mode, mask */
+#define ICR_LOW_WRITABLE   0xccfffu /* all but delivery status and reserved bits */
+extern const uint32_t lapic_lvt_writable[LVT_NUM];
 
 struct lapic {
 	unsigned int cpu;
@@ -151,6 +177,9 @@ void lapic_update_pending(struct intc_state *s, unsigned int cpu, bool accepted,
 			  struct intc_notify *n);
 int lapic_ack(struct intc_state *s, unsigned int cpu, struct intc_notify *n);
 void lapic_timer_expire(struct intc_timer *t, uint64_t now, struct intc_notify *n);
+/* After (l)'s registers were loaded from a snapshot: the divider from the DCR, and the timer
+ * armed from timer_start as (now) finds it. */
+void lapic_timer_restart(struct lapic *l, uint64_t now);
 
 /* A message on the APIC bus: an IOAPIC entry or an ICR write. Delivery modes as in the ICR. */
 #define APIC_DM_FIXED	0
@@ -198,6 +227,8 @@ struct pit8254 {
 
 void pit_reset(struct pit8254 *p);
 void pit_timer_expire(struct intc_timer *t, uint64_t now, struct intc_notify *n);
+/* After (p) was loaded from a snapshot: channel 0's timer armed for its next edge. */
+void pit_restart(struct pit8254 *p);
 extern const struct bus_ops pit_ops, port61_ops;
 
 /* ---- the whole (intc.c) ---- */

@@ -21,18 +21,6 @@
 #define IOAPIC_REDTBL  0x10
 #define IOAPIC_VERSION 0x11
 
-#define RTE_VECTOR	  0xffULL
-#define RTE_DELMODE_SHIFT 8
-#define RTE_DESTMODE	  (1ULL << 11)
-#define RTE_DELIVS	  (1ULL << 12)
-#define RTE_POLARITY	  (1ULL << 13)
-#define RTE_REMOTE_IRR	  (1ULL << 14)
-#define RTE_LEVEL	  (1ULL << 15)
-#define RTE_MASKED	  (1ULL << 16)
-#define RTE_DEST_SHIFT	  56
-/* What the guest may write: the read-only delivery status and Remote IRR stay ours. */
-#define RTE_LOW_WRITABLE  (0x1ffffULL & ~(RTE_DELIVS | RTE_REMOTE_IRR))
-#define RTE_HIGH_WRITABLE (0xffULL << RTE_DEST_SHIFT)
 
 void ioapic_reset(struct ioapic *io, uint32_t id)
 {

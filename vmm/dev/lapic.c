@@ -41,21 +41,10 @@
 /* Version 0x14 (integrated APIC), max LVT entry 5, no directed EOI (bit 24). */
 #define APIC_VERSION_VALUE 0x50014u
 
-#define APIC_BASE_BSP	   (1ULL << 8)
-#define APIC_BASE_X2APIC   (1ULL << 10)
-#define APIC_BASE_ENABLE   (1ULL << 11)
-#define APIC_BASE_RESERVED (0xffULL | (1ULL << 9) | (0xfffULL << 52))
-
 #define SVR_ENABLE	   0x100u
-#define SVR_WRITABLE	   0x3ffu /* vector, enable, focus check disable */
 #define LVT_MASKED	   (1u << 16)
 #define LVT_PERIODIC	   (1u << 17)
 #define LVT_MODE(v)	   (((v) >> 8) & 7)
-#define LVT_TIMER_WRITABLE 0x300ffu /* vector, mask, periodic; no TSC deadline */
-#define LVT_LINT_WRITABLE  0x1a7ffu /* vector, mode, polarity, trigger, mask */
-#define LVT_ERROR_WRITABLE 0x100ffu
-#define LVT_OTHER_WRITABLE 0x107ffu /* thermal, perf: vector, mode, mask */
-#define ICR_LOW_WRITABLE   0xccfffu /* all but delivery status and reserved bits */
 #define ICR_LOGICAL	   (1u << 11)
 #define ICR_ASSERT	   (1u << 14)
 #define ICR_LEVEL	   (1u << 15)
@@ -66,6 +55,12 @@
 #define ESR_ILLEGAL_REGISTER	0x80u
 
 enum { SH_NONE, SH_SELF, SH_ALL, SH_OTHERS };
+
+const uint32_t lapic_lvt_writable[LVT_NUM] = {
+	[LVT_TIMER] = LVT_TIMER_WRITABLE, [LVT_THERMAL] = LVT_OTHER_WRITABLE,
+	[LVT_PERF] = LVT_OTHER_WRITABLE,  [LVT_LINT0] = LVT_LINT_WRITABLE,
+	[LVT_LINT1] = LVT_LINT_WRITABLE,  [LVT_ERROR] = LVT_ERROR_WRITABLE,
+};
 
 /* ---- vector bitmaps in register layout: bit v of word v / 32 ---- */
 
@@ -445,6 +440,17 @@ static void timer_load(struct lapic *l, uint64_t now)
 	timer_arm_next(l, now, false);
 }
 
+void lapic_timer_restart(struct lapic *l, uint64_t now)
+{
+	uint32_t code = (l->timer_dcr & 3) | (l->timer_dcr & 8) >> 1;
+
+	l->timer_div = code == 7 ? 1 : 2u << code;
+	if (l->timer_running && l->timer_init)
+		timer_arm_next(l, now, false);
+	else
+		intc_timer_disarm(&l->timer);
+}
+
 void lapic_timer_expire(struct intc_timer *t, uint64_t now, struct intc_notify *n)
 {
 	struct lapic *l = container_of(t, struct lapic, timer);
@@ -523,14 +529,9 @@ static void write_eoi(struct intc_state *s, struct lapic *l, struct intc_notify 
 static void write_lvt(struct intc_state *s, struct lapic *l, unsigned int idx, uint32_t val,
 		      struct intc_notify *n)
 {
-	static const uint32_t writable[LVT_NUM] = {
-		[LVT_TIMER] = LVT_TIMER_WRITABLE, [LVT_THERMAL] = LVT_OTHER_WRITABLE,
-		[LVT_PERF] = LVT_OTHER_WRITABLE,  [LVT_LINT0] = LVT_LINT_WRITABLE,
-		[LVT_LINT1] = LVT_LINT_WRITABLE,  [LVT_ERROR] = LVT_ERROR_WRITABLE,
-	};
 	uint32_t old = l->lvt[idx];
 
-	val &= writable[idx];
+	val &= lapic_lvt_writable[idx];
 	/* A software-disabled APIC keeps every LVT masked (SDM 10.4.7.2). */
 	if (!sw_enabled(l))
 		val |= LVT_MASKED;

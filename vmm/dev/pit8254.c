@@ -157,6 +157,14 @@ void pit_timer_expire(struct intc_timer *t, uint64_t now, struct intc_notify *n)
 	ch0_arm(p, not_before);
 }
 
+void pit_restart(struct pit8254 *p)
+{
+	if (p->ch[0].loaded)
+		ch0_arm(p, 0);
+	else
+		intc_timer_disarm(&p->timer);
+}
+
 void pit_reset(struct pit8254 *p)
 {
 	struct intc_timer timer = p->timer;

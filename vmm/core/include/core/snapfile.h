@@ -59,6 +59,13 @@ enum snap_type {
 	SNAP_CFG_DISK,		/* per disk: what it was opened as (cli/snapshot.c) */
 	SNAP_CFG_NET,		/* per NIC: its TAP and MAC */
 	SNAP_CFG_VSOCK,		/* the vsock device: guest CID and host socket */
+	SNAP_DBT_MODEL,		/* --accel dbt: the CPU model (CPUID, core features) */
+	SNAP_DBT_ENGINE,	/* INIT/SIPI requests not yet taken */
+	SNAP_DBT_CPU,		/* per vCPU: architectural state, guest TSC */
+	SNAP_INTC_PIC,		/* per 8259A (master, slave) */
+	SNAP_INTC_IOAPIC,	/* redirection table, line levels */
+	SNAP_INTC_LAPIC,	/* per vCPU: its local APIC, timer relative to the snapshot */
+	SNAP_INTC_PIT,		/* the 8254 and port 0x61, times relative to the snapshot */
 };
 
 /* Collects sections in memory. Out of memory is remembered and reported by snap_finish(). */

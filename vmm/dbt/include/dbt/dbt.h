@@ -119,6 +119,30 @@ int dbt_set_native_user(struct dbt *d, const struct dbt_native_ops *ops);
 /* The CPU model's CPUID as vCPU 0 sees it (for the native side to answer the same). */
 void dbt_model_cpuid(struct dbt *d, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 
+/* Snapshots (core/snapfile.h; vmm/dbt/snapshot.c). The engine must not be running: parked by
+ * a pause (stop_pause()) or not yet started. (now) is the engine's clock at the snapshot's or
+ * the restore's instant: CLOCK_MONOTONIC in ns, the 1 GHz that the guest's TSC counts
+ * (cpu_model.c); the guest's TSC goes on at the restore from the value it had at the
+ * snapshot.
+ * dbt_save() puts the CPU model (SNAP_DBT_MODEL), the INIT/SIPI requests not yet taken and
+ * (realtime), the host's CLOCK_REALTIME in ns at (now) (SNAP_DBT_ENGINE), and every vCPU's
+ * state (SNAP_DBT_CPU) into (w). Returns 0, or -ENOTSUP under --accel hybrid (logged),
+ * -ENOMEM.
+ * dbt_restore() checks and loads them into a fresh engine of as many vCPUs: a snapshot of
+ * another CPU model or vCPU count, or a malformed record, is refused with -EINVAL and the
+ * reason in (err); the engine must then not run. With (realtime) non-zero (the host's
+ * CLOCK_REALTIME now) every TSC also moves on by the real time since the snapshot
+ * (Firecracker's clock_realtime; none if the host's clock went back). Translated code and
+ * TLBs are not state: they are rebuilt as the guest runs. */
+struct snap_writer;
+struct snap_reader;
+/* vCPU (i)'s state, to look at or set while the engine is not running (tests, reports); NULL
+ * for a vCPU out of range. */
+struct emu_vcpu *dbt_vcpu(struct dbt *d, unsigned int i);
+int dbt_save(struct dbt *d, struct snap_writer *w, uint64_t now, uint64_t realtime);
+int dbt_restore(struct dbt *d, const struct snap_reader *r, uint64_t now, uint64_t realtime,
+		char *err, size_t errlen);
+
 /* --stats: instructions, blocks, cache, chains, invalidations, TLB, time. */
 void dbt_print_stats(struct dbt *d, FILE *f);
 

@@ -112,6 +112,20 @@ bool intc_pending(struct intc *ic, unsigned int cpu);
  * -1 when nothing is deliverable any more. */
 int intc_ack(struct intc *ic, unsigned int cpu);
 
+/* Snapshots (core/snapfile.h; intc_state.c): the PICs, the IOAPIC, the PIT and every local
+ * APIC as records of their own (SNAP_INTC_*). (now) is the models' clock (CLOCK_MONOTONIC, ns)
+ * at the snapshot's or the restore's instant: timers and counts are saved as the time that had
+ * passed at (now) and restored that far before the restore's (now), so they go on where they
+ * were. intc_save() takes a consistent view under the models' lock. intc_restore() checks
+ * every record (values only a guest's writes could have made, the vCPU count) before it loads
+ * any, re-arms the timers and kicks the CPUs that have something to take; -EINVAL with the
+ * reason in (err). Before loop_start() or with the engine parked. */
+struct snap_writer;
+struct snap_reader;
+void intc_save(struct intc *ic, struct snap_writer *w, uint64_t now);
+int intc_restore(struct intc *ic, const struct snap_reader *r, uint64_t now, char *err,
+		 size_t errlen);
+
 /* One line of counters for --stats: interrupts per source, IPIs, timer expiries. */
 void intc_print_stats(struct intc *ic, FILE *f);
 
