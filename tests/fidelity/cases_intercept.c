@@ -441,12 +441,16 @@ static void syscall_nosce3(const struct fid_case *c)
 	fid_expect_fault(c, V_UD, 0);
 }
 
-/* SYSENTER in 64-bit mode: Intel #GP(0) with IA32_SYSENTER_CS = 0; AMD #UD in long mode. */
+/* SYSENTER in 64-bit mode: Intel #GP(0) with IA32_SYSENTER_CS = 0; AMD #UD in long mode; #UD
+ * where CPUID.01H:EDX.SEP[11] is 0. */
 static void sysenter3(const struct fid_case *c)
 {
-	fid_wrmsr(MSR_SYSENTER_CS, 0);
+	bool sep = fid_cpu_has(1, 0, 3, 11);
+
+	if (sep)
+		fid_wrmsr(MSR_SYSENTER_CS, 0);
 	U3(p_sysenter, 0, 0);
-	fid_expect_fault(c, fid_vendor_amd() ? V_UD : V_GP, 0);
+	fid_expect_fault(c, fid_vendor_amd() || !sep ? V_UD : V_GP, 0);
 }
 
 #define I FID_INNOC

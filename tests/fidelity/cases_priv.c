@@ -132,11 +132,12 @@ static void rdtscp3_tsd(const struct fid_case *c)
 	fid_expect_fault(c, V_GP, 0);
 }
 
-/* SYSEXIT at CPL3: Intel #GP(0) (CPL != 0); AMD: #UD in long mode (APM Vol. 3 SYSEXIT). */
+/* SYSEXIT at CPL3: Intel #GP(0) (CPL != 0); AMD: #UD in long mode (APM Vol. 3 SYSEXIT); #UD
+ * where CPUID.01H:EDX.SEP[11] says SYSENTER/SYSEXIT are absent. */
 static void sysexit3(const struct fid_case *c)
 {
 	U3(p_sysexit, 0, 0);
-	fid_expect_fault(c, fid_vendor_amd() ? V_UD : V_GP, 0);
+	fid_expect_fault(c, fid_vendor_amd() || !fid_cpu_has(1, 0, 3, 11) ? V_UD : V_GP, 0);
 }
 
 #define P FID_PRIV

@@ -296,6 +296,7 @@ static emu_handler_fn handler_for(ZydisMnemonic m)
 	case ZYDIS_MNEMONIC_CVTTPD2DQ:
 		return emu_exec_sse2;
 	case ZYDIS_MNEMONIC_INT3:
+	case ZYDIS_MNEMONIC_INT1:
 	case ZYDIS_MNEMONIC_INT:
 	case ZYDIS_MNEMONIC_INTO:
 		return emu_exec_interrupt;

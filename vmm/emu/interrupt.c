@@ -1,4 +1,4 @@
-/* interrupt.c: int3, int n and into, delivered through the guest's IDT as the CPU does in
+/* interrupt.c: int3, int1, int n and into, delivered through the guest's IDT as the CPU does in
  * IA-32e mode (SDM Vol. 3A 6.12 and 6.14): gate checks, privilege change with the TSS stack or
  * an IST stack, the 64-bit frame, and IF/TF/NT/RF cleared. */
 #include <string.h>
@@ -136,6 +136,10 @@ int emu_exec_interrupt(struct emu_ctx *ctx)
 	switch (ctx->insn.mnemonic) {
 	case ZYDIS_MNEMONIC_INT3:
 		return emu_deliver_interrupt(ctx, EXC_BP, true, false, 0);
+	case ZYDIS_MNEMONIC_INT1:
+		/* ICEBP: a #DB trap delivered like a hardware exception, without the gate DPL
+		 * check of INT n/INT3/INTO (SDM Vol. 2A INT n: "does not apply to INT1"). */
+		return emu_deliver_interrupt(ctx, EXC_DB, false, false, 0);
 	case ZYDIS_MNEMONIC_INTO:
 		if (!(c->rflags & RF_OF)) {
 			ctx->rip_written = true;
