@@ -3,7 +3,9 @@
  * check (SDM Vol. 2A INT n); a far JMP/CALL to a TSS in IA-32e mode is #GP(selector) (Vol. 2A
  * JMP, CALL; Vol. 3A 7.7); IRET with NT=1 in IA-32e mode is #GP(0) (Vol. 2A IRET); RDPMC
  * without counters is #GP(0) (Vol. 2B RDPMC); IN/OUT at CPL > IOPL consult the TSS I/O
- * permission bitmap (Vol. 1 19.5.2), two bytes of it, within the TSS limit. */
+ * permission bitmap (Vol. 1 19.5.2), two bytes of it, within the TSS limit; an exception or
+ * INT3 in compatibility mode is delivered through the 64-bit IDT (Vol. 3A 6.14; the engine
+ * stopped there, which the kernel's sigreturn selftest found). */
 #include "emu/vcpu.h"
 #include "emu_fixture.h"
 
@@ -21,6 +23,7 @@ static void setup(struct fx *fx)
 	fx_put64(fx, FX_GDT + 0x10, 0x00cf92000000ffffull); /* data DPL0 */
 	fx_put64(fx, FX_GDT + 0x20, 0x00cff2000000ffffull); /* data DPL3 */
 	fx_put64(fx, FX_GDT + 0x28, 0x00affa000000ffffull); /* code64 DPL3 */
+	fx_put64(fx, FX_GDT + 0x18, 0x00cffa000000ffffull); /* code32 DPL3 */
 	fx_put64(fx, FX_GDT + 0x30,
 		 0x67 | ((tss & 0xffffff) << 16) | (0x8bull << 40) | (((tss >> 24) & 0xff) << 56));
 	fx_put64(fx, FX_GDT + 0x38, tss >> 32);
@@ -28,6 +31,10 @@ static void setup(struct fx *fx)
 	fx_put64(fx, FX_IDT + 16, (HANDLER & 0xffff) | (0x08ull << 16) | (0x8eull << 40) |
 				  ((HANDLER >> 16 & 0xffff) << 48));
 	fx_put64(fx, FX_IDT + 24, HANDLER >> 32);
+	/* #BP (vector 3), DPL3. */
+	fx_put64(fx, FX_IDT + 48, (HANDLER & 0xffff) | (0x08ull << 16) | (0xeeull << 40) |
+				  ((HANDLER >> 16 & 0xffff) << 48));
+	fx_put64(fx, FX_IDT + 56, HANDLER >> 32);
 	fx_put64(fx, FX_TSS + 4, RSP0);
 	/* The bitmap: every port of 0-255 denied but 0x80 and 0x86-0x87; the byte after it
 	 * all ones. */
@@ -96,6 +103,29 @@ static void test_int1(struct fx *fx)
 	/* INT 1 (CD 01) from CPL3 is subject to the DPL check: #GP(1 * 8 + 2). */
 	init(fx, 3, 0x2);
 	CHECK_GP(STEP(fx, 0xcd, 0x01), 0xa);
+}
+
+static void test_compat_delivery(struct fx *fx)
+{
+	int ret;
+
+	/* INT3 in 32-bit code (CS 0x1b: L=0, D=1) at CPL3: the 64-bit frame on RSP0 with the
+	 * 32-bit return address and the compatibility-mode CS. */
+	init(fx, 3, 0x2);
+	v.cpu.seg[EMU_CS].sel = 0x1b;
+	v.cpu.seg[EMU_CS].l = 0;
+	v.cpu.seg[EMU_CS].db = 1;
+	v.cpu.gpr[EMU_RSP] = USER_RSP & 0xffffffff;
+	emu_vcpu_mode_changed(&v, true);
+	ret = STEP(fx, 0xcc);
+	CHECK(ret != EXIT_FAULT && ret != EXIT_STOP);
+	CHECK_EQ(v.cpu.rip, HANDLER);
+	CHECK_EQ(v.cpu.gpr[EMU_RSP], RSP0 - 40);
+	CHECK_EQ(fx_get64(fx, RSP0 - 40), FX_USER + 0x101);
+	CHECK_EQ(fx_get64(fx, RSP0 - 32), 0x1b);
+	CHECK_EQ(fx_get64(fx, RSP0 - 16), USER_RSP & 0xffffffff);
+	CHECK_EQ(v.cpu.seg[EMU_CS].sel, 0x08);
+	CHECK(v.cpu.seg[EMU_CS].l);
 }
 
 static void test_task_switch(struct fx *fx)
@@ -183,6 +213,7 @@ int main(void)
 	}
 	setup(&fx);
 	test_int1(&fx);
+	test_compat_delivery(&fx);
 	test_task_switch(&fx);
 	test_rdpmc(&fx);
 	test_io_bitmap(&fx);

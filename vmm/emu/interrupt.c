@@ -42,8 +42,11 @@ int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft, bool h
 	uint16_t sel;
 	int ret;
 
-	if (!emu_64bit(c))
-		return emu_unsupported(ctx, "interrupt delivery outside 64-bit mode");
+	/* IA-32e mode delivers through the 64-bit IDT with a 64-bit frame from compatibility
+	 * mode too (SDM Vol. 3A 6.14: "in IA-32e mode"), as 32-bit programs under a 64-bit
+	 * kernel need; only legacy protected mode is not offered. */
+	if (!emu_long_mode(c))
+		return emu_unsupported(ctx, "interrupt delivery outside IA-32e mode");
 	if ((uint32_t)vector * 16 + 15 > c->idt_limit)
 		return emu_raise(ctx, EXC_GP, true, idt_err);
 	ret = emu_read_linear(ctx, c->idt_base + vector * 16, gate, 16, EMU_ACC_IMPLICIT);
