@@ -5,7 +5,9 @@
  * without counters is #GP(0) (Vol. 2B RDPMC); IN/OUT at CPL > IOPL consult the TSS I/O
  * permission bitmap (Vol. 1 19.5.2), two bytes of it, within the TSS limit; an exception or
  * INT3 in compatibility mode is delivered through the 64-bit IDT (Vol. 3A 6.14; the engine
- * stopped there, which the kernel's sigreturn selftest found). */
+ * stopped there, which the kernel's sigreturn selftest found); MOV SS holds back the #DB of a
+ * data breakpoint it meets until the next instruction completes (Vol. 3A 6.8.3; the kernel's
+ * mov_ss_trap selftest died of the early #DB). */
 #include "emu/vcpu.h"
 #include "emu_fixture.h"
 
@@ -128,6 +130,36 @@ static void test_compat_delivery(struct fx *fx)
 	CHECK(v.cpu.seg[EMU_CS].l);
 }
 
+static void test_mov_ss_shadow(struct fx *fx)
+{
+	const uint64_t ssvar = FX_DATA + 0x2000;
+	int ret;
+
+	/* DR0: read/write breakpoint on the 2-byte selector MOV SS loads. */
+	fx_put64(fx, ssvar, 0x10);
+	init(fx, 0, 0x2);
+	v.cpu.dr[0] = ssvar;
+	v.cpu.dr[7] = 1 | (3u << 16) | (1u << 18); /* L0, R/W, LEN 2 */
+	v.cpu.dr[6] = 0xffff0ff0;
+	emu_vcpu_debug_changed(&v);
+	/* mov ss, [ssvar] (8e 14 25 disp32): no #DB at its boundary... */
+	ret = STEP(fx, 0x8e, 0x14, 0x25, 0x00, 0x20, 0x10, 0x00);
+	CHECK(ret != EXIT_TRAP && ret != EXIT_FAULT && ret != EXIT_STOP);
+	CHECK_EQ(v.cpu.dr[6] & 0xf, 0);
+	/* ...but after the next one, with DR6.B0. */
+	ret = STEP(fx, 0x90);
+	CHECK_EQ(ret, EXIT_TRAP);
+	CHECK_EQ(v.fault.vector, 1);
+	CHECK_EQ(v.cpu.dr[6] & 0xf, 1);
+	CHECK_EQ(v.cpu.rip, FX_DATA + 0x80000 + 8);
+	/* A plain read of the watched word traps at once. */
+	init(fx, 0, 0x2);
+	v.cpu.dr[0] = ssvar;
+	v.cpu.dr[7] = 1 | (3u << 16) | (1u << 18);
+	emu_vcpu_debug_changed(&v);
+	CHECK_EQ(STEP(fx, 0x8b, 0x04, 0x25, 0x00, 0x20, 0x10, 0x00), EXIT_TRAP);
+}
+
 static void test_task_switch(struct fx *fx)
 {
 	uint64_t rsp;
@@ -214,6 +246,7 @@ int main(void)
 	setup(&fx);
 	test_int1(&fx);
 	test_compat_delivery(&fx);
+	test_mov_ss_shadow(&fx);
 	test_task_switch(&fx);
 	test_rdpmc(&fx);
 	test_io_bitmap(&fx);

@@ -203,7 +203,7 @@ UOP_DEF(mov_sreg_w)
 	if (ret)
 		return ret;
 	if (u->reg == EMU_SS)
-		v->int_shadow = true;
+		v->int_shadow = v->dbg_shadow = true;
 	emu_vcpu_mode_changed(v, false);
 	return exit_after(v, u, EXIT_MODE);
 }
@@ -237,7 +237,7 @@ UOP_DEF(pop_sreg)
 		return ret;
 	sp_set(v, sp_get(v) + u->osz);
 	if (u->reg == EMU_SS)
-		v->int_shadow = true;
+		v->int_shadow = v->dbg_shadow = true;
 	emu_vcpu_mode_changed(v, false);
 	return exit_after(v, u, EXIT_MODE);
 }
