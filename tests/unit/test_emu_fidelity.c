@@ -7,7 +7,7 @@
  * INT3 in compatibility mode is delivered through the 64-bit IDT (Vol. 3A 6.14; the engine
  * stopped there, which the kernel's sigreturn selftest found); MOV SS holds back the #DB of a
  * data breakpoint it meets until the next instruction completes (Vol. 3A 6.8.3; the kernel's
- * mov_ss_trap selftest died of the early #DB). */
+ * mov_ss_trap selftest died of the early #DB); the KVM fallback runs far transfers too. */
 #include "emu/vcpu.h"
 #include "emu_fixture.h"
 
@@ -190,6 +190,26 @@ static void test_task_switch(struct fx *fx)
 	CHECK_EQ(v.cpu.gpr[EMU_RSP], FX_STACK + 0x90000);
 }
 
+/* The same through emu_step(), the KVM fallback's entry: far transfers run there too. */
+static void test_kvm_fallback_far(struct fx *fx)
+{
+	struct emu_cpu c;
+	struct emu_result res;
+
+	fx_put64(fx, FX_DATA, 0x0000003000001000ull);
+	fx_init_cpu(&c);
+	FX_STEP(fx, &c, &res, 0xff, 0x2c, 0x25, 0x00, 0x00, 0x10, 0x00);
+	FX_CHECK_FAULT(&res, FX_GP, 0x30);
+	/* To the 64-bit code segment 0x08: done, CS reloaded and marked for KVM_SET_SREGS. */
+	fx_put64(fx, FX_DATA, 0x0000000800101000ull);
+	fx_init_cpu(&c);
+	FX_STEP(fx, &c, &res, 0xff, 0x2c, 0x25, 0x00, 0x00, 0x10, 0x00);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(c.rip, 0x101000);
+	CHECK_EQ(c.seg[EMU_CS].sel, 0x08);
+	CHECK(c.dirty & EMU_DIRTY_SREGS);
+}
+
 static void test_rdpmc(struct fx *fx)
 {
 	init(fx, 3, 0x2);
@@ -248,6 +268,7 @@ int main(void)
 	test_compat_delivery(&fx);
 	test_mov_ss_shadow(&fx);
 	test_task_switch(&fx);
+	test_kvm_fallback_far(&fx);
 	test_rdpmc(&fx);
 	test_io_bitmap(&fx);
 	fx_fini(&fx);
