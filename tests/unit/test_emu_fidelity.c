@@ -71,12 +71,13 @@ static void init(struct fx *fx, unsigned int cpl, uint64_t rflags)
 }
 
 /* Runs one instruction (bytes) at RIP; returns the exit. */
+static int step(struct fx *fx, const uint8_t *code, size_t n)
+{
+	memcpy(fx->ram + v.cpu.rip, code, n);
+	return emu_vcpu_step(&v);
+}
 #define STEP(fx, ...)                                                                              \
-	({                                                                                         \
-		static const uint8_t code_[] = {__VA_ARGS__};                                      \
-		memcpy((fx)->ram + v.cpu.rip, code_, sizeof(code_));                              \
-		emu_vcpu_step(&v);                                                                 \
-	})
+	step((fx), (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
 
 static void check_gp(int ret, uint32_t error, int line)
 {
