@@ -4,7 +4,8 @@
  * the TSS with a null SS, the CPL3 -> CPL3 frame written with user accesses, and the faults:
  * #GP(vector*8+2) for DPL < CPL and for a bad gate type or a vector past the IDT limit, #NP
  * for a gate that is not present, #GP/#NP for the target code segment, #TS for a TSS too
- * short, #PF and #SS on the new stack, each with nothing changed. */
+ * short, #PF and #SS on the new stack, each with nothing changed; delivery from compatibility
+ * mode, and legacy protected mode refused. */
 #include "emu_fixture.h"
 
 #define HANDLER	  0x0000000000123456ull
@@ -301,14 +302,24 @@ static void test_faults(struct fx *fx)
 	FX_STEP(fx, &c, &res, 0xcc);
 	FX_CHECK_FAULT(&res, FX_PFV, 0);
 	CHECK_EQ(res.fault.cr2, FX_HOLE + 3 * 16);
-	/* Outside 64-bit mode: not emulated, said so. */
+	/* Compatibility mode (IA-32e, 32-bit code): the 64-bit IDT and frame, as from 64-bit
+	 * code (SDM Vol. 3A 6.14). */
 	fx_init_cpu(&c);
+	c.seg[EMU_CS].l = 0;
+	c.seg[EMU_CS].db = 1;
+	FX_STEP(fx, &c, &res, 0xcc);
+	CHECK_EQ(res.status, EMU_DONE);
+	CHECK_EQ(c.rip, HANDLER);
+	CHECK(c.seg[EMU_CS].l);
+	/* Outside IA-32e mode (legacy protected mode): not emulated, said so. */
+	fx_init_cpu(&c);
+	c.efer &= ~(FX_EFER_LME | FX_EFER_LMA);
 	c.seg[EMU_CS].l = 0;
 	c.seg[EMU_CS].db = 1;
 	fx_snapshot(fx, &c, &save);
 	FX_STEP(fx, &c, &res, 0xcc);
 	CHECK_EQ(res.status, EMU_UNSUPPORTED);
-	CHECK(strstr(res.why, "64-bit") != NULL);
+	CHECK(strstr(res.why, "IA-32e") != NULL);
 	FX_CHECK_UNCHANGED(fx, &c, &save);
 }
 

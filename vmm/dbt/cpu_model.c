@@ -128,6 +128,16 @@ void dbt_cpuid(struct emu_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 		/* SYSCALL, NX, RDTSCP, LM. */
 		out[3] = (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29);
 		break;
+	case 0x80000002:
+	case 0x80000003:
+	case 0x80000004: {
+		/* The brand string, 48 bytes NUL-padded (SDM Vol. 2A CPUID, leaves 80000002H-
+		 * 80000004H): the max extended leaf says they exist, so they are not empty. */
+		static const char brand[48] = "mvm engine virtual CPU";
+
+		memcpy(out, brand + 16 * (leaf - 0x80000002), 16);
+		break;
+	}
 	case 0x80000008:
 		out[0] = 40 | (48 << 8);	/* physical and linear address bits */
 		break;

@@ -646,6 +646,7 @@ loop:
 	case ZYDIS_MNEMONIC_WRMSR: u->fn = uop_wrmsr; return true;
 	case ZYDIS_MNEMONIC_RDTSC: u->fn = uop_rdtsc; return true;
 	case ZYDIS_MNEMONIC_RDTSCP: u->fn = uop_rdtscp; return true;
+	case ZYDIS_MNEMONIC_RDPMC: u->fn = uop_rdpmc; return true;
 	case ZYDIS_MNEMONIC_LGDT:
 	case ZYDIS_MNEMONIC_LIDT:
 	case ZYDIS_MNEMONIC_SGDT:

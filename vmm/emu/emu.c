@@ -296,6 +296,7 @@ static emu_handler_fn handler_for(ZydisMnemonic m)
 	case ZYDIS_MNEMONIC_CVTTPD2DQ:
 		return emu_exec_sse2;
 	case ZYDIS_MNEMONIC_INT3:
+	case ZYDIS_MNEMONIC_INT1:
 	case ZYDIS_MNEMONIC_INT:
 	case ZYDIS_MNEMONIC_INTO:
 		return emu_exec_interrupt;
@@ -311,6 +312,15 @@ static emu_handler_fn handler_for(ZydisMnemonic m)
 static uint64_t copy_tsc(struct emu_vcpu *v)
 {
 	return v->cpu.tsc;
+}
+
+/* Far JMP/CALL/RET and IRET read and write only registers, segments, memory and the
+ * descriptor tables, all in a struct emu_cpu: the KVM fallback runs them too (KVM-PVM hands
+ * back, e.g., a far JMP to a TSS, which IA-32e mode answers with #GP). */
+static bool far_transfer(const struct emu_uop *u)
+{
+	return u->fn == uop_jmp_far || u->fn == uop_call_far || u->fn == uop_ret_far ||
+	       u->fn == uop_iret;
 }
 
 /* Runs the instruction in (bytes) with the engine's uop when it has a pure one (emu/vcpu.h),
@@ -331,7 +341,8 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 	memcpy(&tv.cpu, cpu, sizeof(*cpu));
 	tv.cc.op = CC_EFLAGS;
 	emu_vcpu_mode_changed(&tv, true);
-	if (emu_decode(&tv, cpu->rip, buf, len, &u) <= 0 || !emu_uop_pure(&u))
+	if (emu_decode(&tv, cpu->rip, buf, len, &u) <= 0 ||
+	    !(emu_uop_pure(&u) || far_transfer(&u)))
 		return false;
 	res->insn_len = u.len;
 	res->mnemonic = ZydisMnemonicGetString((ZydisMnemonic)u.mnemonic);
@@ -353,8 +364,9 @@ static bool step_uop(struct emu_cpu *cpu, const struct emu_env *env, const uint8
 	case EXIT_BRANCH:
 	case EXIT_JUMP_TAKEN:
 	case EXIT_JUMP_NOT:
+	case EXIT_MODE: /* a far transfer: CS (and SS) changed too */
 		tv.cpu.rflags = emu_flags(&tv) & ~RF_RF;
-		tv.cpu.dirty = EMU_DIRTY_GPRS;
+		tv.cpu.dirty = EMU_DIRTY_GPRS | (ret == EXIT_MODE ? EMU_DIRTY_SREGS : 0);
 		memcpy(cpu, &tv.cpu, sizeof(*cpu));
 		res->db_hits = tv.dbg_hits;
 		res->status = EMU_DONE;

@@ -1,4 +1,4 @@
-/* interrupt.c: int3, int n and into, delivered through the guest's IDT as the CPU does in
+/* interrupt.c: int3, int1, int n and into, delivered through the guest's IDT as the CPU does in
  * IA-32e mode (SDM Vol. 3A 6.12 and 6.14): gate checks, privilege change with the TSS stack or
  * an IST stack, the 64-bit frame, and IF/TF/NT/RF cleared. */
 #include <string.h>
@@ -42,8 +42,11 @@ int emu_deliver_interrupt(struct emu_ctx *ctx, uint8_t vector, bool soft, bool h
 	uint16_t sel;
 	int ret;
 
-	if (!emu_64bit(c))
-		return emu_unsupported(ctx, "interrupt delivery outside 64-bit mode");
+	/* IA-32e mode delivers through the 64-bit IDT with a 64-bit frame from compatibility
+	 * mode too (SDM Vol. 3A 6.14: "in IA-32e mode"), as 32-bit programs under a 64-bit
+	 * kernel need; only legacy protected mode is not offered. */
+	if (!emu_long_mode(c))
+		return emu_unsupported(ctx, "interrupt delivery outside IA-32e mode");
 	if ((uint32_t)vector * 16 + 15 > c->idt_limit)
 		return emu_raise(ctx, EXC_GP, true, idt_err);
 	ret = emu_read_linear(ctx, c->idt_base + vector * 16, gate, 16, EMU_ACC_IMPLICIT);
@@ -136,6 +139,10 @@ int emu_exec_interrupt(struct emu_ctx *ctx)
 	switch (ctx->insn.mnemonic) {
 	case ZYDIS_MNEMONIC_INT3:
 		return emu_deliver_interrupt(ctx, EXC_BP, true, false, 0);
+	case ZYDIS_MNEMONIC_INT1:
+		/* ICEBP: a #DB trap delivered like a hardware exception, without the gate DPL
+		 * check of INT n/INT3/INTO (SDM Vol. 2A INT n: "does not apply to INT1"). */
+		return emu_deliver_interrupt(ctx, EXC_DB, false, false, 0);
 	case ZYDIS_MNEMONIC_INTO:
 		if (!(c->rflags & RF_OF)) {
 			ctx->rip_written = true;

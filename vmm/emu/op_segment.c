@@ -1,6 +1,7 @@
 /* op_segment.c: segment register loads and far control transfers: mov/push/pop sreg, far
  * jmp/call/ret, iret, ltr/lldt/str/sldt (SDM Vol. 3A 3.4-3.5, 5.8; Vol. 2). Call gates, task
- * switches and virtual-8086 mode are not offered: they stop the VM with a report. */
+ * switches (outside IA-32e mode, which has none) and virtual-8086 mode are not offered: they
+ * stop the VM with a report. */
 #include "uop_internal.h"
 
 static bool canonical(uint64_t la)
@@ -8,8 +9,7 @@ static bool canonical(uint64_t la)
 	return (uint64_t)((int64_t)(la << 16) >> 16) == la;
 }
 
-/* Implicit supervisor accesses to descriptor tables (SDM Vol. 3A 4.6: not CPL-checked). */
-static int sys_access(struct emu_vcpu *v, uint64_t la, void *buf, unsigned int len, bool write)
+int sys_access(struct emu_vcpu *v, uint64_t la, void *buf, unsigned int len, bool write)
 {
 	unsigned int cpl = v->cpl;
 	int ret;
@@ -150,9 +150,19 @@ static int load_code_seg(struct emu_vcpu *v, uint16_t sel, unsigned int new_cpl,
 	if (ret)
 		return ret;
 	*out = seg_from(sel, d);
-	if (!out->s)
-		return uop_stop(v, "far transfer through a system descriptor (selector 0x%x): "
-				"call gates and task switches are not offered", sel);
+	if (!out->s) {
+		bool lma = v->cpu.efer & (1ull << 10);
+		unsigned int t = out->type & 0xf;
+
+		/* IA-32e mode has no task switches: a TSS, a task gate or any other system
+		 * descriptor but a call gate is #GP(selector) (SDM Vol. 2A JMP and CALL, "IF
+		 * IA32_EFER.LMA = 1"; Vol. 3A 7.7). Elsewhere TSSs and task gates switch tasks. */
+		if (t == 0xc || (!lma && (t == 1 || t == 3 || t == 4 || t == 5 || t == 9 ||
+					  t == 0xb)))
+			return uop_stop(v, "far transfer through a system descriptor (selector "
+					"0x%x): call gates and task switches are not offered", sel);
+		return uop_raise(v, EXC_GP, true, sel & ~3u);
+	}
 	if (!(out->type & 8))
 		return uop_raise(v, EXC_GP, true, sel & ~3u);
 	if (out->type & 4) {
@@ -193,7 +203,7 @@ UOP_DEF(mov_sreg_w)
 	if (ret)
 		return ret;
 	if (u->reg == EMU_SS)
-		v->int_shadow = true;
+		v->int_shadow = v->dbg_shadow = true;
 	emu_vcpu_mode_changed(v, false);
 	return exit_after(v, u, EXIT_MODE);
 }
@@ -227,7 +237,7 @@ UOP_DEF(pop_sreg)
 		return ret;
 	sp_set(v, sp_get(v) + u->osz);
 	if (u->reg == EMU_SS)
-		v->int_shadow = true;
+		v->int_shadow = v->dbg_shadow = true;
 	emu_vcpu_mode_changed(v, false);
 	return exit_after(v, u, EXIT_MODE);
 }
@@ -405,6 +415,9 @@ UOP_DEF(iret)
 		commit_cs(v, &cs, off & (osz == 2 ? 0xffff : 0xffffffff));
 		return EXIT_MODE;
 	}
+	/* IA-32e mode has no nested-task return: NT=1 is #GP(0) (SDM Vol. 2A IRET). */
+	if ((old & RF_NT) && long_mode)
+		return raise_gp0(v);
 	if (old & RF_NT)
 		return uop_stop(v, "iret with NT set (task return) is not offered");
 	rpl = sel & 3;

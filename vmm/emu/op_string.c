@@ -236,12 +236,33 @@ static int compare(struct emu_vcpu *v, const struct emu_uop *u, bool scas)
 UOP_DEF(cmps) { return compare(v, u, false); }
 UOP_DEF(scas) { return compare(v, u, true); }
 
-/* I/O permission: CPL <= IOPL, or (not offered) the TSS bitmap (SDM Vol. 1 19.5). */
-static bool io_allowed(const struct emu_vcpu *v)
+/* I/O permission (SDM Vol. 1 19.5): CPL <= IOPL, or the bits of every port of the access
+ * clear in the TSS's I/O permission bitmap (two bytes read at base + port / 8, both inside
+ * the TSS limit). 0 when allowed, else the fault raised: #GP(0), or a fault reading the TSS. */
+static int io_check(struct emu_vcpu *v, uint16_t port, unsigned int size)
 {
-	unsigned int iopl = (v->cpu.rflags >> 12) & 3;
+	unsigned int iopl = (v->cpu.rflags >> 12) & 3, type = v->cpu.tr.type & 0xf;
+	uint16_t map = 0, bits = 0;
+	uint32_t off;
+	int ret;
 
-	return !(v->cpu.cr0 & CR0_PE) || v->cpl <= iopl;
+	if (!(v->cpu.cr0 & CR0_PE) || v->cpl <= iopl)
+		return 0;
+	/* Only a 32/64-bit TSS (available 9, busy 0xb) has a bitmap; its base is at 102. */
+	if ((type != 9 && type != 0xb) || v->cpu.tr.limit < 103)
+		return raise_gp0(v);
+	ret = sys_access(v, v->cpu.tr.base + 102, &map, 2, false);
+	if (ret)
+		return ret;
+	off = (uint32_t)map + port / 8;
+	if (off + 1 > v->cpu.tr.limit)
+		return raise_gp0(v);
+	ret = sys_access(v, v->cpu.tr.base + off, &bits, 2, false);
+	if (ret)
+		return ret;
+	if ((bits >> (port & 7)) & ((1u << size) - 1))
+		return raise_gp0(v);
+	return 0;
 }
 
 /* ins/outs: one port access per element, at most 4096 per execution. */
@@ -249,10 +270,10 @@ UOP_DEF(ins)
 {
 	uint16_t port = (uint16_t)reg_get(v, EMU_RDX, 2);
 	struct rep r;
-	int ret = 0;
+	int ret = io_check(v, port, u->osz);
 
-	if (!io_allowed(v))
-		return raise_gp0(v);
+	if (ret)
+		return ret;
 	rep_begin(v, u, &r, 4096);
 	while (rep_more(&r)) {
 		uint64_t la, val = 0, probe;
@@ -276,10 +297,10 @@ UOP_DEF(outs)
 {
 	uint16_t port = (uint16_t)reg_get(v, EMU_RDX, 2);
 	struct rep r;
-	int ret = 0;
+	int ret = io_check(v, port, u->osz);
 
-	if (!io_allowed(v))
-		return raise_gp0(v);
+	if (ret)
+		return ret;
 	rep_begin(v, u, &r, 4096);
 	while (rep_more(&r)) {
 		uint64_t la, val;
@@ -300,8 +321,10 @@ UOP_DEF(in)
 	uint16_t port = u->flags & UOP_F_IMM ? (uint16_t)u->imm : (uint16_t)reg_get(v, EMU_RDX, 2);
 	uint64_t val = 0;
 
-	if (!io_allowed(v))
-		return raise_gp0(v);
+	int ret = io_check(v, port, u->osz);
+
+	if (ret)
+		return ret;
 	emu_device_access(v, v->plat->pio, port, &val, u->osz, false);
 	reg_set(v, EMU_RAX, u->osz, val);
 	return EXIT_NEXT;
@@ -311,9 +334,10 @@ UOP_DEF(out)
 {
 	uint16_t port = u->flags & UOP_F_IMM ? (uint16_t)u->imm : (uint16_t)reg_get(v, EMU_RDX, 2);
 	uint64_t val = reg_get(v, EMU_RAX, u->osz);
+	int ret = io_check(v, port, u->osz);
 
-	if (!io_allowed(v))
-		return raise_gp0(v);
+	if (ret)
+		return ret;
 	emu_device_access(v, v->plat->pio, port, &val, u->osz, true);
 	return EXIT_NEXT;
 }

@@ -102,6 +102,13 @@ UOP_DEF(pause)
 	return exit_after(v, u, EXIT_BRANCH);
 }
 
+/* RDPMC: #GP(0) at CPL > 0 with CR4.PCE clear, and for an ECX that names no counter, which
+ * with no performance counters (CPUID leaf 0AH absent) is every ECX (SDM Vol. 2B RDPMC). */
+UOP_DEF(rdpmc)
+{
+	return raise_gp0(v);
+}
+
 UOP_DEF(wbinvd)
 {
 	NEED_CPL0(v);

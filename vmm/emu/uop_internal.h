@@ -87,6 +87,9 @@ static inline int raise_ud(struct emu_vcpu *v)
 }
 
 int uop_stop(struct emu_vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Implicit supervisor access of (len) bytes at linear (la): descriptor tables and the TSS
+ * (SDM Vol. 3A 4.6: not CPL-checked). 0, or the fault it raised (op_segment.c). */
+int sys_access(struct emu_vcpu *v, uint64_t la, void *buf, unsigned int len, bool write);
 
 /* --- addresses and memory --- */
 
@@ -404,7 +407,7 @@ static inline uint64_t szp_flags(uint64_t res, unsigned int osz)
 	X(mov_dr) X(lgdt) X(lidt) X(sgdt) X(sidt) X(ltr) X(lldt) X(str) X(sldt) X(mov_sreg_w)  \
 	X(mov_sreg_r) X(pop_sreg) X(push_sreg) X(jmp_far) X(call_far) X(ret_far) X(iret)        \
 	X(syscall) X(sysret) X(swapgs) X(invlpg) X(clts) X(lmsw) X(smsw) X(ud)                   \
-	X(wbinvd) X(rdtscp) X(pause)
+	X(wbinvd) X(rdtscp) X(pause) X(rdpmc)
 
 /* The register forms of one ALU operation (op_alu.c). */
 #define UOP_ALU_FORMS(X, n) X(n##_rr) X(n##_ri) X(n##_rr64) X(n##_ri64)

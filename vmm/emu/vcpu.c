@@ -515,6 +515,7 @@ int emu_vcpu_step(struct emu_vcpu *v)
 	uint64_t rip = v->cpu.rip, la;
 	bool tf = v->cpu.rflags & RF_TF;
 	uint64_t rf = v->cpu.rflags & RF_RF;
+	uint8_t held;
 	int ret;
 
 	ret = uop_linear(v, EMU_CS, rip, 1, false, &la);
@@ -524,7 +525,8 @@ int emu_vcpu_step(struct emu_vcpu *v)
 	 * set (the handler of the last one returned with RF, or an interrupted string
 	 * instruction resumes). RF is cleared when the instruction starts, after this check;
 	 * an IRET loads it again, an unfinished string instruction sets it (op_string.c). */
-	if (unlikely(v->dbg_armed) && !(v->cpu.rflags & RF_RF)) {
+	if (unlikely(v->dbg_armed) && !(v->cpu.rflags & RF_RF) && !v->dbg_shadow) {
+		/* (After MOV SS / POP SS no debug exception is taken at this boundary: 6.8.3.) */
 		unsigned int hits = emu_dbg_code_hits(&v->cpu, la);
 
 		if (hits) {
@@ -550,6 +552,9 @@ int emu_vcpu_step(struct emu_vcpu *v)
 	uops[1] = (struct emu_uop){.fn = uop_single_end};
 	v->cpu.rflags &= ~RF_RF;
 	v->dbg_hits = 0;
+	held = v->dbg_held;
+	v->dbg_held = 0;
+	v->dbg_shadow = false;
 	ret = uops[0].fn(v, &uops[0]);
 	if (ret == EXIT_NEXT)
 		v->cpu.rip = uops[0].next_rip;
@@ -560,6 +565,19 @@ int emu_vcpu_step(struct emu_vcpu *v)
 	case EXIT_JUMP_NOT:
 	case EXIT_MODE:
 	case EXIT_HALT:
+		if (v->dbg_shadow) {
+			/* MOV SS / POP SS: its data breakpoints and single step wait for the
+			 * next instruction (6.8.3), whose #DB then reports them; after an INT n
+			 * or SYSCALL that is at the first instruction of the handler. */
+			v->dbg_held = v->dbg_hits;
+			return ret;
+		}
+		if (held && uops[0].mnemonic == ZYDIS_MNEMONIC_INT1) {
+			/* ICEBP raised the #DB already: the held hits join its DR6. */
+			v->cpu.dr[6] = (v->cpu.dr[6] & ~EMU_DR6_HITS) | held;
+			held = 0;
+		}
+		v->dbg_hits |= held;
 		return debug_trap(v, tf) ? EXIT_TRAP : ret;
 	case EXIT_FAULT:
 		/* State as of before the instruction, RF included. */

@@ -9,6 +9,7 @@
  * - Leaf 0x4 EAX[31:26] and leaf 0xB: one thread per core, all vCPUs cores of one package, so
  *   the guest's topology agrees with the MP table. Leaf 0x80000008 ECX[7:0] says the same on
  *   AMD.
+ * - Leaves 0x80000002-0x80000004 (brand string): the host CPU's when KVM gives them empty.
  * - Leaf 0xA (architectural PMU): zeroed. mvm offers no virtual PMU, and on KVM-PVM hosts
  *   RDPMC faults; advertising counters the guest cannot use only makes it probe them.
  * Instructions that KVM-PVM hands back to the VMM (popcnt, xsave family, ...) stay advertised:
@@ -22,6 +23,7 @@
 #define pr_fmt(fmt) "cpuid: " fmt
 #include "kvm/cpuid.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
@@ -92,6 +94,14 @@ void cpuid_set_topology(struct kvm_cpuid2 *c, unsigned int index, unsigned int n
 	}
 }
 
+/* Leaves 80000002H-80000004H, the brand string: some hosts' KVM_GET_SUPPORTED_CPUID (KVM-PVM
+ * here) returns them empty while leaf 80000000H covers them, and an empty brand string is no
+ * CPU's (SDM Vol. 2A CPUID). The host CPU's own, as QEMU's -cpu host gives. */
+static void brand_from_host(struct kvm_cpuid_entry2 *e)
+{
+	__cpuid(e->function, e->eax, e->ebx, e->ecx, e->edx);
+}
+
 int cpuid_init(struct vm *vm)
 {
 	unsigned int nent = CPUID_MAX_ENTRIES;
@@ -114,6 +124,9 @@ int cpuid_init(struct vm *vm)
 			e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
 		if (e->function == 0xa)
 			e->eax = e->ebx = e->ecx = e->edx = 0;
+		if (e->function >= 0x80000002 && e->function <= 0x80000004 &&
+		    !(e->eax | e->ebx | e->ecx | e->edx))
+			brand_from_host(e);
 	}
 	vm->cpuid = c;
 	return 0;

@@ -156,6 +156,11 @@ struct emu_vcpu {
 	uint8_t dbg_hits;
 	/* Interrupt shadow: the instruction after STI / MOV SS / POP SS takes no interrupt. */
 	bool int_shadow;
+	/* MOV SS / POP SS also hold back the debug exceptions they raise until the next
+	 * instruction completes (SDM Vol. 3A 6.8.3): (dbg_shadow) set by such a load,
+	 * (dbg_held) the B0-B3 its data breakpoints met, reported with the next instruction's. */
+	bool dbg_shadow;
+	uint8_t dbg_held;
 	/* The uop that left the block (any result but EXIT_NEXT). */
 	const struct emu_uop *cur;
 	/* Direct branches may run on into a linked block (op_branch.c) while (chain_budget) lasts
