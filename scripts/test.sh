@@ -22,14 +22,15 @@ MVM_BUILD_DIR="$top/build-asan" "$top/scripts/build.sh" -DMVM_SANITIZE=ON "${wer
 echo "test: building the threaded unit tests with ThreadSanitizer" >&2
 tsan_dir=$top/build-tsan
 # The unit tests that run mvm's I/O loop or other threads beside their own. Not test_seccomp
-# (ThreadSanitizer's runtime makes calls no allow-list has). Not yet the four whose test thread
+# (ThreadSanitizer's runtime makes calls no allow-list has). Not yet the five whose test thread
 # reads device state the I/O thread writes, unsynchronised (a sleep, then a look, or a hook
 # the test sets while the loop runs), which ThreadSanitizer rightly reports: test_virtio_blk
 # (test_in_flight), test_virtio_console (tx_busy), test_virtio_mmio (plain stores to
-# avail->flags), test_virtio_net (rx_busy, the DMA observer).
+# avail->flags), test_virtio_net (rx_busy, the DMA observer), test_virtio_balloon (its
+# counters, after a sleep).
 tsan_tests=($(cd "$top/tests/unit" && grep -l -E 'loop_start|pthread_create' test_*.c |
 	sed 's/\.c$//' | grep -v -x -e test_seccomp -e test_virtio_blk -e test_virtio_console \
-		-e test_virtio_mmio -e test_virtio_net))
+		-e test_virtio_mmio -e test_virtio_net -e test_virtio_balloon))
 if ! { cmake -S "$top" -B "$tsan_dir" -DCMAKE_C_FLAGS=-fsanitize=thread \
 	-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread "${werror[@]}" &&
 	cmake --build "$tsan_dir" -j"$jobs" --target "${tsan_tests[@]}"; } \
