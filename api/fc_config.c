@@ -122,6 +122,18 @@ static int check_text(const char *what, const char *field, json_t *body, size_t 
 	return 0;
 }
 
+/* host_dev_name (a string already): a TAP's name, 1 to 15 characters, no '/' or NUL. */
+static int check_tap(const char *what, json_t *body, char *err, size_t errlen)
+{
+	const char *tap = get_str(body, "host_dev_name");
+
+	if (!*tap || strlen(tap) > MVM_TAP_NAME_MAX || strchr(tap, '/') ||
+	    json_string_length(get(body, "host_dev_name")) != strlen(tap))
+		return fail(err, errlen, "%s: host_dev_name '%s' is not a TAP name (1 to %d "
+			    "characters, no '/')", what, tap, MVM_TAP_NAME_MAX);
+	return 0;
+}
+
 /* Firecracker's ids: 1 to 64 of [A-Za-z0-9_]. */
 static int check_id(const char *what, const char *id, char *err, size_t errlen)
 {
@@ -586,10 +598,8 @@ int fc_put_net(struct fc_vm *vm, const char *id, json_t *body, char *err, size_t
 		return fail(err, errlen, "%s: 'mtu': mvm does not offer VIRTIO_NET_F_MTU; leave "
 			    "it out", what);
 	tap = get_str(body, "host_dev_name");
-	if (!*tap || strlen(tap) > MVM_TAP_NAME_MAX || strchr(tap, '/') ||
-	    json_string_length(get(body, "host_dev_name")) != strlen(tap))
-		return fail(err, errlen, "%s: host_dev_name '%s' is not a TAP name (1 to %d "
-			    "characters, no '/')", what, tap, MVM_TAP_NAME_MAX);
+	if ((ret = check_tap(what, body, err, errlen)))
+		return ret;
 	if ((mac = get_str(body, "guest_mac"))) {
 		if (parse_mac(mac, n.mac))
 			return fail(err, errlen, "%s: guest_mac '%s' is not XX:XX:XX:XX:XX:XX", what,
@@ -974,12 +984,9 @@ static int net_overrides(json_t *list, struct net_override *nets, unsigned int *
 			return ret;
 		id = get_str(e, "iface_id");
 		tap = get_str(e, "host_dev_name");
-		if ((ret = check_id(what, id, err, errlen)))
+		if ((ret = check_id(what, id, err, errlen)) ||
+		    (ret = check_tap(what, e, err, errlen)))
 			return ret;
-		if (!*tap || strlen(tap) > MVM_TAP_NAME_MAX || strchr(tap, '/') ||
-		    json_string_length(get(e, "host_dev_name")) != strlen(tap))
-			return fail(err, errlen, "%s: host_dev_name '%s' is not a TAP name (1 to "
-				    "%d characters, no '/')", what, tap, MVM_TAP_NAME_MAX);
 		for (unsigned int j = 0; j < *nnets; j++)
 			if (!strcmp(nets[j].id, id) || !strcmp(nets[j].tap, tap))
 				return fail(err, errlen, "%s: iface_id '%s' or TAP '%s' given twice",
