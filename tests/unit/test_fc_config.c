@@ -570,10 +570,10 @@ static void test_balloon(void)
 
 	/* InstanceStart: the target within mem_size_mib, the balloon in the configuration. */
 	vm.kernel = strdup("/k");
-	CHECK_EQ(PUT(fc_put_machine_config, &vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 64}"), 0);
+	CHECK_EQ(machine(&vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", false), 0);
 	CHECK(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)) < 0 &&
 	      err_has("amount_mib 128 is more than the guest's 64 MiB"));
-	CHECK_EQ(PUT(fc_put_machine_config, &vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 256}"),
+	CHECK_EQ(machine(&vm, "{\"vcpu_count\": 1, \"mem_size_mib\": 256}", false),
 		 0);
 	CHECK_EQ(fc_vm_to_config(&vm, &base, &cfg, err, sizeof(err)), 0);
 	CHECK(cfg.balloon.on && cfg.balloon.amount_mib == 128 && cfg.balloon.stats_interval_s == 7);
